@@ -1,0 +1,407 @@
+//! Closed-loop HTTP load generator for `POST /infer`, used by `benches/compare/run.py`.
+//!
+//! Each of `--concurrency` clients sends one text per request (`{"inputs": "<text>"}`), taking
+//! the next line of `--texts` in turn (cycling), and sends its next request as soon as the answer
+//! arrives. A warm-up phase runs first and is not counted. It stops after `--requests` requests
+//! or `--duration` seconds, whichever comes first (and never runs past `--max-seconds`), then
+//! prints one JSON line:
+//!
+//! `{"requests":..,"errors":..,"rps":..,"p50_ms":..,"p99_ms":..,...}`
+//!
+//! It only talks to loopback addresses (127.0.0.0/8, localhost, [::1]).
+//!
+//! ```text
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:8080/infer \
+//!     --texts benches/data/short.txt --concurrency 32 --duration 10
+//! ```
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: loadgen --url http://127.0.0.1:PORT/infer --texts FILE \
+[--concurrency N (1)] [--requests M] [--duration SECONDS] [--warmup SECONDS (2)] \
+[--warmup-requests N] [--timeout SECONDS (30)] [--max-seconds SECONDS (600)] [--threads N (1)]
+At least one of --requests / --duration; with neither, --duration 10.";
+
+struct Args {
+    url: String,
+    texts: String,
+    concurrency: usize,
+    requests: Option<u64>,
+    duration: Option<f64>,
+    warmup: f64,
+    warmup_requests: Option<u64>,
+    timeout: f64,
+    max_seconds: f64,
+    threads: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        url: String::new(),
+        texts: String::new(),
+        concurrency: 1,
+        requests: None,
+        duration: None,
+        warmup: 2.0,
+        warmup_requests: None,
+        timeout: 30.0,
+        max_seconds: 600.0,
+        threads: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let val = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let num = |v: &str| {
+            v.parse::<f64>()
+                .map_err(|_| format!("{flag}: not a number: {v}"))
+        };
+        match flag.as_str() {
+            "--url" => a.url = val,
+            "--texts" => a.texts = val,
+            "--concurrency" | "-c" => a.concurrency = num(&val)? as usize,
+            "--requests" | "-n" => a.requests = Some(num(&val)? as u64),
+            "--duration" | "-d" => a.duration = Some(num(&val)?),
+            "--warmup" => a.warmup = num(&val)?,
+            "--warmup-requests" => a.warmup_requests = Some(num(&val)? as u64),
+            "--timeout" => a.timeout = num(&val)?,
+            "--max-seconds" => a.max_seconds = num(&val)?,
+            "--threads" => a.threads = num(&val)? as usize,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if a.url.is_empty() || a.texts.is_empty() {
+        return Err("--url and --texts are required".into());
+    }
+    if a.concurrency == 0 || a.concurrency > 4096 {
+        return Err("--concurrency must be 1..=4096".into());
+    }
+    if a.requests.is_none() && a.duration.is_none() {
+        a.duration = Some(10.0);
+    }
+    a.threads = a.threads.max(1);
+    Ok(a)
+}
+
+/// Accepts only http:// URLs whose host is a loopback address.
+fn check_loopback(url: &str) -> Result<(), String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("bad --url {url}: {e}"))?;
+    if u.scheme() != "http" {
+        return Err(format!("--url must be http://, got {}", u.scheme()));
+    }
+    let host = u.host_str().unwrap_or("");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let ok = host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "loadgen only targets loopback addresses, not {url}"
+        ))
+    }
+}
+
+struct Phase {
+    /// Stop issuing when this many requests were started (u64::MAX: no limit).
+    limit: u64,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+struct WorkerResult {
+    latencies_ms: Vec<f64>,
+    errors: u64,
+    statuses: Vec<u16>,
+    first_error: Option<String>,
+}
+
+async fn worker(
+    client: reqwest::Client,
+    url: Arc<str>,
+    bodies: Arc<Vec<&'static str>>,
+    next: Arc<AtomicU64>,
+    phase: Arc<Phase>,
+    stop: Arc<AtomicBool>,
+) -> WorkerResult {
+    let mut r = WorkerResult::default();
+    loop {
+        if stop.load(Ordering::Relaxed) || Instant::now() >= phase.deadline {
+            break;
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= phase.limit {
+            break;
+        }
+        let body: &'static str = bodies[(i % bodies.len() as u64) as usize];
+        let t0 = Instant::now();
+        let res = client
+            .post(&*url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        match res {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                match resp.bytes().await {
+                    Ok(_) if status == 200 => {
+                        r.latencies_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                    }
+                    Ok(b) => {
+                        r.errors += 1;
+                        if !r.statuses.contains(&status) {
+                            r.statuses.push(status);
+                        }
+                        if r.first_error.is_none() {
+                            let s = String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned();
+                            r.first_error = Some(format!("HTTP {status}: {s}"));
+                        }
+                    }
+                    Err(e) => {
+                        r.errors += 1;
+                        r.first_error
+                            .get_or_insert_with(|| format!("reading body: {e}"));
+                    }
+                }
+            }
+            Err(e) => {
+                r.errors += 1;
+                r.first_error.get_or_insert_with(|| format!("request: {e}"));
+            }
+        }
+    }
+    r
+}
+
+struct PhaseResult {
+    latencies_ms: Vec<f64>,
+    errors: u64,
+    statuses: Vec<u16>,
+    first_error: Option<String>,
+    seconds: f64,
+}
+
+async fn run_phase(
+    client: &reqwest::Client,
+    url: &Arc<str>,
+    bodies: &Arc<Vec<&'static str>>,
+    concurrency: usize,
+    limit: Option<u64>,
+    seconds: f64,
+    stop: &Arc<AtomicBool>,
+) -> PhaseResult {
+    let t0 = Instant::now();
+    let phase = Arc::new(Phase {
+        limit: limit.unwrap_or(u64::MAX),
+        deadline: t0 + Duration::from_secs_f64(seconds),
+    });
+    let next = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..concurrency)
+        .map(|_| {
+            tokio::spawn(worker(
+                client.clone(),
+                url.clone(),
+                bodies.clone(),
+                next.clone(),
+                phase.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let mut out = PhaseResult {
+        latencies_ms: Vec::new(),
+        errors: 0,
+        statuses: Vec::new(),
+        first_error: None,
+        seconds: 0.0,
+    };
+    for h in handles {
+        let r = h.await.expect("worker panicked");
+        out.latencies_ms.extend(r.latencies_ms);
+        out.errors += r.errors;
+        for s in r.statuses {
+            if !out.statuses.contains(&s) {
+                out.statuses.push(s);
+            }
+        }
+        if out.first_error.is_none() {
+            out.first_error = r.first_error;
+        }
+    }
+    out.seconds = t0.elapsed().as_secs_f64();
+    out
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    // nearest rank
+    let rank = ((q / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn json_num(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        serde_json::json!((x * 1000.0).round() / 1000.0)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+async fn real_main(a: Args) -> Result<(), String> {
+    check_loopback(&a.url)?;
+    let raw = std::fs::read_to_string(&a.texts).map_err(|e| format!("reading {}: {e}", a.texts))?;
+    let texts: Vec<&str> = raw.lines().filter(|l| !l.trim().is_empty()).collect();
+    if texts.is_empty() {
+        return Err(format!("{} has no non-empty lines", a.texts));
+    }
+    let bodies: Arc<Vec<&'static str>> = Arc::new(
+        texts
+            .iter()
+            .map(|t| {
+                &*Box::leak(
+                    serde_json::json!({ "inputs": t })
+                        .to_string()
+                        .into_boxed_str(),
+                )
+            })
+            .collect(),
+    );
+    let url: Arc<str> = a.url.as_str().into();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(a.concurrency)
+        .timeout(Duration::from_secs_f64(a.timeout))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| format!("http client: {e}"))?;
+
+    // One checked request: the server answers and the answer has one embedding.
+    let resp = client
+        .post(&*url)
+        .header("content-type", "application/json")
+        .body(bodies[0])
+        .send()
+        .await
+        .map_err(|e| format!("first request to {}: {e}", a.url))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("first response: {e}"))?;
+    if !status.is_success() {
+        return Err(format!(
+            "first request: HTTP {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("first response is not JSON: {e}"))?;
+    let dims = match v.get("embeddings").and_then(|e| e.as_array()) {
+        Some(e) if e.len() == 1 => e[0].as_array().map(|x| x.len()).unwrap_or(0),
+        _ => return Err(format!("first response has no single embedding: {v:.200}")),
+    };
+
+    let hard_deadline = Instant::now() + Duration::from_secs_f64(a.max_seconds.max(1.0));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        // Bounded in time whatever happens: flip `stop` at --max-seconds.
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(hard_deadline.into()).await;
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+
+    let warm = run_phase(
+        &client,
+        &url,
+        &bodies,
+        a.concurrency,
+        a.warmup_requests,
+        if a.warmup_requests.is_some() {
+            a.max_seconds
+        } else {
+            a.warmup
+        },
+        &stop,
+    )
+    .await;
+    let measured = run_phase(
+        &client,
+        &url,
+        &bodies,
+        a.concurrency,
+        a.requests,
+        a.duration.unwrap_or(a.max_seconds),
+        &stop,
+    )
+    .await;
+
+    let mut lat = measured.latencies_ms;
+    lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let ok = lat.len() as u64;
+    let mean = if lat.is_empty() {
+        f64::NAN
+    } else {
+        lat.iter().sum::<f64>() / lat.len() as f64
+    };
+    let out = serde_json::json!({
+        "requests": ok + measured.errors,
+        "errors": measured.errors,
+        "ok": ok,
+        "rps": json_num(ok as f64 / measured.seconds),
+        "p50_ms": json_num(percentile(&lat, 50.0)),
+        "p90_ms": json_num(percentile(&lat, 90.0)),
+        "p99_ms": json_num(percentile(&lat, 99.0)),
+        "mean_ms": json_num(mean),
+        "max_ms": json_num(lat.last().copied().unwrap_or(f64::NAN)),
+        "seconds": json_num(measured.seconds),
+        "concurrency": a.concurrency,
+        "texts": texts.len(),
+        "dimensions": dims,
+        "warmup_requests": warm.latencies_ms.len() as u64 + warm.errors,
+        "warmup_errors": warm.errors,
+        "error_statuses": measured.statuses,
+        "first_error": measured.first_error.or(warm.first_error),
+        "stopped_at_max_seconds": stop.load(Ordering::Relaxed),
+    });
+    println!("{out}");
+    Ok(())
+}
+
+fn main() {
+    let a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("loadgen: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let rt = if a.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(a.threads)
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
+    if let Err(e) = rt.block_on(real_main(a)) {
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,97 @@
+//! Batch forming: which waiting sequences run together in the next forward pass.
+//!
+//! Pure function over sequence lengths in arrival order, so it is unit-tested without a model.
+//! Rules, in order:
+//! 1. The oldest waiting sequence is always in the batch, so nothing starves.
+//! 2. Others join by closeness of length to it, so a batch pads little (it is padded only to its
+//!    own longest sequence, never to a fixed length).
+//! 3. The batch stays within `max_sequences` and within `max_tokens`, counted as
+//!    `sequences × longest`, i.e. the padded work the forward pass will really do. A single
+//!    sequence over the token budget still runs alone.
+
+/// Limits one forward batch obeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_tokens: usize,
+    pub max_sequences: usize,
+}
+
+/// How far into the queue the former looks for partners, bounding its cost per batch.
+const WINDOW: usize = 4096;
+
+/// Returns the positions (ascending) of the sequences to run next. `lens` is in arrival order;
+/// an empty slice gives an empty batch.
+pub fn select(lens: &[usize], limits: BatchLimits) -> Vec<usize> {
+    let Some(&anchor) = lens.first() else {
+        return Vec::new();
+    };
+    let mut candidates: Vec<usize> = (1..lens.len().min(WINDOW)).collect();
+    candidates.sort_by_key(|&i| (lens[i].abs_diff(anchor), i));
+
+    let mut picked = vec![0];
+    let mut longest = anchor;
+    for i in candidates {
+        if picked.len() >= limits.max_sequences {
+            break;
+        }
+        let new_longest = longest.max(lens[i]);
+        if new_longest * (picked.len() + 1) > limits.max_tokens {
+            continue; // a shorter candidate further on may still fit
+        }
+        picked.push(i);
+        longest = new_longest;
+    }
+    picked.sort_unstable();
+    picked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: BatchLimits = BatchLimits {
+        max_tokens: 100,
+        max_sequences: 4,
+    };
+
+    #[test]
+    fn empty_queue_gives_empty_batch() {
+        assert!(select(&[], LIMITS).is_empty());
+    }
+
+    #[test]
+    fn oldest_is_always_taken_even_over_budget() {
+        assert_eq!(select(&[500, 10, 10], LIMITS), vec![0]);
+    }
+
+    #[test]
+    fn respects_sequence_limit() {
+        assert_eq!(select(&[5; 10], LIMITS), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn groups_similar_lengths() {
+        // anchor 10: the 11 and 9 join before the 40s.
+        let lens = [10, 40, 11, 40, 9];
+        assert_eq!(select(&lens, LIMITS), vec![0, 2, 4]);
+    }
+
+    #[test]
+    fn padded_cost_stays_within_budget() {
+        let lens = [30, 30, 30, 60, 5];
+        let batch = select(&lens, LIMITS);
+        let longest = batch.iter().map(|&i| lens[i]).max().unwrap();
+        assert!(longest * batch.len() <= LIMITS.max_tokens);
+        assert_eq!(batch, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn skips_a_long_partner_but_takes_a_later_short_one() {
+        let limits = BatchLimits {
+            max_tokens: 60,
+            max_sequences: 8,
+        };
+        // anchor 20; 45 would make 2 × 45 = 90 > 60 → skipped; 21 fits (2 × 21).
+        assert_eq!(select(&[20, 45, 21], limits), vec![0, 2]);
+    }
+}

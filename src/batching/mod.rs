@@ -1,0 +1,98 @@
+//! The bounded queue and dynamic batcher in front of one model worker.
+//!
+//! Protocol: a request first takes an admission [`Permit`] (refused at once with 503 when the
+//! queue is full), is tokenized off the runtime, then [`Batcher::submit`]s its sequences and awaits
+//! a `oneshot` reply. The single worker thread ([`worker`]) forms batches by token budget and
+//! sequence count from whatever is waiting, and answers each request once all its sequences ran.
+//! Work whose caller went away, or whose deadline passed, is dropped before compute.
+
+pub mod admission;
+pub mod former;
+pub mod worker;
+
+use std::{sync::Arc, time::Instant};
+
+use crossbeam_channel::Sender;
+use tokio::sync::oneshot;
+
+pub use admission::{Admission, Permit};
+pub use former::BatchLimits;
+pub use worker::WorkerConfig;
+
+use crate::{metrics::ModelLabels, model::encoder::Encoder};
+
+/// Why the worker could not produce a request's embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("deadline passed before compute")]
+    DeadlineExceeded,
+    #[error("the forward pass failed")]
+    Failed,
+    #[error("the model worker is gone")]
+    WorkerGone,
+}
+
+/// A request handed to the worker.
+pub(crate) struct Job {
+    sequences: Vec<Arc<[u32]>>,
+    normalize: bool,
+    deadline: Instant,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Vec<Vec<f32>>, BatchError>>,
+    permit: Permit,
+}
+
+/// Handle to one model's queue and worker. Cheap to share; the worker stops once every handle
+/// is dropped and its queue is empty.
+pub struct Batcher {
+    tx: Sender<Job>,
+    admission: Arc<Admission>,
+}
+
+impl Batcher {
+    pub fn spawn(
+        encoder: Arc<Encoder>,
+        config: WorkerConfig,
+        capacity: usize,
+        labels: ModelLabels,
+    ) -> std::io::Result<Self> {
+        let admission = Admission::new(capacity, labels.clone());
+        let (tx, rx) = crossbeam_channel::unbounded(); // bounded by admission, not here
+        std::thread::Builder::new()
+            .name(format!("inferd-model-{}", labels.model))
+            .spawn(move || worker::supervise(rx, encoder, config, labels))?;
+        Ok(Self { tx, admission })
+    }
+
+    /// Takes a queue slot, or `None` when the queue is full.
+    pub fn admit(&self) -> Option<Permit> {
+        self.admission.try_admit()
+    }
+
+    /// Queues a request's sequences; the receiver yields one vector per sequence, in order.
+    pub fn submit(
+        &self,
+        permit: Permit,
+        sequences: Vec<Arc<[u32]>>,
+        normalize: bool,
+        deadline: Instant,
+    ) -> oneshot::Receiver<Result<Vec<Vec<f32>>, BatchError>> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            sequences,
+            normalize,
+            deadline,
+            enqueued: Instant::now(),
+            reply,
+            permit,
+        };
+        // A send error means the worker is gone; dropping the job drops `reply`, which the
+        // caller sees as `WorkerGone`.
+        let _ = self.tx.send(job);
+        rx
+    }
+
+    pub fn depth(&self) -> usize {
+        self.admission.depth()
+    }
+}

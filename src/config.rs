@@ -1,0 +1,238 @@
+//! Command-line and environment configuration.
+//!
+//! Every flag has an `INFERD_*` environment variable and a doc comment, which is what `--help`
+//! prints. This module only parses; it never touches the model or the network.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// inferd: a dedicated inference microservice for embedding models.
+#[derive(Debug, Parser)]
+#[command(name = "inferd", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load a model and serve it over HTTP.
+    Serve(Box<ServeConfig>),
+}
+
+/// Where the service runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRequest {
+    /// CUDA device 0 when one initialises, otherwise CPU.
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceRequest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("expected auto, cpu, cuda or cuda:N, got {other:?}")),
+        }
+    }
+}
+
+/// Numeric precision of the weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DTypeRequest {
+    /// f32 on CPU, f16 on CUDA.
+    Auto,
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Options of `inferd serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Model to serve: a manifest (.toml under models/), a local Hugging Face directory, or a
+    /// Hugging Face repo id with an optional revision (`owner/name@revision`).
+    #[arg(
+        long,
+        env = "INFERD_MODEL",
+        default_value = "models/all-MiniLM-L6-v2.toml"
+    )]
+    pub model: String,
+
+    /// Name the model is served under (default: the manifest's name or the directory/repo name).
+    #[arg(long, env = "INFERD_MODEL_NAME")]
+    pub model_name: Option<String>,
+
+    /// Address to listen on.
+    #[arg(long, env = "INFERD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Device: auto (CUDA when one initialises, else CPU), cpu, cuda or cuda:N.
+    #[arg(long, env = "INFERD_DEVICE", default_value = "auto")]
+    pub device: DeviceRequest,
+
+    /// Precision: f32 (CPU), f16 or bf16 (CUDA); auto picks f32 on CPU and f16 on CUDA.
+    #[arg(long, env = "INFERD_DTYPE", value_enum, default_value_t = DTypeRequest::Auto)]
+    pub dtype: DTypeRequest,
+
+    /// Requests admitted and not yet answered, at most; more are refused with 503 `overloaded`.
+    #[arg(long, env = "INFERD_MAX_QUEUE_REQUESTS", default_value_t = 1024)]
+    pub max_queue_requests: usize,
+
+    /// Token budget of one forward batch (sequences × longest sequence in it).
+    #[arg(long, env = "INFERD_MAX_BATCH_TOKENS", default_value_t = 16384)]
+    pub max_batch_tokens: usize,
+
+    /// Inputs (sequences) in one forward batch, at most.
+    #[arg(long, env = "INFERD_MAX_BATCH_REQUESTS", default_value_t = 64)]
+    pub max_batch_requests: usize,
+
+    /// Inputs one request may carry, at most.
+    #[arg(long, env = "INFERD_MAX_CLIENT_BATCH", default_value_t = 256)]
+    pub max_client_batch: usize,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "INFERD_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Time a request may spend in the service before it fails with 504 (e.g. 30s, 500ms).
+    #[arg(long, env = "INFERD_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, how long queued and in-flight work may take before the process exits.
+    #[arg(long, env = "INFERD_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Threads that tokenize requests (off the async runtime and off the model thread).
+    #[arg(long, env = "INFERD_TOKENIZER_WORKERS", default_value_t = 2)]
+    pub tokenizer_workers: usize,
+
+    /// Threads the model's CPU kernels use (default: all cores).
+    #[arg(long, env = "INFERD_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Log format.
+    #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Fault injection for tests and drills: sleep this long before every forward batch.
+    #[arg(long, env = "INFERD_DEBUG_BATCH_DELAY", value_parser = parse_duration, hide = true)]
+    pub debug_batch_delay: Option<Duration>,
+
+    /// Fault injection for tests and drills: panic in the model worker when a batch holds this text.
+    #[arg(long, env = "INFERD_DEBUG_PANIC_ON", hide = true)]
+    pub debug_panic_on: Option<String>,
+}
+
+/// Parses `250ms`, `30s`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 30s, 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {s:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!(
+            "invalid duration {s:?}: must be a non-negative number"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl ServeConfig {
+    /// Rejects combinations clap cannot check on its own.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("--max-queue-requests", self.max_queue_requests),
+            ("--max-batch-tokens", self.max_batch_tokens),
+            ("--max-batch-requests", self.max_batch_requests),
+            ("--max-client-batch", self.max_client_batch),
+            ("--max-body-bytes", self.max_body_bytes),
+            ("--tokenizer-workers", self.tokenizer_workers),
+        ];
+        match positive.iter().find(|(_, v)| *v == 0) {
+            Some((flag, _)) => Err(format!("{flag} must be at least 1")),
+            None if self.threads == Some(0) => Err("--threads must be at least 1".into()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!("auto".parse(), Ok(DeviceRequest::Auto));
+        assert_eq!("cpu".parse(), Ok(DeviceRequest::Cpu));
+        assert_eq!("cuda".parse(), Ok(DeviceRequest::Cuda(0)));
+        assert_eq!("cuda:3".parse(), Ok(DeviceRequest::Cuda(3)));
+        assert!("tpu".parse::<DeviceRequest>().is_err());
+    }
+
+    #[test]
+    fn every_flag_has_an_env_var() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        for arg in serve.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            assert!(arg.get_env().is_some(), "--{id} has no INFERD_* env var");
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_zero_limits_are_refused() {
+        let cli = Cli::try_parse_from(["inferd", "serve"]).unwrap();
+        let Command::Serve(mut cfg) = cli.command;
+        assert_eq!(cfg.max_queue_requests, 1024);
+        assert_eq!(cfg.request_timeout, Duration::from_secs(30));
+        assert!(cfg.validate().is_ok());
+        cfg.max_batch_tokens = 0;
+        assert!(cfg.validate().unwrap_err().contains("--max-batch-tokens"));
+    }
+}

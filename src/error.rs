@@ -1,0 +1,203 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every error the API returns is JSON `{"error": "...", "code": "..."}` with a stable code that
+//! clients may branch on (the README lists them). Client mistakes carry a useful message; server
+//! faults log their detail and answer with a generic body.
+
+use std::time::Duration;
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+
+use crate::metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed JSON: {0}")]
+    InvalidJson(String),
+    #[error("expected a request body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    #[error("request body is larger than the {limit} bytes allowed")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("input {index} has {tokens} tokens, more than the model's limit of {limit}; send `\"truncate\": true` to cut it")]
+    InputTooLong {
+        index: usize,
+        tokens: usize,
+        limit: usize,
+    },
+    #[error("unknown model {0:?}")]
+    ModelNotFound(String),
+    #[error("the server is overloaded: the request queue is full; retry later")]
+    Overloaded { retry_after: Duration },
+    #[error("the request did not complete within its {0:?} deadline")]
+    DeadlineExceeded(Duration),
+    #[error("the model is not ready to serve yet")]
+    NotReady,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// A server fault: the detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: String,
+    code: &'a str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } | Self::InputTooLong { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Overloaded { .. } | Self::NotReady | Self::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code; part of the API contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::InputTooLong { .. } => "input_too_long",
+            Self::ModelNotFound(_) => "model_not_found",
+            Self::Overloaded { .. } => "overloaded",
+            Self::DeadlineExceeded(_) => "deadline_exceeded",
+            Self::NotReady => "not_ready",
+            Self::ShuttingDown => "shutting_down",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Every code, for metrics pre-registration and the docs test.
+    pub const CODES: &'static [&'static str] = &[
+        "invalid_json",
+        "unsupported_media_type",
+        "payload_too_large",
+        "invalid_input",
+        "input_too_long",
+        "model_not_found",
+        "overloaded",
+        "deadline_exceeded",
+        "not_ready",
+        "shutting_down",
+        "not_found",
+        "method_not_allowed",
+        "internal_error",
+    ];
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        metrics::record_error(code);
+        if let Self::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let body = ErrorBody {
+            error: self.to_string(),
+            code,
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        let retry_after = match &self {
+            Self::Overloaded { retry_after } => Some(retry_after.as_secs().max(1)),
+            Self::NotReady | Self::ShuttingDown => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_variants() -> Vec<ApiError> {
+        vec![
+            ApiError::InvalidJson("x".into()),
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::InvalidInput("x".into()),
+            ApiError::InputTooLong {
+                index: 0,
+                tokens: 2,
+                limit: 1,
+            },
+            ApiError::ModelNotFound("m".into()),
+            ApiError::Overloaded {
+                retry_after: Duration::from_secs(1),
+            },
+            ApiError::DeadlineExceeded(Duration::from_secs(1)),
+            ApiError::NotReady,
+            ApiError::ShuttingDown,
+            ApiError::NotFound("/x".into()),
+            ApiError::MethodNotAllowed,
+            ApiError::Internal("boom".into()),
+        ]
+    }
+
+    #[test]
+    fn codes_are_listed_and_client_errors_are_4xx() {
+        let variants = all_variants();
+        assert_eq!(variants.len(), ApiError::CODES.len());
+        for err in variants {
+            assert!(
+                ApiError::CODES.contains(&err.code()),
+                "{} unlisted",
+                err.code()
+            );
+            let server_side = matches!(
+                err,
+                ApiError::Internal(_)
+                    | ApiError::Overloaded { .. }
+                    | ApiError::DeadlineExceeded(_)
+                    | ApiError::NotReady
+                    | ApiError::ShuttingDown
+            );
+            assert_eq!(
+                err.status().is_server_error(),
+                server_side,
+                "{}",
+                err.code()
+            );
+        }
+    }
+
+    #[test]
+    fn internal_detail_is_not_sent() {
+        assert_eq!(
+            ApiError::Internal("secret path".into()).to_string(),
+            "internal error"
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! The HTTP surface: routes, the JSON extractor, and the middleware every route shares.
+//!
+//! Each route group lives in its own file with a `routes()` function. Unknown routes and wrong
+//! methods answer JSON like every other error; a panic in a handler becomes a generic JSON 500.
+//! Request metrics are labelled by the matched route, never the raw path.
+
+mod extract;
+mod infer;
+mod info;
+mod probes;
+
+use std::time::Instant;
+
+use axum::{
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::Uri,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    Router,
+};
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use extract::ApiJson;
+
+use crate::{error::ApiError, metrics, state::AppState};
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .merge(infer::routes())
+        .merge(info::routes())
+        .merge(probes::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(track))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_string())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal("handler panicked".into()).into_response()
+}
+
+/// Counts and times every request by matched route.
+async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    metrics::http_in_flight(1.0);
+    let response = next.run(request).await;
+    metrics::http_in_flight(-1.0);
+    metrics::http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}

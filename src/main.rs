@@ -1,0 +1,39 @@
+//! The `inferd` binary: parse configuration, set up logging, bind, and hand over to the library.
+
+use anyhow::Context;
+use clap::Parser;
+use inferd::config::{Cli, Command, LogFormat, ServeConfig};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let Cli { command } = Cli::parse();
+    let Command::Serve(config) = command;
+    init_tracing(config.log_format);
+    config.validate().map_err(anyhow::Error::msg)?;
+    if let Some(threads) = config.threads {
+        // candle's CPU kernels and gemm size their pools from this before first use.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("inferd-http")
+        .build()?
+        .block_on(run(*config))
+}
+
+async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    inferd::serve(config, listener, inferd::shutdown::signal()).await
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

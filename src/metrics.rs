@@ -1,0 +1,183 @@
+//! Metric names and the Prometheus recorder, in one place.
+//!
+//! Dashboards, alerts, the HPA and the canary analysis query these names, and a test checks that
+//! every name they use is exported, so rename nothing here without updating `deploy/` and `k8s/`.
+//! Every series is registered at zero on start-up so that rate() and absent() behave from the
+//! first scrape. HTTP series are labelled by the matched route, never the raw path.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "inferd_http_requests_total";
+pub const HTTP_DURATION: &str = "inferd_http_request_duration_seconds";
+pub const HTTP_IN_FLIGHT: &str = "inferd_http_requests_in_flight";
+pub const QUEUE_DEPTH: &str = "inferd_queue_depth";
+pub const QUEUE_CAPACITY: &str = "inferd_queue_capacity";
+pub const QUEUE_WAIT: &str = "inferd_queue_wait_seconds";
+pub const BATCH_SIZE: &str = "inferd_batch_size";
+pub const BATCH_TOKENS: &str = "inferd_batch_tokens";
+pub const COMPUTE: &str = "inferd_model_compute_seconds";
+pub const TOKENS: &str = "inferd_tokens_total";
+pub const EMBEDDINGS: &str = "inferd_embeddings_total";
+pub const MODEL_LOAD: &str = "inferd_model_load_seconds";
+pub const MODEL_INFO: &str = "inferd_model_info";
+pub const READY: &str = "inferd_ready";
+pub const REJECTED: &str = "inferd_requests_rejected_total";
+pub const ERRORS: &str = "inferd_errors_total";
+pub const WORKER_RESTARTS: &str = "inferd_worker_restarts_total";
+pub const BUILD_INFO: &str = "inferd_build_info";
+
+/// Reasons a request is dropped before compute (`reason` label of [`REJECTED`]).
+pub const REJECT_REASONS: &[&str] = &["overloaded", "deadline_exceeded", "client_gone"];
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+const TOKEN_BUCKETS: &[f64] = &[
+    16.0, 64.0, 256.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
+];
+
+/// Installs the global recorder and describes every metric. Call once per process.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), SIZE_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(BATCH_TOKENS.into()), TOKEN_BUCKETS)?;
+    let handle = builder.install_recorder()?;
+    describe_all();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    gauge!(READY).set(0.0);
+    gauge!(HTTP_IN_FLIGHT).set(0.0);
+    for code in crate::error::ApiError::CODES {
+        counter!(ERRORS, "code" => *code).absolute(0);
+    }
+    Ok(handle)
+}
+
+fn describe_all() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests by matched route, method and status."
+    );
+    describe_histogram!(HTTP_DURATION, "HTTP request latency by matched route.");
+    describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served now.");
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Requests admitted and not yet answered, per model."
+    );
+    describe_gauge!(
+        QUEUE_CAPACITY,
+        "Admission limit of the model's queue (--max-queue-requests)."
+    );
+    describe_histogram!(
+        QUEUE_WAIT,
+        "Time from a request's hand-off to the worker until its first batch starts."
+    );
+    describe_histogram!(BATCH_SIZE, "Inputs (sequences) per forward batch.");
+    describe_histogram!(BATCH_TOKENS, "Real (unpadded) tokens per forward batch.");
+    describe_histogram!(COMPUTE, "Model forward + pooling time per batch.");
+    describe_counter!(TOKENS, "Tokens embedded.");
+    describe_counter!(EMBEDDINGS, "Embeddings produced.");
+    describe_gauge!(MODEL_LOAD, "Seconds it took to load and warm the model.");
+    describe_gauge!(
+        MODEL_INFO,
+        "1 for each loaded model, labelled with its device and dtype."
+    );
+    describe_gauge!(READY, "1 when the service is ready to take traffic.");
+    describe_counter!(REJECTED, "Requests dropped before compute, by reason.");
+    describe_counter!(ERRORS, "JSON error responses by stable error code.");
+    describe_counter!(WORKER_RESTARTS, "Model worker restarts after a panic.");
+    describe_gauge!(BUILD_INFO, "Build information.");
+}
+
+/// Labels that identify one loaded model version.
+#[derive(Debug, Clone)]
+pub struct ModelLabels {
+    pub model: String,
+    pub version: String,
+}
+
+impl ModelLabels {
+    fn pairs(&self) -> [(&'static str, String); 2] {
+        [
+            ("model", self.model.clone()),
+            ("version", self.version.clone()),
+        ]
+    }
+
+    /// Registers the model's series at zero so they exist before the first request.
+    pub fn register(&self, capacity: usize) {
+        gauge!(QUEUE_CAPACITY, &self.pairs()).set(capacity as f64);
+        gauge!(QUEUE_DEPTH, &self.pairs()).set(0.0);
+        counter!(TOKENS, &self.pairs()).absolute(0);
+        counter!(EMBEDDINGS, &self.pairs()).absolute(0);
+        counter!(WORKER_RESTARTS, &self.pairs()).absolute(0);
+        for reason in REJECT_REASONS {
+            self.rejected(reason, 0);
+        }
+        // Histograms only render once observed; make the families visible with no samples
+        // counted by describing them (done in describe_all) and touching the handles.
+        let _ = histogram!(QUEUE_WAIT, &self.pairs());
+        let _ = histogram!(BATCH_SIZE, &self.pairs());
+        let _ = histogram!(BATCH_TOKENS, &self.pairs());
+        let _ = histogram!(COMPUTE, &self.pairs());
+    }
+
+    pub fn loaded(&self, device: &str, dtype: &str, load: Duration) {
+        gauge!(MODEL_LOAD, &self.pairs()).set(load.as_secs_f64());
+        let mut labels = self.pairs().to_vec();
+        labels.push(("device", device.to_string()));
+        labels.push(("dtype", dtype.to_string()));
+        gauge!(MODEL_INFO, &labels).set(1.0);
+    }
+
+    pub fn queue_depth(&self, depth: usize) {
+        gauge!(QUEUE_DEPTH, &self.pairs()).set(depth as f64);
+    }
+
+    pub fn queue_wait(&self, wait: Duration) {
+        histogram!(QUEUE_WAIT, &self.pairs()).record(wait.as_secs_f64());
+    }
+
+    pub fn batch(&self, sequences: usize, tokens: usize, compute: Duration) {
+        let pairs = self.pairs();
+        histogram!(BATCH_SIZE, &pairs).record(sequences as f64);
+        histogram!(BATCH_TOKENS, &pairs).record(tokens as f64);
+        histogram!(COMPUTE, &pairs).record(compute.as_secs_f64());
+        counter!(TOKENS, &pairs).increment(tokens as u64);
+        counter!(EMBEDDINGS, &pairs).increment(sequences as u64);
+    }
+
+    pub fn rejected(&self, reason: &'static str, n: u64) {
+        let mut labels = self.pairs().to_vec();
+        labels.push(("reason", reason.to_string()));
+        counter!(REJECTED, &labels).increment(n);
+    }
+
+    pub fn worker_restarted(&self) {
+        counter!(WORKER_RESTARTS, &self.pairs()).increment(1);
+    }
+}
+
+pub fn record_error(code: &'static str) {
+    counter!(ERRORS, "code" => code).increment(1);
+}
+
+pub fn set_ready(ready: bool) {
+    gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+/// Records one finished HTTP request.
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    let (route, method) = (route.to_string(), method.to_string());
+    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    histogram!(HTTP_DURATION, "route" => route, "method" => method).record(elapsed.as_secs_f64());
+}
+
+pub fn http_in_flight(delta: f64) {
+    gauge!(HTTP_IN_FLIGHT).increment(delta);
+}

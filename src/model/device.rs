@@ -1,0 +1,79 @@
+//! Choosing the device and precision the model runs on.
+//!
+//! `auto` tries CUDA device 0 and falls back to CPU when no device initialises (including builds
+//! without the `cuda` feature), logging what it chose. An explicit `cuda:N` that fails is an error.
+
+use anyhow::{bail, Context};
+use candle_core::{DType, Device};
+
+use crate::config::{DTypeRequest, DeviceRequest};
+
+pub fn select_device(request: DeviceRequest) -> anyhow::Result<Device> {
+    match request {
+        DeviceRequest::Cpu => Ok(Device::Cpu),
+        DeviceRequest::Cuda(ordinal) => Device::new_cuda(ordinal).with_context(|| {
+            format!("initialising CUDA device {ordinal} (--device cuda:{ordinal})")
+        }),
+        DeviceRequest::Auto => match Device::new_cuda(0) {
+            Ok(device) => {
+                tracing::info!("device auto: using CUDA device 0");
+                Ok(device)
+            }
+            Err(err) => {
+                tracing::info!(reason = %err, "device auto: no CUDA device, using CPU");
+                Ok(Device::Cpu)
+            }
+        },
+    }
+}
+
+pub fn select_dtype(request: DTypeRequest, device: &Device) -> anyhow::Result<DType> {
+    match (request, device.is_cpu()) {
+        (DTypeRequest::Auto, true) | (DTypeRequest::F32, _) => Ok(DType::F32),
+        (DTypeRequest::Auto, false) | (DTypeRequest::F16, false) => Ok(DType::F16),
+        (DTypeRequest::Bf16, false) => Ok(DType::BF16),
+        (DTypeRequest::F16 | DTypeRequest::Bf16, true) => {
+            bail!("--dtype f16/bf16 needs a CUDA device; on CPU use f32 (or --dtype auto)")
+        }
+    }
+}
+
+/// Short name for logs, /info and metric labels.
+pub fn device_name(device: &Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(_) => match device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+            _ => "cuda".into(),
+        },
+        Device::Metal(_) => "metal".into(),
+    }
+}
+
+pub fn dtype_name(dtype: DType) -> &'static str {
+    dtype.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_falls_back_to_cpu_without_a_gpu() {
+        // On machines without CUDA (every CI machine) auto must come back with the CPU.
+        let device = select_device(DeviceRequest::Auto).unwrap();
+        if !candle_core::utils::cuda_is_available() {
+            assert!(device.is_cpu());
+        }
+    }
+
+    #[test]
+    fn half_precision_is_refused_on_cpu() {
+        assert_eq!(
+            select_dtype(DTypeRequest::Auto, &Device::Cpu).unwrap(),
+            DType::F32
+        );
+        assert!(select_dtype(DTypeRequest::F16, &Device::Cpu).is_err());
+        assert!(select_dtype(DTypeRequest::Bf16, &Device::Cpu).is_err());
+    }
+}

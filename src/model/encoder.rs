@@ -1,0 +1,98 @@
+//! The embedding model itself: BERT forward, then pooling. Pure compute: no queues, no HTTP.
+//!
+//! A batch is padded to its own longest sequence only (never a fixed length); the attention mask
+//! keeps padding out of attention and pooling. Normalisation is left to the caller because it is
+//! a per-request choice.
+
+use std::path::Path;
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+
+use super::pooling::{pool, PoolingMode};
+
+pub struct Encoder {
+    bert: BertModel,
+    pooling: Vec<PoolingMode>,
+    pad_id: u32,
+    hidden_size: usize,
+    max_positions: usize,
+    device: Device,
+}
+
+impl Encoder {
+    pub fn load(
+        dir: &Path,
+        pooling: Vec<PoolingMode>,
+        device: &Device,
+        dtype: DType,
+    ) -> anyhow::Result<Self> {
+        let config_path = dir.join("config.json");
+        let config: BertConfig = serde_json::from_str(
+            &std::fs::read_to_string(&config_path)
+                .with_context(|| format!("reading {}", config_path.display()))?,
+        )
+        .with_context(|| format!("{} is not a BERT config", config_path.display()))?;
+        let weights = dir.join("model.safetensors");
+        // SAFETY: the file is memory-mapped read-only; we rely on nobody truncating it while we
+        // run, as every safetensors loader does.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, device) }
+            .with_context(|| format!("mapping {}", weights.display()))?;
+        let bert = BertModel::load(vb, &config)
+            .with_context(|| format!("building BERT from {}", weights.display()))?;
+        Ok(Self {
+            bert,
+            pooling,
+            pad_id: config.pad_token_id as u32,
+            hidden_size: config.hidden_size,
+            max_positions: config.max_position_embeddings,
+            device: device.clone(),
+        })
+    }
+
+    /// Output vector length.
+    pub fn dimensions(&self) -> usize {
+        self.hidden_size * self.pooling.len()
+    }
+
+    /// Longest sequence the position embeddings allow.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    pub fn pooling(&self) -> &[PoolingMode] {
+        &self.pooling
+    }
+
+    /// Embeds a batch of token-id sequences; one pooled (unnormalised) vector per sequence.
+    pub fn embed(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, mask) = self.pad(batch)?;
+        let type_ids = ids.zeros_like()?;
+        let hidden = self.bert.forward(&ids, &type_ids, Some(&mask))?;
+        let pooled = pool(&hidden, &mask, &self.pooling)?;
+        pooled.to_device(&Device::Cpu)?.to_vec2()
+    }
+
+    /// Builds `[batch, longest]` id and mask tensors, padding on the right.
+    fn pad(&self, batch: &[&[u32]]) -> candle_core::Result<(Tensor, Tensor)> {
+        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch.len() * longest);
+        let mut mask = Vec::with_capacity(batch.len() * longest);
+        for seq in batch {
+            ids.extend_from_slice(seq);
+            ids.extend(std::iter::repeat_n(self.pad_id, longest - seq.len()));
+            mask.extend(std::iter::repeat_n(1u32, seq.len()));
+            mask.extend(std::iter::repeat_n(0u32, longest - seq.len()));
+        }
+        let shape = (batch.len(), longest);
+        Ok((
+            Tensor::from_vec(ids, shape, &self.device)?,
+            Tensor::from_vec(mask, shape, &self.device)?,
+        ))
+    }
+}

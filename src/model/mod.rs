@@ -1,0 +1,169 @@
+//! Everything about the model: where it comes from, checking it, loading it onto a device, and
+//! running it. The request path never reaches in here except through [`LoadedModel`].
+
+pub mod device;
+pub mod encoder;
+pub mod manifest;
+pub mod pooling;
+pub mod source;
+pub mod st_config;
+pub mod tokenizer;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::config::{DTypeRequest, DeviceRequest};
+use encoder::Encoder;
+use source::{ModelSource, Resolved};
+use st_config::PipelineConfig;
+use tokenizer::TextTokenizer;
+
+/// What `/info` and metrics say about a loaded model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    #[serde(rename = "model")]
+    pub name: String,
+    pub version: String,
+    /// sha256 of `model.safetensors`.
+    pub sha256: String,
+    pub revision: Option<String>,
+    pub dimensions: usize,
+    pub max_seq_length: usize,
+    pub pooling: Vec<&'static str>,
+    pub normalize: bool,
+    pub device: String,
+    pub dtype: String,
+    pub load_seconds: f64,
+}
+
+/// A model ready to embed: its tokenizer, its encoder and what it is.
+pub struct LoadedModel {
+    pub info: ModelInfo,
+    pub tokenizer: TextTokenizer,
+    pub encoder: Encoder,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub source: String,
+    pub name: Option<String>,
+    pub device: DeviceRequest,
+    pub dtype: DTypeRequest,
+}
+
+/// Resolves, verifies, loads and warms a model. Blocking: call from a blocking thread.
+pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
+    let started = Instant::now();
+    let resolved = source::resolve(&ModelSource::parse(&opts.source)?)?;
+    let sha256 = verified_weights_sha(&resolved)?;
+    let pipeline = PipelineConfig::read(&resolved.dir)?;
+    let device = device::select_device(opts.device)?;
+    let dtype = device::select_dtype(opts.dtype, &device)?;
+    let encoder = Encoder::load(&resolved.dir, pipeline.pooling.clone(), &device, dtype)?;
+    let max_seq_length = pipeline
+        .max_seq_length
+        .unwrap_or(encoder.max_positions())
+        .min(encoder.max_positions());
+    let tokenizer = TextTokenizer::load(&resolved.dir.join("tokenizer.json"), max_seq_length)?;
+    let mut info = ModelInfo {
+        name: opts.name.clone().unwrap_or_else(|| resolved.name.clone()),
+        version: version_label(&resolved, &sha256),
+        sha256,
+        revision: resolved.revision.clone(),
+        dimensions: encoder.dimensions(),
+        max_seq_length,
+        pooling: encoder.pooling().iter().map(|p| p.name()).collect(),
+        normalize: pipeline.normalize,
+        device: device::device_name(&device),
+        dtype: device::dtype_name(dtype).to_string(),
+        load_seconds: 0.0,
+    };
+    check_expectations(&resolved, &info)?;
+    let model = LoadedModel {
+        info: info.clone(),
+        tokenizer,
+        encoder,
+    };
+    model.warm().context("warm-up forward pass")?;
+    info.load_seconds = started.elapsed().as_secs_f64();
+    Ok(LoadedModel { info, ..model })
+}
+
+impl LoadedModel {
+    /// One forward pass so the first request does not pay for lazy initialisation.
+    fn warm(&self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let tokens = self.tokenizer.encode("inferd warm-up", true)?;
+        let out = self.encoder.embed(&[&tokens.ids])?;
+        if out.len() != 1 || out[0].len() != self.info.dimensions {
+            bail!("warm-up produced an unexpected shape");
+        }
+        Ok(started.elapsed())
+    }
+}
+
+/// Verifies pinned hashes when a manifest exists and returns the weights' sha256.
+fn verified_weights_sha(resolved: &Resolved) -> anyhow::Result<String> {
+    match &resolved.manifest {
+        Some(manifest) => {
+            manifest.verify(&resolved.dir)?;
+            match manifest.sha256.get("model.safetensors") {
+                Some(sha) => Ok(sha.to_ascii_lowercase()),
+                None => manifest::sha256_file(&resolved.dir.join("model.safetensors")),
+            }
+        }
+        None => manifest::sha256_file(&resolved.dir.join("model.safetensors")),
+    }
+}
+
+/// The manifest's version, else a pinned commit's prefix, else the weights' sha256 prefix.
+fn version_label(resolved: &Resolved, sha256: &str) -> String {
+    if let Some(version) = resolved.manifest.as_ref().and_then(|m| m.version.clone()) {
+        return version;
+    }
+    match &resolved.revision {
+        Some(rev) if rev.len() >= 12 && rev.chars().all(|c| c.is_ascii_hexdigit()) => {
+            rev[..12].to_string()
+        }
+        _ => sha256[..12].to_string(),
+    }
+}
+
+/// A manifest promises a shape; refuse to serve a directory that does not have it.
+fn check_expectations(resolved: &Resolved, info: &ModelInfo) -> anyhow::Result<()> {
+    let Some(manifest) = &resolved.manifest else {
+        return Ok(());
+    };
+    let want = &manifest.model;
+    let pooling = info.pooling.join("+");
+    let checks = [
+        (
+            "dimensions",
+            want.dimensions.to_string(),
+            info.dimensions.to_string(),
+        ),
+        (
+            "max_seq_length",
+            want.max_seq_length.to_string(),
+            info.max_seq_length.to_string(),
+        ),
+        ("pooling", want.pooling.clone(), pooling),
+        (
+            "normalize",
+            want.normalize.to_string(),
+            info.normalize.to_string(),
+        ),
+    ];
+    for (what, want, got) in checks {
+        if want != got {
+            bail!(
+                "model in {} has {what} {got}, but manifest {} promises {want}",
+                resolved.dir.display(),
+                manifest.path.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! Pooling and normalisation: pure functions from token states to one vector per sequence.
+//!
+//! Mirrors sentence-transformers' `Pooling` and `Normalize` modules. When a model enables several
+//! pooling modes their outputs are concatenated in sentence-transformers' order
+//! (cls, max, mean, mean_sqrt_len).
+
+use candle_core::{DType, Result, Tensor, D};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolingMode {
+    Cls,
+    Max,
+    Mean,
+    MeanSqrtLen,
+}
+
+impl PoolingMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cls => "cls",
+            Self::Max => "max",
+            Self::Mean => "mean",
+            Self::MeanSqrtLen => "mean_sqrt_len",
+        }
+    }
+}
+
+/// Pools `hidden` `[batch, seq, hidden]` under `mask` `[batch, seq]` (1 = token, 0 = padding)
+/// into `[batch, hidden × modes]`, in f32.
+pub fn pool(hidden: &Tensor, mask: &Tensor, modes: &[PoolingMode]) -> Result<Tensor> {
+    let hidden = hidden.to_dtype(DType::F32)?;
+    let mask = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?; // [b, s, 1]
+    let pooled = modes
+        .iter()
+        .map(|mode| pool_one(&hidden, &mask, *mode))
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&pooled, D::Minus1)
+}
+
+fn pool_one(hidden: &Tensor, mask: &Tensor, mode: PoolingMode) -> Result<Tensor> {
+    match mode {
+        PoolingMode::Cls => hidden.narrow(1, 0, 1)?.squeeze(1),
+        PoolingMode::Max => {
+            // Padding gets a large negative offset so it never wins the max.
+            let offset = ((mask - 1.0)? * 1e9)?;
+            hidden.broadcast_add(&offset)?.max(1)
+        }
+        PoolingMode::Mean | PoolingMode::MeanSqrtLen => {
+            let summed = hidden.broadcast_mul(mask)?.sum(1)?; // [b, h]
+            let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?; // [b, 1]
+            let divisor = match mode {
+                PoolingMode::Mean => counts,
+                _ => counts.sqrt()?,
+            };
+            summed.broadcast_div(&divisor)
+        }
+    }
+}
+
+/// Scales `v` to unit L2 norm in place; an all-zero vector stays zero.
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Two sequences of hidden size 2; the second has one padding position.
+    fn fixture() -> (Tensor, Tensor) {
+        let hidden = Tensor::new(
+            &[
+                [[1f32, 2.], [3., 4.], [5., 6.]],
+                [[-1., 0.], [1., 2.], [100., 100.]],
+            ],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mask = Tensor::new(&[[1u32, 1, 1], [1, 1, 0]], &Device::Cpu).unwrap();
+        (hidden, mask)
+    }
+
+    fn pooled(modes: &[PoolingMode]) -> Vec<Vec<f32>> {
+        let (h, m) = fixture();
+        pool(&h, &m, modes).unwrap().to_vec2().unwrap()
+    }
+
+    #[test]
+    fn mean_ignores_padding() {
+        assert_eq!(
+            pooled(&[PoolingMode::Mean]),
+            vec![vec![3., 4.], vec![0., 1.]]
+        );
+    }
+
+    #[test]
+    fn cls_takes_first_token() {
+        assert_eq!(
+            pooled(&[PoolingMode::Cls]),
+            vec![vec![1., 2.], vec![-1., 0.]]
+        );
+    }
+
+    #[test]
+    fn max_ignores_padding() {
+        assert_eq!(
+            pooled(&[PoolingMode::Max]),
+            vec![vec![5., 6.], vec![1., 2.]]
+        );
+    }
+
+    #[test]
+    fn mean_sqrt_len_divides_by_root_of_length() {
+        let got = pooled(&[PoolingMode::MeanSqrtLen]);
+        let s3 = 3f32.sqrt();
+        let s2 = 2f32.sqrt();
+        let want = [[9. / s3, 12. / s3], [0. / s2, 2. / s2]];
+        for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn modes_concatenate_in_order() {
+        let got = pooled(&[PoolingMode::Cls, PoolingMode::Mean]);
+        assert_eq!(got[0], vec![1., 2., 3., 4.]);
+    }
+
+    #[test]
+    fn normalisation_gives_unit_norm_and_keeps_zero() {
+        let mut v = vec![3.0f32, 4.0];
+        l2_normalize(&mut v);
+        assert_eq!(v, vec![0.6, 0.8]);
+        let mut z = vec![0.0f32; 3];
+        l2_normalize(&mut z);
+        assert_eq!(z, vec![0.0; 3]);
+    }
+}

@@ -1,0 +1,62 @@
+//! Shared application state: the registry, health flags and request limits.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+
+use crate::{metrics, registry::Registry};
+
+/// Limits applied to each request before it reaches a model.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestLimits {
+    pub max_client_batch: usize,
+    pub max_body_bytes: usize,
+    #[serde(serialize_with = "as_millis", rename = "request_timeout_ms")]
+    pub request_timeout: Duration,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
+}
+
+/// Readiness: a model is loaded and warmed, and the service is not draining.
+#[derive(Debug, Default)]
+pub struct Health {
+    loaded: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Health {
+    pub fn set_loaded(&self) {
+        self.loaded.store(true, Ordering::Release);
+        metrics::set_ready(self.ready());
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+        metrics::set_ready(false);
+    }
+
+    pub fn ready(&self) -> bool {
+        self.loaded.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub health: Arc<Health>,
+    pub limits: Arc<RequestLimits>,
+    pub metrics: PrometheusHandle,
+}

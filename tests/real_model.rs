@@ -1,0 +1,103 @@
+//! Parity with sentence-transformers on the real all-MiniLM-L6-v2 (fetched by
+//! `scripts/fetch-model.sh`). The fixture holds sentence-transformers' own vectors.
+
+mod common;
+
+use common::{cosine, real_model_dir, spawn, vectors, TestServer};
+use serde_json::{json, Value};
+
+struct Reference {
+    text: String,
+    embedding: Vec<f32>,
+}
+
+fn references() -> Vec<Reference> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/reference.jsonl"
+    );
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            Reference {
+                text: v["text"].as_str().unwrap().to_string(),
+                embedding: v["embedding"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+async fn real_server() -> TestServer {
+    let mut server = spawn(&real_model_dir(), &["--threads", "2"]);
+    server.wait_ready().await;
+    server
+}
+
+#[tokio::test]
+async fn matches_sentence_transformers_on_every_reference_text() {
+    let server = real_server().await;
+    let refs = references();
+    assert_eq!(refs.len(), 290);
+    let mut worst = (f32::MAX, String::new());
+    for chunk in refs.chunks(64) {
+        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+        let (status, body) = server.infer(json!({"inputs": texts})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["dimensions"], 384);
+        for (r, got) in chunk.iter().zip(vectors(&body)) {
+            let c = cosine(&got, &r.embedding);
+            if c < worst.0 {
+                worst = (c, r.text.chars().take(60).collect());
+            }
+            assert!(c >= 0.999, "cosine {c} < 0.999 for {:?}", r.text);
+        }
+    }
+    eprintln!("worst cosine {:.6} for {:?}", worst.0, worst.1);
+}
+
+#[tokio::test]
+async fn a_text_embeds_the_same_alone_and_among_long_texts() {
+    let server = real_server().await;
+    let refs = references();
+    let short = "Advanced internationalization framework.";
+    let long: Vec<&str> = refs
+        .iter()
+        .map(|r| r.text.as_str())
+        .filter(|t| t.len() > 800)
+        .take(7)
+        .collect();
+    assert_eq!(long.len(), 7);
+    let (_, alone) = server.infer(json!({"inputs": short})).await;
+    let mut batch = long.clone();
+    batch.insert(3, short);
+    let (status, mixed) = server.infer(json!({"inputs": batch})).await;
+    assert_eq!(status, 200);
+    let c = cosine(&vectors(&alone)[0], &vectors(&mixed)[3]);
+    assert!(c >= 0.9999, "alone vs in a long batch: cosine {c}");
+}
+
+#[tokio::test]
+async fn default_manifest_pins_and_labels_the_model() {
+    real_model_dir(); // the manifest's local_dir must be populated
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/models/all-MiniLM-L6-v2.toml");
+    let mut server = spawn(manifest.as_ref(), &[]);
+    server.wait_ready().await;
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["model"], "all-MiniLM-L6-v2");
+    assert_eq!(info["max_seq_length"], 256);
+    assert_eq!(
+        info["sha256"],
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    );
+    assert_eq!(info["version"], "53aa51172d14");
+    let (status, body) = server.infer(json!({"inputs": "hello"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["version"], "53aa51172d14");
+}

@@ -1,0 +1,58 @@
+//! Graceful drain: SIGTERM while requests are queued loses none of them.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::json;
+
+#[tokio::test]
+async fn sigterm_drains_queued_work_then_exits() {
+    let server = Arc::new(
+        common::spawn_tiny_with(&["--debug-batch-delay", "100ms", "--max-batch-requests", "2"])
+            .await,
+    );
+    let n = 10;
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let s = Arc::clone(&server);
+            tokio::spawn(async move { s.infer(json!({"inputs": format!("drain me {i}")})).await })
+        })
+        .collect();
+    // Let every request reach the queue (they need ~5 batches × 100 ms to finish).
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.sigterm();
+    for h in handles {
+        let (status, body) = h.await.unwrap();
+        assert_eq!(status, 200, "a queued request was lost in shutdown: {body}");
+    }
+    // No new connections once draining.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(server
+        .client
+        .get(server.url("/livez"))
+        .send()
+        .await
+        .is_err());
+    let mut server = Arc::into_inner(server).expect("sole owner");
+    assert!(
+        server.wait_exit(Duration::from_secs(10)).await,
+        "non-zero exit"
+    );
+    assert!(server.logs().contains("drained"), "{}", server.logs());
+}
+
+#[tokio::test]
+async fn grace_bounds_the_drain() {
+    let mut server =
+        common::spawn_tiny_with(&["--debug-batch-delay", "5s", "--shutdown-grace", "300ms"]).await;
+    let s = server.client.clone();
+    let url = server.url("/infer");
+    let pending =
+        tokio::spawn(async move { s.post(url).json(&json!({"inputs": "slow"})).send().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.sigterm();
+    assert!(server.wait_exit(Duration::from_secs(3)).await);
+    assert!(server.logs().contains("grace expired"), "{}", server.logs());
+    let _ = pending.await;
+}
