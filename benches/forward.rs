@@ -1,15 +1,59 @@
 //! Forward-pass throughput of the real model, without HTTP: batch 1/8/32 of short (~12 token)
-//! and long (~200 token) texts, tokenization excluded. Needs `scripts/fetch-model.sh`.
+//! and long (~200 token) texts, tokenization excluded, for inferd's encoder (packed on CPU) and,
+//! as the same-run baseline, candle-transformers' padded `BertModel`. Needs
+//! `scripts/fetch-model.sh`.
 //!
 //! `cargo bench --bench forward`; set INFERD_BENCH_MODEL to use another model directory.
 
 use std::{path::PathBuf, time::Instant};
 
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use inferd::{
     config::{DTypeRequest, DeviceRequest},
     model::{self, LoadOptions, LoadedModel},
 };
+
+/// The reference: candle-transformers' BERT on a batch padded to its longest sequence.
+struct Padded(BertModel);
+
+impl Padded {
+    fn load() -> Self {
+        let dir = model_dir();
+        let config: Config =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        let weights = dir.join("model.safetensors");
+        // SAFETY: read-only mapping of a file nobody modifies during the bench.
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu) }
+                .unwrap();
+        Self(BertModel::load(vb, &config).unwrap())
+    }
+
+    fn forward(&self, seqs: &[&[u32]]) -> Vec<f32> {
+        let longest = seqs.iter().map(|s| s.len()).max().unwrap();
+        let (mut ids, mut mask) = (Vec::new(), Vec::new());
+        for s in seqs {
+            ids.extend(
+                s.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, longest - s.len())),
+            );
+            mask.extend((0..longest).map(|i| u32::from(i < s.len())));
+        }
+        let shape = (seqs.len(), longest);
+        let ids = Tensor::from_vec(ids, shape, &Device::Cpu).unwrap();
+        let mask = Tensor::from_vec(mask, shape, &Device::Cpu).unwrap();
+        let out = self
+            .0
+            .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
+            .unwrap();
+        out.flatten_all().unwrap().to_vec1().unwrap()
+    }
+}
 
 fn model_dir() -> PathBuf {
     std::env::var_os("INFERD_BENCH_MODEL")
@@ -40,6 +84,7 @@ fn forward(c: &mut Criterion) {
         dtype: DTypeRequest::Auto,
     })
     .expect("load the model (run scripts/fetch-model.sh)");
+    let padded = Padded::load();
     let mut group = c.benchmark_group("forward");
     group.sample_size(10);
     for (set, file) in [("short", "short.txt"), ("long", "long.txt")] {
@@ -50,7 +95,8 @@ fn forward(c: &mut Criterion) {
         for batch in [1usize, 8, 32] {
             let seqs: Vec<&[u32]> = tokens.iter().take(batch).map(Vec::as_slice).collect();
             group.throughput(Throughput::Elements(batch as u64));
-            group.bench_with_input(BenchmarkId::new(set, batch), &seqs, |b, seqs| {
+            let id = format!("{set}/{batch}");
+            group.bench_with_input(BenchmarkId::new("inferd", &id), &seqs, |b, seqs| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
                     for _ in 0..iters {
@@ -60,6 +106,19 @@ fn forward(c: &mut Criterion) {
                     start.elapsed()
                 })
             });
+            group.bench_with_input(
+                BenchmarkId::new("candle-bert-padded", &id),
+                &seqs,
+                |b, seqs| {
+                    b.iter_custom(|iters| {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            padded.forward(seqs);
+                        }
+                        start.elapsed()
+                    })
+                },
+            );
         }
     }
     group.finish();

@@ -50,12 +50,13 @@ pub struct ModelHandle {
 }
 
 impl ModelHandle {
-    pub fn start(model: LoadedModel, config: HandleConfig) -> anyhow::Result<Self> {
+    pub fn start(model: LoadedModel, mut config: HandleConfig) -> anyhow::Result<Self> {
         let LoadedModel {
             info,
             tokenizer,
             encoder,
         } = model;
+        config.limits.packed = encoder.is_packed();
         let labels = ModelLabels {
             model: info.name.clone(),
             version: info.version.clone(),

@@ -124,115 +124,84 @@ async fn unknown_model_is_404() {
 #[tokio::test]
 async fn bad_input_gets_clear_4xx() {
     let server = spawn_tiny_with_small_limits().await;
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
-        (
-            "syntax",
-            Some("application/json"),
-            b"{\"inputs\": [".to_vec(),
-            400,
-            "invalid_json",
-        ),
-        (
-            "not json",
-            Some("application/json"),
-            b"hello".to_vec(),
-            400,
-            "invalid_json",
-        ),
+    const JSON: Option<&str> = Some("application/json");
+    let too_big = format!(r#"{{"inputs":"{}"}}"#, "a".repeat(5000));
+    let cases: Vec<(&str, Option<&str>, &str, u16, &str)> = vec![
+        ("syntax", JSON, r#"{"inputs": ["#, 400, "invalid_json"),
+        ("not json", JSON, "hello", 400, "invalid_json"),
         (
             "no content type",
             None,
-            br#"{"inputs":"a"}"#.to_vec(),
+            r#"{"inputs":"a"}"#,
             415,
             "unsupported_media_type",
         ),
         (
             "text/plain",
             Some("text/plain"),
-            br#"{"inputs":"a"}"#.to_vec(),
+            r#"{"inputs":"a"}"#,
             415,
             "unsupported_media_type",
         ),
-        (
-            "empty list",
-            Some("application/json"),
-            br#"{"inputs":[]}"#.to_vec(),
-            422,
-            "invalid_input",
-        ),
+        ("empty list", JSON, r#"{"inputs":[]}"#, 422, "invalid_input"),
         (
             "empty string",
-            Some("application/json"),
-            br#"{"inputs":""}"#.to_vec(),
+            JSON,
+            r#"{"inputs":""}"#,
             422,
             "invalid_input",
         ),
         (
             "non-string item",
-            Some("application/json"),
-            br#"{"inputs":["a",1]}"#.to_vec(),
+            JSON,
+            r#"{"inputs":["a",1]}"#,
             422,
             "invalid_input",
         ),
         (
             "null item",
-            Some("application/json"),
-            br#"{"inputs":["a",null]}"#.to_vec(),
+            JSON,
+            r#"{"inputs":["a",null]}"#,
             422,
             "invalid_input",
         ),
-        (
-            "number",
-            Some("application/json"),
-            br#"{"inputs":5}"#.to_vec(),
-            422,
-            "invalid_input",
-        ),
+        ("number", JSON, r#"{"inputs":5}"#, 422, "invalid_input"),
         (
             "missing inputs",
-            Some("application/json"),
-            br#"{"normalize":true}"#.to_vec(),
+            JSON,
+            r#"{"normalize":true}"#,
             422,
             "invalid_input",
         ),
         (
             "unknown field",
-            Some("application/json"),
-            br#"{"inputs":"a","nope":1}"#.to_vec(),
+            JSON,
+            r#"{"inputs":"a","nope":1}"#,
             422,
             "invalid_input",
         ),
         (
             "wrong flag type",
-            Some("application/json"),
-            br#"{"inputs":"a","normalize":"yes"}"#.to_vec(),
+            JSON,
+            r#"{"inputs":"a","normalize":"yes"}"#,
             422,
             "invalid_input",
         ),
-        (
-            "array body",
-            Some("application/json"),
-            br#"["a"]"#.to_vec(),
-            422,
-            "invalid_input",
-        ),
+        ("array body", JSON, r#"["a"]"#, 422, "invalid_input"),
         (
             "too many inputs",
-            Some("application/json"),
-            br#"{"inputs":["a","b","c","d","e"]}"#.to_vec(),
+            JSON,
+            r#"{"inputs":["a","b","c","d","e"]}"#,
             422,
             "invalid_input",
         ),
-        (
-            "body too large",
-            Some("application/json"),
-            format!(r#"{{"inputs":"{}"}}"#, "a".repeat(5000)).into_bytes(),
-            413,
-            "payload_too_large",
-        ),
+        ("body too large", JSON, &too_big, 413, "payload_too_large"),
     ];
     for (name, content_type, body, want_status, want_code) in cases {
-        let mut req = server.client.post(server.url("/infer")).body(body);
+        let mut req = server
+            .client
+            .post(server.url("/infer"))
+            .body(body.to_string());
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }

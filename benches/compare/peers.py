@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from common import busy_cpu_s
+
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -238,6 +240,7 @@ def run_config(peer, texts, concurrency, duration, warmup, max_calls):
     lat = []
     n_texts = 0
     cpu0 = time.process_time()
+    all0 = busy_cpu_s()
     start = time.perf_counter()
     deadline = start + duration
     i = 0
@@ -254,8 +257,11 @@ def run_config(peer, texts, concurrency, duration, warmup, max_calls):
             break
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu0
+    others = busy_cpu_s() - all0 - cpu
     return {
         "cores": round(cpu / elapsed, 2),
+        # cores used by every other process meanwhile: > ~0.2 means the row was disturbed
+        "others_cores": round(max(0.0, others) / elapsed, 2),
         "calls": len(lat),
         "texts": n_texts,
         "seconds": elapsed,
@@ -296,7 +302,7 @@ def cmd_bench(a):
         )
         log(
             f"{peer.name} {cfg['set']} c{cfg['concurrency']}: {r['texts_per_s']:.1f} texts/s "
-            f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms peak RSS {hwm:.0f} MB"
+            f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms peak RSS {hwm:.0f} MB (others {r['others_cores']} cores busy)"
         )
         print(json.dumps(r), flush=True)
 

@@ -5,15 +5,28 @@
 //! 1. The oldest waiting sequence is always in the batch, so nothing starves.
 //! 2. Others join by closeness of length to it, so a batch pads little (it is padded only to its
 //!    own longest sequence, never to a fixed length).
-//! 3. The batch stays within `max_sequences` and within `max_tokens`, counted as
-//!    `sequences × longest`, i.e. the padded work the forward pass will really do. A single
-//!    sequence over the token budget still runs alone.
+//! 3. The batch stays within `max_sequences` and within `max_tokens`, counted as the work the
+//!    forward pass will really do: real tokens for the packed (CPU) forward, `sequences ×
+//!    longest` for the padded (CUDA) one. A single sequence over the budget still runs alone.
 
 /// Limits one forward batch obeys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
     pub max_tokens: usize,
     pub max_sequences: usize,
+    /// The forward pass packs sequences without padding, so a batch costs its real tokens.
+    pub packed: bool,
+}
+
+impl BatchLimits {
+    /// Tokens of work for a batch of `count` sequences with `total` tokens, the longest `longest`.
+    fn cost(&self, count: usize, total: usize, longest: usize) -> usize {
+        if self.packed {
+            total
+        } else {
+            count * longest
+        }
+    }
 }
 
 /// How far into the queue the former looks for partners, bounding its cost per batch.
@@ -29,17 +42,18 @@ pub fn select(lens: &[usize], limits: BatchLimits) -> Vec<usize> {
     candidates.sort_by_key(|&i| (lens[i].abs_diff(anchor), i));
 
     let mut picked = vec![0];
-    let mut longest = anchor;
+    let (mut longest, mut total) = (anchor, anchor);
     for i in candidates {
         if picked.len() >= limits.max_sequences {
             break;
         }
         let new_longest = longest.max(lens[i]);
-        if new_longest * (picked.len() + 1) > limits.max_tokens {
+        if limits.cost(picked.len() + 1, total + lens[i], new_longest) > limits.max_tokens {
             continue; // a shorter candidate further on may still fit
         }
         picked.push(i);
         longest = new_longest;
+        total += lens[i];
     }
     picked.sort_unstable();
     picked
@@ -52,6 +66,7 @@ mod tests {
     const LIMITS: BatchLimits = BatchLimits {
         max_tokens: 100,
         max_sequences: 4,
+        packed: false,
     };
 
     #[test]
@@ -90,8 +105,21 @@ mod tests {
         let limits = BatchLimits {
             max_tokens: 60,
             max_sequences: 8,
+            packed: false,
         };
         // anchor 20; 45 would make 2 × 45 = 90 > 60 → skipped; 21 fits (2 × 21).
         assert_eq!(select(&[20, 45, 21], limits), vec![0, 2]);
+    }
+
+    #[test]
+    fn packed_batches_count_real_tokens() {
+        let packed = BatchLimits {
+            packed: true,
+            ..LIMITS
+        };
+        // Padded, 10 + 90 costs 2 × 90 = 180 > 100; packed it costs 100 and fits.
+        assert_eq!(select(&[10, 90], LIMITS), vec![0]);
+        assert_eq!(select(&[10, 90], packed), vec![0, 1]);
+        assert_eq!(select(&[10, 90, 5], packed), vec![0, 2]);
     }
 }

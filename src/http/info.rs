@@ -30,6 +30,8 @@ struct Batching {
     max_queue_requests: usize,
     max_batch_tokens: usize,
     max_batch_requests: usize,
+    /// Whether the forward pass packs sequences without padding (CPU) or pads (CUDA).
+    packed: bool,
     tokenizer_workers: usize,
     queue_depth: usize,
 }
@@ -40,6 +42,7 @@ impl Batching {
             max_queue_requests: config.queue_capacity,
             max_batch_tokens: config.limits.max_tokens,
             max_batch_requests: config.limits.max_sequences,
+            packed: config.limits.packed,
             tokenizer_workers: config.tokenizer_workers,
             queue_depth,
         }

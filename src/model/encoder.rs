@@ -1,8 +1,9 @@
 //! The embedding model itself: BERT forward, then pooling. Pure compute: no queues, no HTTP.
 //!
-//! A batch is padded to its own longest sequence only (never a fixed length); the attention mask
-//! keeps padding out of attention and pooling. Normalisation is left to the caller because it is
-//! a per-request choice.
+//! On the CPU the forward is [`PackedBert`]: all tokens of a batch in one `[tokens, hidden]`
+//! buffer, no padding at all. On CUDA it is candle-transformers' `BertModel` on a batch padded to
+//! its own longest sequence only (never a fixed length), with the attention mask keeping padding
+//! out of attention and pooling. Normalisation is left to the caller: it is a per-request choice.
 
 use std::path::Path;
 
@@ -11,10 +12,21 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 
-use super::pooling::{pool, PoolingMode};
+use super::{
+    packed::PackedBert,
+    pooling::{pool, pool_packed, PoolingMode},
+};
+
+/// Which forward implementation runs.
+enum Backend {
+    /// CPU: padding-free.
+    Packed(PackedBert),
+    /// CUDA: padded to the batch's longest sequence.
+    Padded(BertModel),
+}
 
 pub struct Encoder {
-    bert: BertModel,
+    backend: Backend,
     pooling: Vec<PoolingMode>,
     pad_id: u32,
     hidden_size: usize,
@@ -40,10 +52,14 @@ impl Encoder {
         // run, as every safetensors loader does.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, device) }
             .with_context(|| format!("mapping {}", weights.display()))?;
-        let bert = BertModel::load(vb, &config)
-            .with_context(|| format!("building BERT from {}", weights.display()))?;
+        let backend = if device.is_cpu() {
+            PackedBert::load(vb, &config).map(Backend::Packed)
+        } else {
+            BertModel::load(vb, &config).map(Backend::Padded)
+        }
+        .with_context(|| format!("building BERT from {}", weights.display()))?;
         Ok(Self {
-            bert,
+            backend,
             pooling,
             pad_id: config.pad_token_id as u32,
             hidden_size: config.hidden_size,
@@ -66,16 +82,30 @@ impl Encoder {
         &self.pooling
     }
 
+    /// Whether batches cost their real tokens (packed) or sequences × longest (padded).
+    pub fn is_packed(&self) -> bool {
+        matches!(self.backend, Backend::Packed(_))
+    }
+
     /// Embeds a batch of token-id sequences; one pooled (unnormalised) vector per sequence.
     pub fn embed(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let (ids, mask) = self.pad(batch)?;
-        let type_ids = ids.zeros_like()?;
-        let hidden = self.bert.forward(&ids, &type_ids, Some(&mask))?;
-        let pooled = pool(&hidden, &mask, &self.pooling)?;
-        pooled.to_device(&Device::Cpu)?.to_vec2()
+        match &self.backend {
+            Backend::Packed(bert) => {
+                let hidden = bert.forward(batch)?.flatten_all()?.to_vec1::<f32>()?;
+                let lens: Vec<usize> = batch.iter().map(|s| s.len()).collect();
+                Ok(pool_packed(&hidden, self.hidden_size, &lens, &self.pooling))
+            }
+            Backend::Padded(bert) => {
+                let (ids, mask) = self.pad(batch)?;
+                let type_ids = ids.zeros_like()?;
+                let hidden = bert.forward(&ids, &type_ids, Some(&mask))?;
+                let pooled = pool(&hidden, &mask, &self.pooling)?;
+                pooled.to_device(&Device::Cpu)?.to_vec2()
+            }
+        }
     }
 
     /// Builds `[batch, longest]` id and mask tensors, padding on the right.

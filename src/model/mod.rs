@@ -3,7 +3,9 @@
 
 pub mod device;
 pub mod encoder;
+mod kernels;
 pub mod manifest;
+pub mod packed;
 pub mod pooling;
 pub mod source;
 pub mod st_config;

@@ -59,6 +59,54 @@ fn pool_one(hidden: &Tensor, mask: &Tensor, mode: PoolingMode) -> Result<Tensor>
     }
 }
 
+/// Pools packed hidden states — `hidden` is `[tokens, width]` row-major with sequence `i`'s
+/// rows following sequence `i-1`'s — into one vector per sequence (see [`pool`]).
+pub fn pool_packed(
+    hidden: &[f32],
+    width: usize,
+    lens: &[usize],
+    modes: &[PoolingMode],
+) -> Vec<Vec<f32>> {
+    let mut start = 0;
+    lens.iter()
+        .map(|&len| {
+            let rows = &hidden[start * width..(start + len) * width];
+            start += len;
+            modes
+                .iter()
+                .flat_map(|&mode| pool_rows(rows, width, mode))
+                .collect()
+        })
+        .collect()
+}
+
+fn pool_rows(rows: &[f32], width: usize, mode: PoolingMode) -> Vec<f32> {
+    let n = rows.len() / width;
+    if n == 0 {
+        return vec![0.0; width];
+    }
+    let fold = |init: f32, f: fn(f32, f32) -> f32| {
+        rows.chunks_exact(width)
+            .fold(vec![init; width], |mut acc, row| {
+                acc.iter_mut().zip(row).for_each(|(a, &x)| *a = f(*a, x));
+                acc
+            })
+    };
+    match mode {
+        PoolingMode::Cls => rows[..width].to_vec(),
+        PoolingMode::Max => fold(f32::NEG_INFINITY, f32::max),
+        PoolingMode::Mean | PoolingMode::MeanSqrtLen => {
+            let divisor = match mode {
+                PoolingMode::Mean => n as f32,
+                _ => (n as f32).sqrt(),
+            };
+            let mut sum = fold(0.0, |a, x| a + x);
+            sum.iter_mut().for_each(|x| *x /= divisor);
+            sum
+        }
+    }
+}
+
 /// Scales `v` to unit L2 norm in place; an all-zero vector stays zero.
 pub fn l2_normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -130,6 +178,23 @@ mod tests {
     fn modes_concatenate_in_order() {
         let got = pooled(&[PoolingMode::Cls, PoolingMode::Mean]);
         assert_eq!(got[0], vec![1., 2., 3., 4.]);
+    }
+
+    #[test]
+    fn packed_pooling_matches_padded_pooling() {
+        // The fixture's real tokens, packed: 3 rows then 2 rows.
+        let packed = [1f32, 2., 3., 4., 5., 6., -1., 0., 1., 2.];
+        let all = [
+            PoolingMode::Cls,
+            PoolingMode::Max,
+            PoolingMode::Mean,
+            PoolingMode::MeanSqrtLen,
+        ];
+        let got = pool_packed(&packed, 2, &[3, 2], &all);
+        let want = pooled(&all);
+        for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
     }
 
     #[test]

@@ -1,0 +1,267 @@
+//! Multi-head self-attention over packed sequences, one rayon task per (sequence, head),
+//! with AVX2+FMA register tiles for the two inner products.
+
+use candle_core::{bail, Device, Result, Tensor};
+use rayon::prelude::*;
+
+use super::{exp_shifted, madd, with_slice, LANES, QROWS};
+
+/// Where one (sequence, head) attention task reads and writes.
+#[derive(Clone, Copy)]
+struct Head {
+    /// First token row of the sequence.
+    start: usize,
+    len: usize,
+    /// First column of the head inside a `hidden`-wide row.
+    col: usize,
+}
+
+/// Shared output pointer; every task writes a disjoint (rows × head columns) block.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint elements and the buffer outlives the parallel loop.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Multi-head self-attention over packed sequences: `qkv` is `[tokens, 3 * hidden]` (projections
+/// without bias), `qkv_bias` is `[3 * hidden]`; returns the `[tokens, hidden]` context.
+pub fn attention(qkv: &Tensor, qkv_bias: &[f32], lens: &[usize], heads: usize) -> Result<Tensor> {
+    let (tokens, width) = qkv.dims2()?;
+    let hidden = width / 3;
+    if lens.iter().sum::<usize>() != tokens || hidden * 3 != width || hidden % heads != 0 {
+        bail!("attention: {tokens} tokens of width {width} do not fit {lens:?} / {heads} heads");
+    }
+    let mut ctx = vec![0f32; tokens * hidden];
+    let out = OutPtr(ctx.as_mut_ptr());
+    let dim = hidden / heads;
+    let mut tasks = Vec::with_capacity(lens.len() * heads);
+    let mut start = 0;
+    for &len in lens {
+        tasks.extend((0..heads).map(|h| Head {
+            start,
+            len,
+            col: h * dim,
+        }));
+        start += len;
+    }
+    // Longest first, so the big tasks do not straggle at the end.
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.len));
+    with_slice(qkv, |qkv| {
+        tasks
+            .par_iter()
+            .for_each(|&task| attend_head(qkv, qkv_bias, hidden, dim, task, out))
+    })?;
+    Tensor::from_vec(ctx, (tokens, hidden), &Device::Cpu)
+}
+
+dispatch!(fn attend_head(qkv: &[f32], bias: &[f32], hidden: usize, dim: usize, task: Head, out: OutPtr) => attend_head_body);
+
+/// One (sequence, head): scores = QKᵀ/√d, stable softmax, × V, written into `out`, which must
+/// point to a `[tokens, hidden]` buffer whose task block nobody else touches (see [`attention`]).
+#[inline(always)]
+fn attend_head_body<const FMA: bool>(
+    qkv: &[f32],
+    bias: &[f32],
+    hidden: usize,
+    dim: usize,
+    task: Head,
+    out: OutPtr,
+) {
+    let len = task.len;
+    if len == 0 {
+        return;
+    }
+    let width = 3 * hidden;
+    let (dp, kp) = (dim.div_ceil(LANES) * LANES, len.div_ceil(LANES) * LANES);
+    let qp = len.div_ceil(QROWS) * QROWS;
+    let scale = 1.0 / (dim as f32).sqrt();
+    // Local copies with bias: q [qp, dim] pre-scaled, kᵀ [dim, kp], v [len, dp]; zero padding.
+    let mut q = vec![0f32; qp * dim];
+    let mut kt = vec![0f32; dim * kp];
+    let mut v = vec![0f32; len * dp];
+    for i in 0..len {
+        let row = &qkv[(task.start + i) * width..][..width];
+        for c in 0..dim {
+            let (qc, kc, vc) = (
+                task.col + c,
+                hidden + task.col + c,
+                2 * hidden + task.col + c,
+            );
+            q[i * dim + c] = (row[qc] + bias[qc]) * scale;
+            kt[c * kp + i] = row[kc] + bias[kc];
+            v[i * dp + c] = row[vc] + bias[vc];
+        }
+    }
+    let mut s = vec![0f32; QROWS * kp];
+    let qb_len = QROWS * dim;
+    for r0 in (0..len).step_by(QROWS) {
+        let qb = &q[r0 * dim..][..qb_len];
+        for j0 in (0..kp).step_by(LANES) {
+            let acc = qk_tile::<FMA>(qb, dim, &kt[j0..], kp);
+            for (r, a) in acc.iter().enumerate() {
+                s[r * kp + j0..][..LANES].copy_from_slice(a);
+            }
+        }
+        let mut inv = [0f32; QROWS];
+        for (r, inv) in inv.iter_mut().enumerate() {
+            *inv = 1.0 / exp_shifted::<FMA>(&mut s[r * kp..r * kp + len]);
+        }
+        for d0 in (0..dp).step_by(LANES) {
+            let acc = pv_tile::<FMA>(&s, kp, len, &v[d0..], dp);
+            let cols = LANES.min(dim - d0);
+            for (r, a) in acc.iter().enumerate().take(len.saturating_sub(r0)) {
+                let at = (task.start + r0 + r) * hidden + task.col + d0;
+                for (t, a) in a.iter().enumerate().take(cols) {
+                    // SAFETY: in bounds and inside this task's block, per `attention`.
+                    unsafe { *out.0.add(at + t) = a * inv[r] };
+                }
+            }
+        }
+    }
+}
+
+type Tile = [[f32; LANES]; QROWS];
+
+/// `tile[r][t] = Σ_c q[r * dim + c] · kt[c * kp + t]`: one block of attention scores.
+#[inline(always)]
+fn qk_tile<const FMA: bool>(q: &[f32], dim: usize, kt: &[f32], kp: usize) -> Tile {
+    assert!(q.len() >= QROWS * dim && kt.len() >= (dim.max(1) - 1) * kp + LANES);
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` code only runs on CPUs with AVX2 and FMA (see `dispatch!`); the
+        // assert above covers every index read.
+        return unsafe { simd::qk_tile(q, dim, kt, kp) };
+    }
+    let mut acc = [[0f32; LANES]; QROWS];
+    for c in 0..dim {
+        let k = &kt[c * kp..][..LANES];
+        for (r, a) in acc.iter_mut().enumerate() {
+            let qv = q[r * dim + c];
+            for (a, k) in a.iter_mut().zip(k) {
+                *a = madd::<FMA>(qv, *k, *a);
+            }
+        }
+    }
+    acc
+}
+
+/// `tile[r][t] = Σ_{j < len} s[r * kp + j] · v[j * dp + t]`: one block of probabilities × V.
+#[inline(always)]
+fn pv_tile<const FMA: bool>(s: &[f32], kp: usize, len: usize, v: &[f32], dp: usize) -> Tile {
+    assert!(len <= kp && s.len() >= QROWS * kp && v.len() >= (len.max(1) - 1) * dp + LANES);
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: as in `qk_tile`.
+        return unsafe { simd::pv_tile(s, kp, len, v, dp) };
+    }
+    let mut acc = [[0f32; LANES]; QROWS];
+    for j in 0..len {
+        let vj = &v[j * dp..][..LANES];
+        for (r, a) in acc.iter_mut().enumerate() {
+            let p = s[r * kp + j];
+            for (a, v) in a.iter_mut().zip(vj) {
+                *a = madd::<FMA>(p, *v, *a);
+            }
+        }
+    }
+    acc
+}
+
+/// AVX2 + FMA register tiles (`QROWS` × two 8-wide registers); the compiler does not find
+/// these by itself and keeps the scalar tiles on the stack.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::{Tile, LANES, QROWS};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn qk_tile(q: &[f32], dim: usize, kt: &[f32], kp: usize) -> Tile {
+        let mut acc = [[_mm256_setzero_ps(); 2]; QROWS];
+        let (q, kt) = (q.as_ptr(), kt.as_ptr());
+        for c in 0..dim {
+            let k = kt.add(c * kp);
+            let (k0, k1) = (_mm256_loadu_ps(k), _mm256_loadu_ps(k.add(8)));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let qv = _mm256_broadcast_ss(&*q.add(r * dim + c));
+                a[0] = _mm256_fmadd_ps(qv, k0, a[0]);
+                a[1] = _mm256_fmadd_ps(qv, k1, a[1]);
+            }
+        }
+        store(&acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn pv_tile(s: &[f32], kp: usize, len: usize, v: &[f32], dp: usize) -> Tile {
+        let mut acc = [[_mm256_setzero_ps(); 2]; QROWS];
+        let (s, v) = (s.as_ptr(), v.as_ptr());
+        for j in 0..len {
+            let vj = v.add(j * dp);
+            let (v0, v1) = (_mm256_loadu_ps(vj), _mm256_loadu_ps(vj.add(8)));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let p = _mm256_broadcast_ss(&*s.add(r * kp + j));
+                a[0] = _mm256_fmadd_ps(p, v0, a[0]);
+                a[1] = _mm256_fmadd_ps(p, v1, a[1]);
+            }
+        }
+        store(&acc)
+    }
+
+    #[inline(always)]
+    unsafe fn store(acc: &[[__m256; 2]; QROWS]) -> Tile {
+        let mut out = [[0f32; LANES]; QROWS];
+        for (o, a) in out.iter_mut().zip(acc) {
+            _mm256_storeu_ps(o.as_mut_ptr(), a[0]);
+            _mm256_storeu_ps(o.as_mut_ptr().add(8), a[1]);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kernels::tests::noise;
+
+    #[test]
+    fn attention_matches_reference() -> Result<()> {
+        let (heads, dim) = (3, 24); // a head width that is not a multiple of the vector width
+        let hidden = heads * dim;
+        let lens = [1usize, 5, 17, 40, 0, 9];
+        let tokens: usize = lens.iter().sum();
+        let qkv = noise(tokens * 3 * hidden, 7, 2.0);
+        let bias = noise(3 * hidden, 8, 0.5);
+        let t = Tensor::from_vec(qkv.clone(), (tokens, 3 * hidden), &Device::Cpu)?;
+        let got = attention(&t, &bias, &lens, heads)?.to_vec2::<f32>()?;
+        let at = |row: usize, col: usize| (qkv[row * 3 * hidden + col] + bias[col]) as f64;
+        let mut start = 0;
+        for &len in &lens {
+            for h in 0..heads {
+                for i in 0..len {
+                    let scores: Vec<f64> = (0..len)
+                        .map(|j| {
+                            let qk = (0..dim).map(|c| {
+                                at(start + i, h * dim + c) * at(start + j, hidden + h * dim + c)
+                            });
+                            qk.sum::<f64>() / (dim as f64).sqrt()
+                        })
+                        .collect();
+                    let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+                    let total: f64 = e.iter().sum();
+                    for c in 0..dim {
+                        let want: f64 = (0..len)
+                            .map(|j| e[j] / total * at(start + j, 2 * hidden + h * dim + c))
+                            .sum();
+                        let g = got[start + i][h * dim + c] as f64;
+                        assert!(
+                            (g - want).abs() < 1e-5,
+                            "seq@{start} head {h} row {i} col {c}: {g} vs {want}"
+                        );
+                    }
+                }
+            }
+            start += len;
+        }
+        Ok(())
+    }
+}
