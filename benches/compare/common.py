@@ -15,7 +15,7 @@ SYSTEMS = ["inferd", "st", "ort"]
 NAMES = {"inferd": "inferd (HTTP)", "st": "sentence-transformers", "ort": "ONNX Runtime"}
 DEFAULT_MODEL = ROOT / "models" / "all-MiniLM-L6-v2"
 DISTURBED = 0.2  # cores used by other processes during a row above which it is marked †
-REFERENCE = ROOT.parent / "shared" / "reference" / "visible.jsonl"
+REFERENCE = ROOT / "tests" / "fixtures" / "reference.jsonl"  # a copy of the shared reference set
 
 
 

@@ -4,7 +4,7 @@ Each subcommand runs in its own process (run.py starts one per system) so that i
 
   peers.py export --model DIR --out DIR          export + optimise the ONNX model (cached)
   peers.py bench  --system st|ort --model DIR --plan JSON [--onnx FILE] [--threads N]
-  peers.py check  --system st|ort --model DIR --reference visible.jsonl [--onnx FILE]
+  peers.py check  --system st|ort --model DIR --reference tests/fixtures/reference.jsonl [--onnx FILE]
 
 Every result is one JSON line on stdout; logs go to stderr.
 """
