@@ -7,4 +7,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/fetch-model.sh
 cargo test --benches
-cargo test --lib --bins --tests "$@"
+cargo test --lib --tests "$@"
