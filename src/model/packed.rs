@@ -1,7 +1,7 @@
 //! A padding-free BERT encoder for the CPU: every token of a batch sits in one packed
-//! `[tokens, hidden]` buffer, so no work is spent on padding. Projections use candle's matmul on
-//! weights transposed (and Q, K, V fused) at load; attention, GELU-erf and the residual
-//! LayerNorms are the rayon kernels in [`super::kernels`].
+//! `[tokens, hidden]` buffer, so no work is spent on padding. Projections, attention, GELU-erf
+//! and the residual LayerNorms are the rayon kernels in [`super::kernels`]; projection weights
+//! are laid out for them (and Q, K, V fused) once at load.
 //!
 //! It owns the BERT forward only: no pooling, no tokenising, no devices other than the CPU (on
 //! CUDA, keep candle-transformers' padded `BertModel`). Reads the same safetensors names as
@@ -11,7 +11,7 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use super::kernels::{self, AddLayerNorm, BiasGelu};
+use super::kernels::{self, AddLayerNorm, BiasGelu, Linear};
 
 /// Whole sequences are run through all layers in groups of about this many tokens, which keeps
 /// the intermediates cache-sized and out of fresh (page-faulting) allocations.
@@ -29,17 +29,17 @@ pub struct PackedBert {
 }
 
 struct Layer {
-    /// `[hidden, 3 * hidden]`: Q, K and V side by side, so `x · qkv` projects all three.
-    qkv: Tensor,
+    /// `[hidden, 3 * hidden]`: Q, K and V side by side, so one product projects all three.
+    qkv: Linear,
     qkv_bias: Vec<f32>,
     /// `[hidden, hidden]`.
-    attn_out: Tensor,
+    attn_out: Linear,
     attn_norm: AddLayerNorm,
     /// `[hidden, intermediate]`.
-    ffn_in: Tensor,
+    ffn_in: Linear,
     ffn_act: BiasGelu,
     /// `[intermediate, hidden]`.
-    ffn_out: Tensor,
+    ffn_out: Linear,
     ffn_norm: AddLayerNorm,
 }
 
@@ -152,7 +152,7 @@ impl Layer {
         let (ffn_in, ffn_in_bias) = dense(vb.pp("intermediate").pp("dense"), h, i)?;
         let (ffn_out, ffn_out_bias) = dense(vb.pp("output").pp("dense"), i, h)?;
         Ok(Self {
-            qkv: transposed(&Tensor::cat(&qkv, 0)?)?,
+            qkv: Linear::new(&transposed(&Tensor::cat(&qkv, 0)?)?)?,
             qkv_bias,
             attn_out,
             attn_norm: norm(attn.pp("output").pp("LayerNorm"), attn_bias, eps)?,
@@ -165,19 +165,19 @@ impl Layer {
 
     /// One encoder layer, updating the residual stream `x` in place.
     fn forward(&self, x: &Tensor, lens: &[usize], heads: usize) -> Result<()> {
-        let qkv = x.matmul(&self.qkv)?;
+        let qkv = self.qkv.forward(x)?;
         let ctx = kernels::attention(&qkv, &self.qkv_bias, lens, heads)?;
         drop(qkv);
-        x.inplace_op2(&ctx.matmul(&self.attn_out)?, &self.attn_norm)?;
-        let inner = x.matmul(&self.ffn_in)?;
+        x.inplace_op2(&self.attn_out.forward(&ctx)?, &self.attn_norm)?;
+        let inner = self.ffn_in.forward(x)?;
         inner.inplace_op1(&self.ffn_act)?;
-        x.inplace_op2(&inner.matmul(&self.ffn_out)?, &self.ffn_norm)
+        x.inplace_op2(&self.ffn_out.forward(&inner)?, &self.ffn_norm)
     }
 }
 
-/// A linear layer as `([in, out] contiguous weight, bias)`, ready for `x · w`.
-fn dense(vb: VarBuilder, inputs: usize, outputs: usize) -> Result<(Tensor, Vec<f32>)> {
-    let w = transposed(&vb.get((outputs, inputs), "weight")?)?;
+/// A linear layer as `(weight, bias)`, ready for `x · w`.
+fn dense(vb: VarBuilder, inputs: usize, outputs: usize) -> Result<(Linear, Vec<f32>)> {
+    let w = Linear::new(&transposed(&vb.get((outputs, inputs), "weight")?)?)?;
     Ok((w, flat(&vb.get(outputs, "bias")?)?))
 }
 

@@ -1,11 +1,11 @@
-//! CPU kernels on raw `f32` slices for [`super::packed::PackedBert`]: per-(sequence, head)
-//! attention over a packed `[tokens, 3 * hidden]` QKV buffer, fused bias + GELU-erf and fused
+//! CPU kernels on raw `f32` slices for [`super::packed::PackedBert`]: projections from
+//! pre-laid-out weight panels, per-(sequence, head) attention over a packed `[tokens, 3 * hidden]` QKV buffer, fused bias + GELU-erf and fused
 //! residual + bias + LayerNorm (both in place, as candle custom ops), plus the vectorisable `exp`
 //! and `erf` they need.
 //!
 //! candle's own CPU unary ops are scalar and single-threaded; these run over rows with rayon and
-//! are compiled three times (AVX-512, AVX2+FMA, baseline) with the widest picked at run time. Big
-//! matrix products stay with candle's matmul. Nothing here allocates per element or knows BERT.
+//! are compiled three times (AVX-512, AVX2+FMA, baseline) with the widest picked at run time.
+//! Nothing here allocates per element or knows BERT.
 
 use candle_core::{bail, CpuStorage, InplaceOp1, InplaceOp2, Layout, Result, Tensor};
 use rayon::prelude::*;
@@ -261,8 +261,10 @@ pub fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 }
 
 mod attention;
+mod linear;
 
 pub use attention::attention;
+pub use linear::Linear;
 
 #[cfg(test)]
 mod tests {
