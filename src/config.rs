@@ -95,7 +95,8 @@ pub struct ServeConfig {
     #[arg(long, env = "INFERD_MAX_QUEUE_REQUESTS", default_value_t = 1024)]
     pub max_queue_requests: usize,
 
-    /// Token budget of one forward batch (sequences × longest sequence in it).
+    /// Token budget of one forward batch: real tokens on CPU (packed forward), sequences ×
+    /// longest sequence on CUDA (padded forward).
     #[arg(long, env = "INFERD_MAX_BATCH_TOKENS", default_value_t = 16384)]
     pub max_batch_tokens: usize,
 
