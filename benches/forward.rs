@@ -7,13 +7,13 @@
 
 use std::{path::PathBuf, time::Instant};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use inferd::{
     config::{DTypeRequest, DeviceRequest},
-    model::{self, LoadOptions, LoadedModel},
+    model::{self, encoder::pad_batch, LoadOptions, LoadedModel},
 };
 
 /// The reference: candle-transformers' BERT on a batch padded to its longest sequence.
@@ -34,19 +34,7 @@ impl Padded {
     }
 
     fn forward(&self, seqs: &[&[u32]]) -> Vec<f32> {
-        let longest = seqs.iter().map(|s| s.len()).max().unwrap();
-        let (mut ids, mut mask) = (Vec::new(), Vec::new());
-        for s in seqs {
-            ids.extend(
-                s.iter()
-                    .copied()
-                    .chain(std::iter::repeat_n(0, longest - s.len())),
-            );
-            mask.extend((0..longest).map(|i| u32::from(i < s.len())));
-        }
-        let shape = (seqs.len(), longest);
-        let ids = Tensor::from_vec(ids, shape, &Device::Cpu).unwrap();
-        let mask = Tensor::from_vec(mask, shape, &Device::Cpu).unwrap();
+        let (ids, mask) = pad_batch(seqs, 0, &Device::Cpu).unwrap();
         let out = self
             .0
             .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))

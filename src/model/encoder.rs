@@ -99,7 +99,7 @@ impl Encoder {
                 Ok(pool_packed(&hidden, self.hidden_size, &lens, &self.pooling))
             }
             Backend::Padded(bert) => {
-                let (ids, mask) = self.pad(batch)?;
+                let (ids, mask) = pad_batch(batch, self.pad_id, &self.device)?;
                 let type_ids = ids.zeros_like()?;
                 let hidden = bert.forward(&ids, &type_ids, Some(&mask))?;
                 let pooled = pool(&hidden, &mask, &self.pooling)?;
@@ -107,22 +107,27 @@ impl Encoder {
             }
         }
     }
+}
 
-    /// Builds `[batch, longest]` id and mask tensors, padding on the right.
-    fn pad(&self, batch: &[&[u32]]) -> candle_core::Result<(Tensor, Tensor)> {
-        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(batch.len() * longest);
-        let mut mask = Vec::with_capacity(batch.len() * longest);
-        for seq in batch {
-            ids.extend_from_slice(seq);
-            ids.extend(std::iter::repeat_n(self.pad_id, longest - seq.len()));
-            mask.extend(std::iter::repeat_n(1u32, seq.len()));
-            mask.extend(std::iter::repeat_n(0u32, longest - seq.len()));
-        }
-        let shape = (batch.len(), longest);
-        Ok((
-            Tensor::from_vec(ids, shape, &self.device)?,
-            Tensor::from_vec(mask, shape, &self.device)?,
-        ))
+/// Builds `[batch, longest]` id and mask tensors, padding on the right with `pad_id`: the input
+/// of candle-transformers' `BertModel` (also used by tests and benches as the reference).
+pub fn pad_batch(
+    batch: &[&[u32]],
+    pad_id: u32,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(batch.len() * longest);
+    let mut mask = Vec::with_capacity(batch.len() * longest);
+    for seq in batch {
+        ids.extend_from_slice(seq);
+        ids.extend(std::iter::repeat_n(pad_id, longest - seq.len()));
+        mask.extend(std::iter::repeat_n(1u32, seq.len()));
+        mask.extend(std::iter::repeat_n(0u32, longest - seq.len()));
     }
+    let shape = (batch.len(), longest);
+    Ok((
+        Tensor::from_vec(ids, shape, device)?,
+        Tensor::from_vec(mask, shape, device)?,
+    ))
 }
