@@ -97,7 +97,7 @@ fn attend_head_body<const FMA: bool>(
     for r0 in (0..len).step_by(QROWS) {
         let qb = &q[r0 * dim..][..qb_len];
         for j0 in (0..kp).step_by(LANES) {
-            let acc = qk_tile::<FMA>(qb, dim, &kt[j0..], kp);
+            let acc = tile::<FMA>(qb, dim, dim, &kt[j0..], kp);
             for (r, a) in acc.iter().enumerate() {
                 s[r * kp + j0..][..LANES].copy_from_slice(a);
             }
@@ -107,7 +107,7 @@ fn attend_head_body<const FMA: bool>(
             *inv = 1.0 / exp_shifted::<FMA>(&mut s[r * kp..r * kp + len]);
         }
         for d0 in (0..dp).step_by(LANES) {
-            let acc = pv_tile::<FMA>(&s, kp, len, &v[d0..], dp);
+            let acc = tile::<FMA>(&s, kp, len, &v[d0..], dp);
             let cols = LANES.min(dim - d0);
             for (r, a) in acc.iter().enumerate().take(len.saturating_sub(r0)) {
                 let at = (task.start + r0 + r) * hidden + task.col + d0;
@@ -122,45 +122,28 @@ fn attend_head_body<const FMA: bool>(
 
 type Tile = [[f32; LANES]; QROWS];
 
-/// `tile[r][t] = Σ_c q[r * dim + c] · kt[c * kp + t]`: one block of attention scores.
+/// `tile[r][t] = Σ_{c < n} a[r * a_stride + c] · b[c * b_stride + t]` for `QROWS` rows and
+/// `LANES` columns: one block of scores (`a` = Q, `b` = Kᵀ) or of probabilities × V.
 #[inline(always)]
-fn qk_tile<const FMA: bool>(q: &[f32], dim: usize, kt: &[f32], kp: usize) -> Tile {
-    assert!(q.len() >= QROWS * dim && kt.len() >= (dim.max(1) - 1) * kp + LANES);
+fn tile<const FMA: bool>(a: &[f32], a_stride: usize, n: usize, b: &[f32], b_stride: usize) -> Tile {
+    assert!(
+        n <= a_stride
+            && a.len() >= QROWS * a_stride
+            && b.len() >= (n.max(1) - 1) * b_stride + LANES
+    );
     #[cfg(target_arch = "x86_64")]
     if FMA {
         // SAFETY: `FMA` code only runs on CPUs with AVX2 and FMA (see `dispatch!`); the
         // assert above covers every index read.
-        return unsafe { simd::qk_tile(q, dim, kt, kp) };
+        return unsafe { simd::tile(a, a_stride, n, b, b_stride) };
     }
     let mut acc = [[0f32; LANES]; QROWS];
-    for c in 0..dim {
-        let k = &kt[c * kp..][..LANES];
-        for (r, a) in acc.iter_mut().enumerate() {
-            let qv = q[r * dim + c];
-            for (a, k) in a.iter_mut().zip(k) {
-                *a = madd::<FMA>(qv, *k, *a);
-            }
-        }
-    }
-    acc
-}
-
-/// `tile[r][t] = Σ_{j < len} s[r * kp + j] · v[j * dp + t]`: one block of probabilities × V.
-#[inline(always)]
-fn pv_tile<const FMA: bool>(s: &[f32], kp: usize, len: usize, v: &[f32], dp: usize) -> Tile {
-    assert!(len <= kp && s.len() >= QROWS * kp && v.len() >= (len.max(1) - 1) * dp + LANES);
-    #[cfg(target_arch = "x86_64")]
-    if FMA {
-        // SAFETY: as in `qk_tile`.
-        return unsafe { simd::pv_tile(s, kp, len, v, dp) };
-    }
-    let mut acc = [[0f32; LANES]; QROWS];
-    for j in 0..len {
-        let vj = &v[j * dp..][..LANES];
-        for (r, a) in acc.iter_mut().enumerate() {
-            let p = s[r * kp + j];
-            for (a, v) in a.iter_mut().zip(vj) {
-                *a = madd::<FMA>(p, *v, *a);
+    for c in 0..n {
+        let bc = &b[c * b_stride..][..LANES];
+        for (r, row) in acc.iter_mut().enumerate() {
+            let x = a[r * a_stride + c];
+            for (acc, y) in row.iter_mut().zip(bc) {
+                *acc = madd::<FMA>(x, *y, *acc);
             }
         }
     }
@@ -174,33 +157,24 @@ mod simd {
     use super::{Tile, LANES, QROWS};
     use std::arch::x86_64::*;
 
+    /// See [`super::tile`]; the caller guarantees every index is in bounds.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn qk_tile(q: &[f32], dim: usize, kt: &[f32], kp: usize) -> Tile {
+    pub(super) unsafe fn tile(
+        a: &[f32],
+        a_stride: usize,
+        n: usize,
+        b: &[f32],
+        b_stride: usize,
+    ) -> Tile {
         let mut acc = [[_mm256_setzero_ps(); 2]; QROWS];
-        let (q, kt) = (q.as_ptr(), kt.as_ptr());
-        for c in 0..dim {
-            let k = kt.add(c * kp);
-            let (k0, k1) = (_mm256_loadu_ps(k), _mm256_loadu_ps(k.add(8)));
-            for (r, a) in acc.iter_mut().enumerate() {
-                let qv = _mm256_broadcast_ss(&*q.add(r * dim + c));
-                a[0] = _mm256_fmadd_ps(qv, k0, a[0]);
-                a[1] = _mm256_fmadd_ps(qv, k1, a[1]);
-            }
-        }
-        store(&acc)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn pv_tile(s: &[f32], kp: usize, len: usize, v: &[f32], dp: usize) -> Tile {
-        let mut acc = [[_mm256_setzero_ps(); 2]; QROWS];
-        let (s, v) = (s.as_ptr(), v.as_ptr());
-        for j in 0..len {
-            let vj = v.add(j * dp);
-            let (v0, v1) = (_mm256_loadu_ps(vj), _mm256_loadu_ps(vj.add(8)));
-            for (r, a) in acc.iter_mut().enumerate() {
-                let p = _mm256_broadcast_ss(&*s.add(r * kp + j));
-                a[0] = _mm256_fmadd_ps(p, v0, a[0]);
-                a[1] = _mm256_fmadd_ps(p, v1, a[1]);
+        let (a, b) = (a.as_ptr(), b.as_ptr());
+        for c in 0..n {
+            let bc = b.add(c * b_stride);
+            let (b0, b1) = (_mm256_loadu_ps(bc), _mm256_loadu_ps(bc.add(8)));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*a.add(r * a_stride + c));
+                row[0] = _mm256_fmadd_ps(x, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(x, b1, row[1]);
             }
         }
         store(&acc)
