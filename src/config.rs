@@ -3,7 +3,7 @@
 //! Every flag has an `INFERD_*` environment variable and a doc comment, which is what `--help`
 //! prints. This module only parses; it never touches the model or the network.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -127,6 +127,11 @@ pub struct ServeConfig {
     /// Threads the model's CPU kernels use (default: all cores).
     #[arg(long, env = "INFERD_THREADS")]
     pub threads: Option<usize>,
+
+    /// File of API keys (`name:secret` or `secret` per line). When set, API routes need
+    /// `Authorization: Bearer <secret>`; probes and /metrics stay open.
+    #[arg(long, env = "INFERD_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
 
     /// Log format.
     #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -31,6 +31,10 @@ pub enum ApiError {
         tokens: usize,
         limit: usize,
     },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("unknown model {0:?}")]
     ModelNotFound(String),
     #[error("the server is overloaded: the request queue is full; retry later")]
@@ -65,6 +69,8 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded { .. } | Self::NotReady | Self::ShuttingDown => {
@@ -83,6 +89,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidInput(_) => "invalid_input",
             Self::InputTooLong { .. } => "input_too_long",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::ModelNotFound(_) => "model_not_found",
             Self::Overloaded { .. } => "overloaded",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
@@ -101,6 +109,8 @@ impl ApiError {
         "payload_too_large",
         "invalid_input",
         "input_too_long",
+        "unauthorized",
+        "forbidden",
         "model_not_found",
         "overloaded",
         "deadline_exceeded",
@@ -124,6 +134,11 @@ impl IntoResponse for ApiError {
             code,
         };
         let mut response = (self.status(), Json(body)).into_response();
+        if let Self::Unauthorized(_) = &self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         let retry_after = match &self {
             Self::Overloaded { retry_after } => Some(retry_after.as_secs().max(1)),
             Self::NotReady | Self::ShuttingDown => Some(1),
@@ -153,6 +168,8 @@ mod tests {
                 tokens: 2,
                 limit: 1,
             },
+            ApiError::Unauthorized("x"),
+            ApiError::Forbidden("x"),
             ApiError::ModelNotFound("m".into()),
             ApiError::Overloaded {
                 retry_after: Duration::from_secs(1),

@@ -5,6 +5,7 @@
 //! [`batching`] admits, queues and batches, and [`model`] computes. [`serve`] wires them together
 //! for a given listener and shutdown signal, so tests can run it on port 0.
 
+pub mod auth;
 pub mod batching;
 pub mod config;
 pub mod error;
@@ -49,6 +50,12 @@ pub async fn serve(
             request_timeout: config.request_timeout,
         }),
         metrics: metrics_handle()?,
+        api_keys: config
+            .api_key_file
+            .as_deref()
+            .map(auth::ApiKeys::load)
+            .transpose()?
+            .map(Arc::new),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

@@ -11,7 +11,7 @@ use std::{
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::{metrics, registry::Registry};
+use crate::{auth::ApiKeys, metrics, registry::Registry};
 
 /// Limits applied to each request before it reaches a model.
 #[derive(Debug, Clone, Serialize)]
@@ -59,4 +59,6 @@ pub struct AppState {
     pub health: Arc<Health>,
     pub limits: Arc<RequestLimits>,
     pub metrics: PrometheusHandle,
+    /// `--api-key-file`; `None` leaves API routes open and data-changing routes disabled.
+    pub api_keys: Option<Arc<ApiKeys>>,
 }

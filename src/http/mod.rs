@@ -22,13 +22,21 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use extract::ApiJson;
 
-use crate::{error::ApiError, metrics, state::AppState};
+use crate::{auth, error::ApiError, metrics, state::AppState};
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
+    // Routes that serve models need a key when `--api-key-file` is set; probes and /metrics
+    // stay open for the orchestrator and the scraper.
+    let api = Router::new()
         .merge(infer::routes())
         .merge(info::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+    Router::new()
+        .merge(api)
         .merge(probes::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
