@@ -1,5 +1,6 @@
 //! Forward-pass throughput of the real model, without HTTP: batch 1/8/32 of short (~12 token)
-//! and long (~200 token) texts, tokenization excluded, for inferd's encoder (packed on CPU) and,
+//! and long (~200 token) texts, tokenization excluded, for inferd's encoder (packed on CPU; also
+//! with bf16 projections where the CPU has AVX-512 BF16) and,
 //! as the same-run baseline, candle-transformers' padded `BertModel`. Needs
 //! `scripts/fetch-model.sh`.
 //!
@@ -64,14 +65,20 @@ fn texts(file: &str) -> Vec<String> {
         .collect()
 }
 
-fn forward(c: &mut Criterion) {
-    let model: LoadedModel = model::load(&LoadOptions {
+fn load(device: DeviceRequest, dtype: DTypeRequest) -> LoadedModel {
+    model::load(&LoadOptions {
         source: model_dir().to_string_lossy().into_owned(),
         name: None,
-        device: DeviceRequest::Auto,
-        dtype: DTypeRequest::Auto,
+        device,
+        dtype,
     })
-    .expect("load the model (run scripts/fetch-model.sh)");
+    .expect("load the model (run scripts/fetch-model.sh)")
+}
+
+fn forward(c: &mut Criterion) {
+    let model = load(DeviceRequest::Auto, DTypeRequest::Auto);
+    // bf16 projections on CPUs with AVX-512 BF16 (`--dtype bf16`).
+    let bf16 = model::cpu_bf16_available().then(|| load(DeviceRequest::Cpu, DTypeRequest::Bf16));
     let padded = Padded::load();
     let mut group = c.benchmark_group("forward");
     group.sample_size(10);
@@ -84,16 +91,20 @@ fn forward(c: &mut Criterion) {
             let seqs: Vec<&[u32]> = tokens.iter().take(batch).map(Vec::as_slice).collect();
             group.throughput(Throughput::Elements(batch as u64));
             let id = format!("{set}/{batch}");
-            group.bench_with_input(BenchmarkId::new("inferd", &id), &seqs, |b, seqs| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        // embed copies results back to the host, which synchronises the device.
-                        model.encoder.embed(seqs).unwrap();
-                    }
-                    start.elapsed()
-                })
-            });
+            let variants = [("inferd", Some(&model)), ("inferd-bf16", bf16.as_ref())];
+            for (name, model) in variants {
+                let Some(model) = model else { continue };
+                group.bench_with_input(BenchmarkId::new(name, &id), &seqs, |b, seqs| {
+                    b.iter_custom(|iters| {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            // embed copies results back to the host, which synchronises the device.
+                            model.encoder.embed(seqs).unwrap();
+                        }
+                        start.elapsed()
+                    })
+                });
+            }
             group.bench_with_input(
                 BenchmarkId::new("candle-bert-padded", &id),
                 &seqs,

@@ -87,7 +87,8 @@ pub struct ServeConfig {
     #[arg(long, env = "INFERD_DEVICE", default_value = "auto")]
     pub device: DeviceRequest,
 
-    /// Precision: f32 (CPU), f16 or bf16 (CUDA); auto picks f32 on CPU and f16 on CUDA.
+    /// Precision: f32, bf16 (CUDA, or CPU projections where the CPU has AVX-512 BF16), f16
+    /// (CUDA); auto picks f32 on CPU and f16 on CUDA.
     #[arg(long, env = "INFERD_DTYPE", value_enum, default_value_t = DTypeRequest::Auto)]
     pub dtype: DTypeRequest,
 

@@ -117,7 +117,8 @@ async fn load_model(config: &ServeConfig) -> anyhow::Result<ModelHandle> {
         limits: BatchLimits {
             max_tokens: config.max_batch_tokens,
             max_sequences: config.max_batch_requests,
-            packed: false, // set from the loaded encoder
+            packed: false,     // set from the loaded encoder
+            attention_span: 0, // likewise
         },
         tokenizer_workers: config.tokenizer_workers,
         debug_delay: config.debug_batch_delay,

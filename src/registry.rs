@@ -57,6 +57,7 @@ impl ModelHandle {
             encoder,
         } = model;
         config.limits.packed = encoder.is_packed();
+        config.limits.attention_span = encoder.attention_span();
         let labels = ModelLabels {
             model: info.name.clone(),
             version: info.version.clone(),

@@ -35,14 +35,34 @@ fn references() -> Vec<Reference> {
 }
 
 async fn real_server() -> TestServer {
-    let mut server = spawn(&real_model_dir(), &["--threads", "2"]);
+    real_server_with(&[]).await
+}
+
+async fn real_server_with(args: &[&str]) -> TestServer {
+    let mut server = spawn(&real_model_dir(), &[&["--threads", "2"], args].concat());
     server.wait_ready().await;
     server
 }
 
 #[tokio::test]
 async fn matches_sentence_transformers_on_every_reference_text() {
-    let server = real_server().await;
+    assert_parity(&real_server().await).await;
+}
+
+/// bf16 projections (on CPUs with AVX-512 BF16) must keep the same parity bar.
+#[tokio::test]
+async fn bf16_projections_match_sentence_transformers() {
+    if !inferd::model::cpu_bf16_available() {
+        eprintln!("skipping: this CPU has no AVX-512 BF16");
+        return;
+    }
+    let server = real_server_with(&["--device", "cpu", "--dtype", "bf16"]).await;
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["dtype"], "bf16");
+    assert_parity(&server).await;
+}
+
+async fn assert_parity(server: &TestServer) {
     let refs = references();
     assert_eq!(refs.len(), 290);
     let mut worst = (f32::MAX, String::new());

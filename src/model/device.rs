@@ -32,8 +32,13 @@ pub fn select_dtype(request: DTypeRequest, device: &Device) -> anyhow::Result<DT
         (DTypeRequest::Auto, true) | (DTypeRequest::F32, _) => Ok(DType::F32),
         (DTypeRequest::Auto, false) | (DTypeRequest::F16, false) => Ok(DType::F16),
         (DTypeRequest::Bf16, false) => Ok(DType::BF16),
-        (DTypeRequest::F16 | DTypeRequest::Bf16, true) => {
-            bail!("--dtype f16/bf16 needs a CUDA device; on CPU use f32 (or --dtype auto)")
+        // On the CPU bf16 means bf16 projections (AVX-512 BF16), everything else f32.
+        (DTypeRequest::Bf16, true) if super::kernels::bf16::available() => Ok(DType::BF16),
+        (DTypeRequest::Bf16, true) => {
+            bail!("--dtype bf16 on CPU needs AVX-512 BF16, which this CPU lacks; use f32")
+        }
+        (DTypeRequest::F16, true) => {
+            bail!("--dtype f16 needs a CUDA device; on CPU use f32 or bf16 (or --dtype auto)")
         }
     }
 }
@@ -74,6 +79,9 @@ mod tests {
             DType::F32
         );
         assert!(select_dtype(DTypeRequest::F16, &Device::Cpu).is_err());
-        assert!(select_dtype(DTypeRequest::Bf16, &Device::Cpu).is_err());
+        assert_eq!(
+            select_dtype(DTypeRequest::Bf16, &Device::Cpu).is_ok(),
+            crate::model::kernels::bf16::available()
+        );
     }
 }

@@ -13,6 +13,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 
 use super::{
+    kernels::Precision,
     packed::PackedBert,
     pooling::{pool, pool_packed, PoolingMode},
 };
@@ -30,6 +31,7 @@ pub struct Encoder {
     pooling: Vec<PoolingMode>,
     pad_id: u32,
     hidden_size: usize,
+    intermediate_size: usize,
     max_positions: usize,
     device: Device,
 }
@@ -50,10 +52,15 @@ impl Encoder {
         let weights = dir.join("model.safetensors");
         // SAFETY: the file is memory-mapped read-only; we rely on nobody truncating it while we
         // run, as every safetensors loader does.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, device) }
+        // On the CPU, bf16 applies to the projections only; the rest of the forward is f32.
+        let (load_dtype, precision) = match (device.is_cpu(), dtype) {
+            (true, DType::BF16) => (DType::F32, Precision::Bf16),
+            _ => (dtype, Precision::F32),
+        };
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], load_dtype, device) }
             .with_context(|| format!("mapping {}", weights.display()))?;
         let backend = if device.is_cpu() {
-            PackedBert::load(vb, &config).map(Backend::Packed)
+            PackedBert::load(vb, &config, precision).map(Backend::Packed)
         } else {
             BertModel::load(vb, &config).map(Backend::Padded)
         }
@@ -63,6 +70,7 @@ impl Encoder {
             pooling,
             pad_id: config.pad_token_id as u32,
             hidden_size: config.hidden_size,
+            intermediate_size: config.intermediate_size,
             max_positions: config.max_position_embeddings,
             device: device.clone(),
         })
@@ -80,6 +88,12 @@ impl Encoder {
 
     pub fn pooling(&self) -> &[PoolingMode] {
         &self.pooling
+    }
+
+    /// `2 · hidden + intermediate`: the sequence length at which a token's attention costs as
+    /// much as its projections (see [`crate::batching::BatchLimits`]).
+    pub fn attention_span(&self) -> usize {
+        2 * self.hidden_size + self.intermediate_size
     }
 
     /// Whether batches cost their real tokens (packed) or sequences × longest (padded).

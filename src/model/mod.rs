@@ -22,6 +22,11 @@ use source::{ModelSource, Resolved};
 use st_config::PipelineConfig;
 use tokenizer::TextTokenizer;
 
+/// Whether this CPU runs bf16 projections (`--dtype bf16` on CPU): it needs AVX-512 BF16.
+pub fn cpu_bf16_available() -> bool {
+    kernels::bf16::available()
+}
+
 /// What `/info` and metrics say about a loaded model.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelInfo {

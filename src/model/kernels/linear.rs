@@ -12,10 +12,10 @@
 use candle_core::{Device, Result, Tensor};
 use rayon::prelude::*;
 
-use super::with_slice;
+use super::{bf16, with_slice};
 
 /// Output columns per panel: six 8-lane vectors.
-const NR: usize = 48;
+pub(super) const NR: usize = 48;
 /// Rows per register tile.
 const MR: usize = 4;
 /// Rows per parallel task: a block of `x` stays in cache while it meets every panel.
@@ -30,6 +30,16 @@ pub struct Linear {
     /// The plain `[k, n]` weight for candle's matmul, instead of panels, on CPUs without
     /// AVX2+FMA (the panel kernel is written for those).
     fallback: Option<Tensor>,
+    /// bf16 panels instead of `f32` ones, when asked for and the CPU has AVX-512 BF16.
+    bf16: Option<bf16::Panels>,
+}
+
+/// Arithmetic of the projections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    /// Weights and inputs rounded to bf16, accumulated in `f32`; needs [`bf16::available`].
+    Bf16,
 }
 
 /// Output pointer shared by the panel tasks; each writes only its own panel's columns.
@@ -50,16 +60,23 @@ impl OutPtr {
 
 impl Linear {
     /// From a contiguous `[k, n]` (inputs × outputs) f32 CPU tensor.
-    pub fn new(w: &Tensor) -> Result<Self> {
+    pub fn new(w: &Tensor, precision: Precision) -> Result<Self> {
         let (k, n) = w.dims2()?;
+        let plain = |fallback, bf16| Self {
+            panels: Vec::new(),
+            k,
+            n,
+            fallback,
+            bf16,
+        };
+        if precision == Precision::Bf16 {
+            if !bf16::available() {
+                candle_core::bail!("bf16 projections need a CPU with AVX-512 BF16");
+            }
+            return with_slice(w, |w| plain(None, Some(bf16::Panels::from_slice(w, k, n))));
+        }
         if !simd::available() {
-            let fallback = Some(w.clone());
-            return Ok(Self {
-                panels: Vec::new(),
-                k,
-                n,
-                fallback,
-            });
+            return Ok(plain(Some(w.clone()), None));
         }
         with_slice(w, |w| Self::from_slice(w, k, n))
     }
@@ -70,7 +87,10 @@ impl Linear {
             return x.matmul(w);
         }
         let m = x.dim(0)?;
-        let y = with_slice(x, |x| self.forward_slice(x))?;
+        let y = match &self.bf16 {
+            Some(panels) => with_slice(x, |x| panels.forward_slice(x))?,
+            None => with_slice(x, |x| self.forward_slice(x))?,
+        };
         Tensor::from_vec(y, (m, self.n), &Device::Cpu)
     }
 
@@ -90,6 +110,7 @@ impl Linear {
             k,
             n,
             fallback: None,
+            bf16: None,
         }
     }
 
@@ -102,34 +123,48 @@ impl Linear {
         if m == 0 || k == 0 {
             return out;
         }
-        let ptr = OutPtr(out.as_mut_ptr());
         let panel_len = k * NR;
-        let count = self.panels.len() / panel_len;
-        // Task t: row block t / count times panel t % count, so a block of x stays in cache
-        // while it meets every panel, and few rows still split over panels.
-        (0..m.div_ceil(ROW_BLOCK) * count)
-            .into_par_iter()
-            .for_each(|t| {
-                let (b, p) = (t / count, t % count);
-                let panel = &self.panels[p * panel_len..][..panel_len];
-                let (c0, cols) = (p * NR, NR.min(n - p * NR));
-                for r0 in (b * ROW_BLOCK..m.min((b + 1) * ROW_BLOCK)).step_by(MR) {
-                    let rows = MR.min(m - r0);
-                    let part = Tile {
-                        x: &x[r0 * k..(r0 + rows) * k],
-                        k,
-                        panel,
-                        cols,
-                        // SAFETY: rows r0.. of `out` exist, so the offset stays in bounds.
-                        out: unsafe { ptr.at(r0 * n + c0) },
-                        ldo: n,
-                    };
-                    // SAFETY: panels exist only where `simd::available()` held.
-                    unsafe { simd::tile(&part) };
-                }
-            });
+        par_tiles(&mut out, m, n, MR, |r0, rows, p, dst| {
+            let part = Tile {
+                x: &x[r0 * k..(r0 + rows) * k],
+                k,
+                panel: &self.panels[p * panel_len..][..panel_len],
+                cols: NR.min(n - p * NR),
+                out: dst,
+                ldo: n,
+            };
+            // SAFETY: panels exist only where `simd::available()` held; `par_tiles` hands each
+            // task its own rows × panel columns of `out`.
+            unsafe { simd::tile(&part) };
+        });
         out
     }
+}
+
+/// Runs `tile(r0, rows, panel, out)` over every register tile of an `[m, n]` product written
+/// to `out`, `rows` ≤ `mr` rows from `r0` times the `NR` columns of `panel`, `out` pointing at
+/// the tile's first element (row stride `n`). Task t is row block t / panels times panel
+/// t % panels, so a block of `x` stays in cache while it meets every panel, and few rows still
+/// split over panels. Each call gets elements no other call touches.
+pub(super) fn par_tiles(
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    mr: usize,
+    tile: impl Fn(usize, usize, usize, *mut f32) + Sync,
+) {
+    assert_eq!(out.len(), m * n);
+    let ptr = OutPtr(out.as_mut_ptr());
+    let count = n.div_ceil(NR);
+    (0..m.div_ceil(ROW_BLOCK) * count)
+        .into_par_iter()
+        .for_each(|t| {
+            let (b, p) = (t / count, t % count);
+            for r0 in (b * ROW_BLOCK..m.min((b + 1) * ROW_BLOCK)).step_by(mr) {
+                // SAFETY: row r0 < m and column p * NR < n exist in `out`.
+                tile(r0, mr.min(m - r0), p, unsafe { ptr.at(r0 * n + p * NR) });
+            }
+        });
 }
 
 /// One register tile: `rows = x.len() / k` (≤ `MR`) rows times one panel, stored to `out` at

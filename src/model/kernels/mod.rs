@@ -261,10 +261,11 @@ pub fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 }
 
 mod attention;
+pub mod bf16;
 mod linear;
 
 pub use attention::attention;
-pub use linear::Linear;
+pub use linear::{Linear, Precision};
 
 #[cfg(test)]
 mod tests {

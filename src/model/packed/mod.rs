@@ -11,7 +11,7 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 
-use super::kernels::{self, AddLayerNorm, BiasGelu, Linear};
+use super::kernels::{self, AddLayerNorm, BiasGelu, Linear, Precision};
 
 /// Whole sequences are run through all layers in groups of about this many tokens, which keeps
 /// the intermediates cache-sized and out of fresh (page-faulting) allocations.
@@ -44,7 +44,8 @@ struct Layer {
 }
 
 impl PackedBert {
-    pub fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
+    /// Loads the weights; `precision` is the projections' arithmetic (everything else is f32).
+    pub fn load(vb: VarBuilder, config: &Config, precision: Precision) -> Result<Self> {
         if !vb.device().is_cpu() {
             bail!("packed encoder is CPU-only");
         }
@@ -68,7 +69,7 @@ impl PackedBert {
         let position = flat(&positions.broadcast_add(&types.narrow(0, 0, 1)?)?)?;
         let embed_norm = norm(emb.pp("LayerNorm"), vec![0.0; h], eps)?;
         let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config))
+            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), config, precision))
             .collect::<Result<_>>()?;
         Ok(Self {
             word,
@@ -134,7 +135,7 @@ impl PackedBert {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
+    fn load(vb: VarBuilder, config: &Config, precision: Precision) -> Result<Self> {
         let (h, eps) = (config.hidden_size, config.layer_norm_eps as f32);
         let attn = vb.pp("attention");
         let qkv_names = ["query", "key", "value"].map(|n| attn.pp("self").pp(n));
@@ -147,12 +148,12 @@ impl Layer {
             .map(|vb| flat(&vb.get(h, "bias")?))
             .collect::<Result<Vec<_>>>()?
             .concat();
-        let (attn_out, attn_bias) = dense(attn.pp("output").pp("dense"), h, h)?;
+        let (attn_out, attn_bias) = dense(attn.pp("output").pp("dense"), h, h, precision)?;
         let i = config.intermediate_size;
-        let (ffn_in, ffn_in_bias) = dense(vb.pp("intermediate").pp("dense"), h, i)?;
-        let (ffn_out, ffn_out_bias) = dense(vb.pp("output").pp("dense"), i, h)?;
+        let (ffn_in, ffn_in_bias) = dense(vb.pp("intermediate").pp("dense"), h, i, precision)?;
+        let (ffn_out, ffn_out_bias) = dense(vb.pp("output").pp("dense"), i, h, precision)?;
         Ok(Self {
-            qkv: Linear::new(&transposed(&Tensor::cat(&qkv, 0)?)?)?,
+            qkv: Linear::new(&transposed(&Tensor::cat(&qkv, 0)?)?, precision)?,
             qkv_bias,
             attn_out,
             attn_norm: norm(attn.pp("output").pp("LayerNorm"), attn_bias, eps)?,
@@ -176,8 +177,16 @@ impl Layer {
 }
 
 /// A linear layer as `(weight, bias)`, ready for `x · w`.
-fn dense(vb: VarBuilder, inputs: usize, outputs: usize) -> Result<(Linear, Vec<f32>)> {
-    let w = Linear::new(&transposed(&vb.get((outputs, inputs), "weight")?)?)?;
+fn dense(
+    vb: VarBuilder,
+    inputs: usize,
+    outputs: usize,
+    precision: Precision,
+) -> Result<(Linear, Vec<f32>)> {
+    let w = Linear::new(
+        &transposed(&vb.get((outputs, inputs), "weight")?)?,
+        precision,
+    )?;
     Ok((w, flat(&vb.get(outputs, "bias")?)?))
 }
 

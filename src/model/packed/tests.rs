@@ -104,7 +104,9 @@ fn matches_padded_bert_model() -> Result<()> {
     for prefix in ["", "bert."] {
         let vb = tiny_weights(&c, prefix)?;
         let want = reference(vb.clone(), &c, &seqs)?;
-        let got = PackedBert::load(vb, &c)?.forward(&seqs)?.to_vec2::<f32>()?;
+        let got = PackedBert::load(vb, &c, Precision::F32)?
+            .forward(&seqs)?
+            .to_vec2::<f32>()?;
         let want: Vec<Vec<f32>> = want.into_iter().flatten().collect();
         assert_eq!(got.len(), want.len());
         let (mut worst_cos, mut worst_abs) = (1f64, 0f32);
@@ -127,9 +129,43 @@ fn matches_padded_bert_model() -> Result<()> {
 }
 
 #[test]
+fn bf16_projections_stay_close_to_the_reference() -> Result<()> {
+    if !kernels::bf16::available() {
+        eprintln!("skipping: this CPU has no AVX-512 BF16");
+        return Ok(());
+    }
+    let c = tiny_config();
+    let seqs: Vec<Vec<u32>> = [1, 9, 40, 3]
+        .iter()
+        .map(|&n| {
+            (0..n)
+                .map(|p| ((p * 13 + 5) % c.vocab_size) as u32)
+                .collect()
+        })
+        .collect();
+    let seqs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let vb = tiny_weights(&c, "")?;
+    let want: Vec<Vec<f32>> = reference(vb.clone(), &c, &seqs)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let got = PackedBert::load(vb, &c, Precision::Bf16)?
+        .forward(&seqs)?
+        .to_vec2::<f32>()?;
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| cosine(g, w))
+        .fold(1.0, f64::min);
+    eprintln!("bf16: worst token cosine {worst:.6}");
+    assert!(worst >= 0.999, "{worst}");
+    Ok(())
+}
+
+#[test]
 fn empty_and_out_of_range_inputs() -> Result<()> {
     let c = tiny_config();
-    let bert = PackedBert::load(tiny_weights(&c, "")?, &c)?;
+    let bert = PackedBert::load(tiny_weights(&c, "")?, &c, Precision::F32)?;
     assert_eq!(bert.forward(&[])?.dims(), &[0, 32]);
     assert_eq!(bert.forward(&[&[], &[3, 4]])?.dims(), &[2, 32]);
     assert!(bert.forward(&[&[100]]).is_err());
@@ -181,7 +217,9 @@ fn matches_bert_model_on_minilm() -> anyhow::Result<()> {
         )?
     };
     let want = reference(vb.clone(), &c, &seqs)?;
-    let got = PackedBert::load(vb, &c)?.forward(&seqs)?.to_vec2::<f32>()?;
+    let got = PackedBert::load(vb, &c, Precision::F32)?
+        .forward(&seqs)?
+        .to_vec2::<f32>()?;
     let mut start = 0;
     let mut worst = 1f64;
     for (s, w) in seqs.iter().zip(&want) {

@@ -1,0 +1,246 @@
+//! The bf16 variant of [`super::Linear`]'s panel product, for CPUs with AVX-512 BF16
+//! (`vdpbf16ps`: 32 bf16 products summed pairwise into 16 `f32` lanes per instruction, twice the
+//! multiply-adds of an `f32` FMA of the same width, from half the weight bytes).
+//!
+//! Weights are rounded to bf16 once at load and laid out as panels `[n / NR][k / 2][NR]` of
+//! 32-bit lanes, each lane holding the weights of two consecutive inputs for one output column.
+//! Each call rounds its input rows to bf16 pairs the same way, and accumulates in `f32`. The
+//! result is what an `f32` product of the bf16-rounded operands gives, up to summation order.
+
+use super::linear::{par_tiles, NR};
+
+/// Rows per register tile: 8 rows × 3 accumulators + 3 weight vectors fit the 32 registers.
+pub(super) const MR: usize = 8;
+
+/// Whether the CPU runs this kernel.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `f32` to bf16 bits, rounding to nearest even (NaN stays NaN).
+pub(super) fn bf16_bits(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1));
+    (rounded >> 16) as u16
+}
+
+/// Two bf16 values in one 32-bit lane: `lo` in the low half, as `vdpbf16ps` pairs them.
+fn pair(lo: f32, hi: f32) -> u32 {
+    bf16_bits(lo) as u32 | (bf16_bits(hi) as u32) << 16
+}
+
+/// Row-major `[m, k]` to `[m, k / 2]` bf16 pairs (an odd `k` pads with zero).
+fn pack_rows(x: &[f32], k: usize) -> Vec<u32> {
+    let k2 = k.div_ceil(2);
+    let mut out = Vec::with_capacity(x.len() / k.max(1) * k2);
+    for row in x.chunks_exact(k) {
+        let mut pairs = row.chunks_exact(2);
+        out.extend(pairs.by_ref().map(|p| pair(p[0], p[1])));
+        if let [last] = pairs.remainder() {
+            out.push(pair(*last, 0.0));
+        }
+    }
+    out
+}
+
+/// A `[k, n]` weight as bf16 pair panels.
+pub(super) struct Panels {
+    panels: Vec<u32>,
+    k: usize,
+    n: usize,
+}
+
+impl Panels {
+    /// From a row-major `[k, n]` matrix (inputs × outputs).
+    pub(super) fn from_slice(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n, "weight is not [{k}, {n}]");
+        let k2 = k.div_ceil(2);
+        let mut panels = vec![0u32; n.div_ceil(NR) * k2 * NR];
+        for (p, panel) in panels.chunks_exact_mut(k2 * NR).enumerate() {
+            let (c0, cols) = (p * NR, NR.min(n - p * NR));
+            for (j, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                let at = |r: usize, c: usize| if r < k { w[r * n + c0 + c] } else { 0.0 };
+                for (c, lane) in dst[..cols].iter_mut().enumerate() {
+                    *lane = pair(at(2 * j, c), at(2 * j + 1, c));
+                }
+            }
+        }
+        Self { panels, k, n }
+    }
+
+    /// `x · W` for row-major `x` of `[m, k]`; returns row-major `[m, n]`.
+    pub(super) fn forward_slice(&self, x: &[f32]) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        assert_eq!(x.len() % k.max(1), 0, "input rows are not {k} wide");
+        let m = x.len().checked_div(k).unwrap_or(0);
+        let mut out = vec![0f32; m * n];
+        if m == 0 || k == 0 {
+            return out;
+        }
+        let xb = pack_rows(x, k);
+        let k2 = k.div_ceil(2);
+        let panel_len = k2 * NR;
+        par_tiles(&mut out, m, n, MR, |r0, rows, p, dst| {
+            let tile = Tile {
+                x: &xb[r0 * k2..(r0 + rows) * k2],
+                k2,
+                panel: &self.panels[p * panel_len..][..panel_len],
+                cols: NR.min(n - p * NR),
+                out: dst,
+                ldo: n,
+            };
+            // SAFETY: panels exist only where `available()` held (see `Linear::new`);
+            // `par_tiles` hands each task its own rows × panel columns of `out`.
+            unsafe { simd::tile(&tile) }
+        });
+        out
+    }
+}
+
+/// `x.len() / k2` (≤ [`MR`]) rows of bf16 pairs times one panel, stored to `out` at row stride
+/// `ldo`, first `cols` columns only; `out` must be valid for those writes and ours alone.
+struct Tile<'a> {
+    x: &'a [u32],
+    k2: usize,
+    panel: &'a [u32],
+    cols: usize,
+    out: *mut f32,
+    ldo: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    use super::{Tile, MR, NR};
+
+    const V: usize = NR / 16;
+
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512 BF16; `t` must obey [`Tile`]'s contract.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn tile(t: &Tile) {
+        // SAFETY: contract passed on.
+        unsafe {
+            match t.x.len() / t.k2 {
+                1 => rows::<1>(t),
+                2 => rows::<2>(t),
+                3 => rows::<3>(t),
+                4 => rows::<4>(t),
+                5 => rows::<5>(t),
+                6 => rows::<6>(t),
+                7 => rows::<7>(t),
+                _ => rows::<MR>(t),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rows<const R: usize>(t: &Tile) {
+        let k2 = t.k2;
+        assert!(t.x.len() == R * k2 && t.panel.len() >= k2 * NR && t.cols <= NR);
+        let (x, w) = (t.x.as_ptr(), t.panel.as_ptr());
+        // SAFETY: j < k2 keeps the reads inside the panel and the R rows (asserted above); the
+        // stores stay in rows < R and columns < cols, which `Tile`'s contract makes ours.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            for j in 0..k2 {
+                let wj = w.add(j * NR);
+                let mut wv = [_mm512_setzero_si512(); V];
+                for (v, wv) in wv.iter_mut().enumerate() {
+                    *wv = _mm512_loadu_si512(wj.add(v * 16).cast());
+                }
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let a: __m512bh =
+                        std::mem::transmute(_mm512_set1_epi32(*x.add(i * k2 + j) as i32));
+                    for (acc, wv) in acc.iter_mut().zip(wv) {
+                        *acc =
+                            _mm512_dpbf16_ps(*acc, a, std::mem::transmute::<__m512i, __m512bh>(wv));
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                let out = t.out.add(i * t.ldo);
+                for (v, acc) in acc.iter().enumerate() {
+                    let left = t.cols.saturating_sub(v * 16).min(16);
+                    if left == 16 {
+                        _mm512_storeu_ps(out.add(v * 16), *acc);
+                    } else if left > 0 {
+                        _mm512_mask_storeu_ps(out.add(v * 16), (1u16 << left) - 1, *acc);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod simd {
+    use super::Tile;
+
+    pub(super) unsafe fn tile(_: &Tile) {
+        unreachable!("bf16 panels are built only where the x86-64 kernel runs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::noise;
+    use super::*;
+
+    fn round(x: f32) -> f64 {
+        f32::from_bits((bf16_bits(x) as u32) << 16) as f64
+    }
+
+    #[test]
+    fn rounds_to_nearest_even() {
+        assert_eq!(bf16_bits(1.0), 0x3f80);
+        // 1 + 2^-8 is halfway between 1 and the next bf16: ties go to the even 1.0.
+        assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3f80);
+        assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3f82);
+        assert!(f32::from_bits((bf16_bits(f32::NAN) as u32) << 16).is_nan());
+    }
+
+    #[test]
+    fn matches_product_of_rounded_operands() {
+        if !available() {
+            eprintln!("skipping: this CPU has no AVX-512 BF16");
+            return;
+        }
+        for (s, &(m, k, n)) in [
+            (1, 1, 1),
+            (1, 384, 1152),
+            (9, 33, 50),
+            (17, 1536, 384),
+            (3, 7, 97),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let x = noise(m * k, 30 + s as u64, 1.0);
+            let w = noise(k * n, 40 + s as u64, 0.5);
+            let got = Panels::from_slice(&w, k, n).forward_slice(&x);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k)
+                        .map(|c| round(x[i * k + c]) * round(w[c * n + j]))
+                        .sum();
+                    let g = got[i * n + j] as f64;
+                    assert!(
+                        (g - want).abs() <= 1e-5 * (k as f64).sqrt(),
+                        "{m}x{k}x{n}: {g} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
