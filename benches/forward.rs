@@ -76,6 +76,8 @@ fn load(device: DeviceRequest, dtype: DTypeRequest) -> LoadedModel {
 }
 
 fn forward(c: &mut Criterion) {
+    // The server runs forward passes on a compute pool its worker thread belongs to; so do we.
+    let pool = inferd::batching::compute_pool(rayon::current_num_threads()).unwrap();
     let model = load(DeviceRequest::Auto, DTypeRequest::Auto);
     // bf16 projections on CPUs with AVX-512 BF16 (`--dtype bf16`).
     let bf16 = model::cpu_bf16_available().then(|| load(DeviceRequest::Cpu, DTypeRequest::Bf16));
@@ -99,7 +101,7 @@ fn forward(c: &mut Criterion) {
                         let start = Instant::now();
                         for _ in 0..iters {
                             // embed copies results back to the host, which synchronises the device.
-                            model.encoder.embed(seqs).unwrap();
+                            pool.install(|| model.encoder.embed(seqs).unwrap());
                         }
                         start.elapsed()
                     })
