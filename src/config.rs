@@ -202,10 +202,7 @@ impl ServeConfig {
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((flag, _)) => Err(format!("{flag} must be at least 1")),
             None if self.threads == Some(0) => Err("--threads must be at least 1".into()),
-            None if self
-                .rate_limit
-                .is_some_and(|r| !r.is_finite() || r < 0.0) =>
-            {
+            None if self.rate_limit.is_some_and(|r| !r.is_finite() || r < 0.0) => {
                 Err("--rate-limit must be a non-negative number of requests per second".into())
             }
             None if self.rate_limit_burst == Some(0) => {

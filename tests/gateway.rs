@@ -164,5 +164,8 @@ async fn cache_answers_repeats_with_identical_vectors() {
         .infer(json!({"inputs": ["hello world", long], "truncate": false}))
         .await;
     assert_eq!(status, 413, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("input 1"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("input 1"),
+        "{body}"
+    );
 }

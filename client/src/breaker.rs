@@ -447,7 +447,11 @@ mod tests {
         fail(&b);
         clock.advance(Duration::from_secs(10));
         slow.success();
-        assert_eq!(b.state(), BreakerState::HalfOpen, "old success does not close");
+        assert_eq!(
+            b.state(),
+            BreakerState::HalfOpen,
+            "old success does not close"
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait Fallback: Send + Sync {
     /// Answers `request` instead of the primary.
-    fn embed<'a>(&'a self, request: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse, Error>>;
+    fn embed<'a>(
+        &'a self,
+        request: &'a EmbedRequest,
+    ) -> BoxFuture<'a, Result<EmbedResponse, Error>>;
 
     /// Sees every good answer of the primary (default: ignores it).
     fn observe(&self, _request: &EmbedRequest, _response: &EmbedResponse) {}
@@ -38,7 +41,10 @@ impl SecondaryEndpoint {
 }
 
 impl Fallback for SecondaryEndpoint {
-    fn embed<'a>(&'a self, request: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse, Error>> {
+    fn embed<'a>(
+        &'a self,
+        request: &'a EmbedRequest,
+    ) -> BoxFuture<'a, Result<EmbedResponse, Error>> {
         Box::pin(self.client.embed(request))
     }
 }
@@ -75,7 +81,10 @@ impl CachedResponses {
 }
 
 impl Fallback for CachedResponses {
-    fn embed<'a>(&'a self, request: &'a EmbedRequest) -> BoxFuture<'a, Result<EmbedResponse, Error>> {
+    fn embed<'a>(
+        &'a self,
+        request: &'a EmbedRequest,
+    ) -> BoxFuture<'a, Result<EmbedResponse, Error>> {
         let hit = self.entries.lock().unwrap().map.get(request).cloned();
         Box::pin(async move { hit.ok_or(Error::CircuitOpen) })
     }

@@ -200,9 +200,10 @@ impl Error {
         match self {
             Self::Api { status, .. } => *status >= 500,
             Self::Timeout | Self::Connect(_) | Self::Transport(_) => true,
-            Self::DeadlineExceeded { .. } | Self::CircuitOpen | Self::Decode(_) | Self::Config(_) => {
-                false
-            }
+            Self::DeadlineExceeded { .. }
+            | Self::CircuitOpen
+            | Self::Decode(_)
+            | Self::Config(_) => false,
         }
     }
 
@@ -474,7 +475,15 @@ impl Client {
         let response = call.send().await.map_err(Error::from_reqwest)?;
         let status = response.status();
         if status.is_success() {
-            let body = response.bytes().await.map_err(Error::from_reqwest)?;
+            // The JSON is decoded below, so a failed read is the connection's fault (reqwest
+            // labels a body cut short "error decoding response body").
+            let body = response
+                .bytes()
+                .await
+                .map_err(|err| match Error::from_reqwest(err) {
+                    Error::Decode(detail) => Error::Transport(detail),
+                    other => other,
+                })?;
             return serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()));
         }
         let retry_after = response

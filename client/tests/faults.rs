@@ -132,7 +132,10 @@ async fn breaker_opens_after_the_threshold_and_short_circuits() {
         .build()
         .unwrap();
     for _ in 0..3 {
-        assert_eq!(client.embed(&hello()).await.unwrap_err().status(), Some(500));
+        assert_eq!(
+            client.embed(&hello()).await.unwrap_err().status(),
+            Some(500)
+        );
     }
     assert_eq!(client.breaker_state(), BreakerState::Open);
     let err = client.embed(&hello()).await.unwrap_err();
@@ -158,7 +161,10 @@ async fn caller_errors_do_not_trip_the_breaker() {
     let server = FaultServer::start(vec![Action::status(422, "invalid_input"); 5]).await;
     let client = builder(&server).breaker(trips_after(2)).build().unwrap();
     for _ in 0..5 {
-        assert_eq!(client.embed(&hello()).await.unwrap_err().status(), Some(422));
+        assert_eq!(
+            client.embed(&hello()).await.unwrap_err().status(),
+            Some(422)
+        );
     }
     assert_eq!(client.breaker_state(), BreakerState::Closed);
 }
@@ -184,7 +190,10 @@ async fn half_open_probe_success_closes_the_breaker() {
     ));
     clock.advance(Duration::from_secs(30));
     assert_eq!(client.breaker_state(), BreakerState::HalfOpen);
-    client.embed(&hello()).await.expect("the probe goes through");
+    client
+        .embed(&hello())
+        .await
+        .expect("the probe goes through");
     assert_eq!(client.breaker_state(), BreakerState::Closed);
     client.embed(&hello()).await.unwrap();
     assert_eq!(server.hits(), 3);
@@ -205,7 +214,10 @@ async fn half_open_probe_failure_reopens() {
         .unwrap();
     assert!(client.embed(&hello()).await.is_err());
     clock.advance(Duration::from_secs(30));
-    assert_eq!(client.embed(&hello()).await.unwrap_err().status(), Some(503));
+    assert_eq!(
+        client.embed(&hello()).await.unwrap_err().status(),
+        Some(503)
+    );
     assert_eq!(client.breaker_state(), BreakerState::Open);
     assert_eq!(server.hits(), 2);
 }
@@ -221,8 +233,14 @@ async fn secondary_endpoint_answers_while_open() {
         .fallback(SecondaryEndpoint::new(backup))
         .build()
         .unwrap();
-    assert_eq!(client.embed(&hello()).await.unwrap_err().status(), Some(500));
-    let response = client.embed(&hello()).await.expect("answered by the secondary");
+    assert_eq!(
+        client.embed(&hello()).await.unwrap_err().status(),
+        Some(500)
+    );
+    let response = client
+        .embed(&hello())
+        .await
+        .expect("answered by the secondary");
     assert_eq!(response.model, "fake");
     assert_eq!(primary.hits(), 1);
     assert_eq!(secondary.hits(), 1);
@@ -238,8 +256,15 @@ async fn cached_responses_answer_repeats_while_open() {
         .build()
         .unwrap();
     let fresh = client.embed(&hello()).await.unwrap();
-    assert!(client.embed(&hello()).await.is_err(), "503 opens the breaker");
-    assert_eq!(client.embed(&hello()).await.unwrap(), fresh, "from the cache");
+    assert!(
+        client.embed(&hello()).await.is_err(),
+        "503 opens the breaker"
+    );
+    assert_eq!(
+        client.embed(&hello()).await.unwrap(),
+        fresh,
+        "from the cache"
+    );
     let unseen = client.embed(&EmbedRequest::new("other")).await;
     assert!(matches!(unseen, Err(Error::CircuitOpen)), "{unseen:?}");
     assert_eq!(server.hits(), 2);
@@ -268,7 +293,10 @@ async fn timeouts_are_retried_when_asked() {
         })
         .build()
         .unwrap();
-    client.embed(&hello()).await.expect("second attempt is fast");
+    client
+        .embed(&hello())
+        .await
+        .expect("second attempt is fast");
     assert_eq!(server.hits(), 2);
 }
 
@@ -300,11 +328,7 @@ async fn sends_the_api_key_and_the_typed_body() {
     let server = FaultServer::start([]).await;
     let client = builder(&server).api_key("s3cret").build().unwrap();
     client
-        .embed(
-            &EmbedRequest::new(["a", "b"])
-                .normalize(false)
-                .model("m@2"),
-        )
+        .embed(&EmbedRequest::new(["a", "b"]).normalize(false).model("m@2"))
         .await
         .unwrap();
     let request = &server.requests()[0];

@@ -96,7 +96,11 @@ async fn embeds_against_a_real_server() {
         .unwrap();
     assert_eq!(response.dimensions, tiny_model::HIDDEN);
     assert_eq!(response.embeddings.len(), 2);
-    let norm: f32 = response.embeddings[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    let norm: f32 = response.embeddings[0]
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt();
     assert!((norm - 1.0).abs() < 1e-4);
     let raw = client
         .embed(&EmbedRequest::new("hello world").normalize(false))

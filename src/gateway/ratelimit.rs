@@ -84,7 +84,10 @@ pub async fn enforce(
     next: Next,
 ) -> Result<Response, ApiError> {
     if let Some(limiter) = &state.rate_limiter {
-        let caller = request.extensions().get::<Caller>().and_then(|c| c.0.clone());
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .and_then(|c| c.0.clone());
         let key = caller.as_deref().unwrap_or(ANONYMOUS);
         if let Err(retry_after) = limiter.check(key, Instant::now()) {
             metrics::rate_limited(key);
@@ -124,7 +127,10 @@ mod tests {
     fn retry_after_rounds_up_to_whole_seconds() {
         let limiter = RateLimiter::new(Some(0.25), None).unwrap();
         let t0 = Instant::now();
-        assert!(limiter.check("a", t0).is_ok(), "burst defaults to at least 1");
+        assert!(
+            limiter.check("a", t0).is_ok(),
+            "burst defaults to at least 1"
+        );
         assert_eq!(limiter.check("a", t0), Err(Duration::from_secs(4)));
     }
 

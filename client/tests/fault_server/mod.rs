@@ -83,8 +83,7 @@ impl FaultServer {
                     let Ok((stream, _)) = listener.accept().await else {
                         return;
                     };
-                    let (script, hits, requests) =
-                        (script.clone(), hits.clone(), requests.clone());
+                    let (script, hits, requests) = (script.clone(), hits.clone(), requests.clone());
                     tokio::spawn(async move {
                         let Some(request) = read_request(&stream).await else {
                             return;
