@@ -184,7 +184,7 @@ async fn respond(mut stream: TcpStream, action: Action) {
         Action::Truncate => {
             let full = http(200, "OK", OK_BODY, None);
             let cut = full.len() - OK_BODY.len() / 2;
-            let _ = stream.write_all(full[..cut].as_bytes()).await;
+            let _ = stream.write_all(&full.as_bytes()[..cut]).await;
             let _ = stream.flush().await;
             drop(stream);
             return;
