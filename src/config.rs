@@ -134,6 +134,20 @@ pub struct ServeConfig {
     #[arg(long, env = "INFERD_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
 
+    /// Requests per second each API key may make (without `--api-key-file`: all callers
+    /// together); beyond it 429 `rate_limited` with `Retry-After`. Unset or 0: no limit.
+    #[arg(long, env = "INFERD_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
+
+    /// Requests a key may make in a burst above its rate (default: the rate, at least 1).
+    #[arg(long, env = "INFERD_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+
+    /// Embeddings kept in the LRU response cache, keyed by model version, options and text;
+    /// 0 turns the cache off.
+    #[arg(long, env = "INFERD_CACHE_CAPACITY", default_value_t = 0)]
+    pub cache_capacity: usize,
+
     /// Log format.
     #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -189,6 +203,12 @@ impl ServeConfig {
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((flag, _)) => Err(format!("{flag} must be at least 1")),
             None if self.threads == Some(0) => Err("--threads must be at least 1".into()),
+            None if self.rate_limit.is_some_and(|r| !r.is_finite() || r < 0.0) => {
+                Err("--rate-limit must be a non-negative number of requests per second".into())
+            }
+            None if self.rate_limit_burst == Some(0) => {
+                Err("--rate-limit-burst must be at least 1".into())
+            }
             None => Ok(()),
         }
     }

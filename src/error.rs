@@ -35,6 +35,8 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("rate limit exceeded (--rate-limit); retry after {}s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
     #[error("unknown model {0:?}")]
     ModelNotFound(String),
     #[error("the server is overloaded: the request queue is full; retry later")]
@@ -71,6 +73,7 @@ impl ApiError {
             Self::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded { .. } | Self::NotReady | Self::ShuttingDown => {
@@ -91,6 +94,7 @@ impl ApiError {
             Self::InputTooLong { .. } => "input_too_long",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
             Self::ModelNotFound(_) => "model_not_found",
             Self::Overloaded { .. } => "overloaded",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
@@ -111,6 +115,7 @@ impl ApiError {
         "input_too_long",
         "unauthorized",
         "forbidden",
+        "rate_limited",
         "model_not_found",
         "overloaded",
         "deadline_exceeded",
@@ -140,7 +145,9 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         let retry_after = match &self {
-            Self::Overloaded { retry_after } => Some(retry_after.as_secs().max(1)),
+            Self::Overloaded { retry_after } | Self::RateLimited { retry_after } => {
+                Some(retry_after.as_secs().max(1))
+            }
             Self::NotReady | Self::ShuttingDown => Some(1),
             _ => None,
         };
@@ -170,6 +177,9 @@ mod tests {
             },
             ApiError::Unauthorized("x"),
             ApiError::Forbidden("x"),
+            ApiError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            },
             ApiError::ModelNotFound("m".into()),
             ApiError::Overloaded {
                 retry_after: Duration::from_secs(1),

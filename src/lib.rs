@@ -7,8 +7,10 @@
 
 pub mod auth;
 pub mod batching;
+pub mod cache;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod model;
@@ -56,6 +58,10 @@ pub async fn serve(
             .map(auth::ApiKeys::load)
             .transpose()?
             .map(Arc::new),
+        rate_limiter: gateway::ratelimit::RateLimiter::new(
+            config.rate_limit,
+            config.rate_limit_burst,
+        ),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -123,6 +129,7 @@ async fn load_model(config: &ServeConfig) -> anyhow::Result<ModelHandle> {
         tokenizer_workers: config.tokenizer_workers,
         debug_delay: config.debug_batch_delay,
         debug_panic_on: config.debug_panic_on.clone(),
+        cache: cache::EmbeddingCache::new(config.cache_capacity),
     };
     tokio::task::spawn_blocking(move || {
         let loaded =

@@ -28,6 +28,10 @@ pub const REJECTED: &str = "inferd_requests_rejected_total";
 pub const ERRORS: &str = "inferd_errors_total";
 pub const WORKER_RESTARTS: &str = "inferd_worker_restarts_total";
 pub const BUILD_INFO: &str = "inferd_build_info";
+pub const RATE_LIMITED: &str = "inferd_rate_limited_total";
+pub const CACHE_HITS: &str = "inferd_cache_hits_total";
+pub const CACHE_MISSES: &str = "inferd_cache_misses_total";
+pub const CACHE_ENTRIES: &str = "inferd_cache_entries";
 
 /// Reasons a request is dropped before compute (`reason` label of [`REJECTED`]).
 pub const REJECT_REASONS: &[&str] = &["overloaded", "deadline_exceeded", "client_gone"];
@@ -91,6 +95,16 @@ fn describe_all() {
     describe_counter!(ERRORS, "JSON error responses by stable error code.");
     describe_counter!(WORKER_RESTARTS, "Model worker restarts after a panic.");
     describe_gauge!(BUILD_INFO, "Build information.");
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused with 429 by the per-key rate limit, by key name."
+    );
+    describe_counter!(CACHE_HITS, "Inputs answered from the response cache.");
+    describe_counter!(
+        CACHE_MISSES,
+        "Inputs looked up in the response cache and not found."
+    );
+    describe_gauge!(CACHE_ENTRIES, "Embeddings held by the response cache.");
 }
 
 /// Labels that identify one loaded model version.
@@ -164,6 +178,26 @@ impl ModelLabels {
 
 pub fn record_error(code: &'static str) {
     counter!(ERRORS, "code" => code).increment(1);
+}
+
+pub fn rate_limited(key: &str) {
+    counter!(RATE_LIMITED, "key" => key.to_string()).increment(1);
+}
+
+/// Registers the cache series at zero (called when the cache is on).
+pub fn cache_registered() {
+    counter!(CACHE_HITS).absolute(0);
+    counter!(CACHE_MISSES).absolute(0);
+    gauge!(CACHE_ENTRIES).set(0.0);
+}
+
+pub fn cache_lookups(hits: usize, misses: usize) {
+    counter!(CACHE_HITS).increment(hits as u64);
+    counter!(CACHE_MISSES).increment(misses as u64);
+}
+
+pub fn cache_entries(entries: usize) {
+    gauge!(CACHE_ENTRIES).set(entries as f64);
 }
 
 pub fn set_ready(ready: bool) {

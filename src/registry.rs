@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     batching::{BatchError, BatchLimits, Batcher, WorkerConfig},
+    cache::EmbeddingCache,
     error::ApiError,
     metrics::ModelLabels,
     model::{
@@ -34,6 +35,8 @@ pub struct HandleConfig {
     pub tokenizer_workers: usize,
     pub debug_delay: Option<Duration>,
     pub debug_panic_on: Option<String>,
+    /// The shared response cache (`--cache-capacity`); `None` when off.
+    pub cache: Option<Arc<EmbeddingCache>>,
 }
 
 /// Result of embedding one request.
@@ -95,8 +98,30 @@ impl ModelHandle {
         })
     }
 
-    /// Embeds `texts` through the queue, or fails fast when the queue is full.
+    /// Embeds `texts`: cached inputs at once, the rest through the queue (see [`crate::cache`]).
     pub async fn embed(
+        &self,
+        texts: Vec<String>,
+        truncate: bool,
+        normalize: bool,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Embedded, ApiError> {
+        let Some(cache) = &self.config.cache else {
+            return self
+                .embed_uncached(texts, truncate, normalize, deadline, timeout)
+                .await;
+        };
+        let model = format!("{}@{}", self.info.name, self.info.version);
+        cache
+            .embed_through(&model, texts, truncate, normalize, |misses| {
+                self.embed_uncached(misses, truncate, normalize, deadline, timeout)
+            })
+            .await
+    }
+
+    /// Embeds `texts` through the queue, or fails fast when the queue is full.
+    async fn embed_uncached(
         &self,
         texts: Vec<String>,
         truncate: bool,

@@ -11,7 +11,7 @@ use std::{
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::{auth::ApiKeys, metrics, registry::Registry};
+use crate::{auth::ApiKeys, gateway::ratelimit::RateLimiter, metrics, registry::Registry};
 
 /// Limits applied to each request before it reaches a model.
 #[derive(Debug, Clone, Serialize)]
@@ -61,4 +61,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// `--api-key-file`; `None` leaves API routes open and data-changing routes disabled.
     pub api_keys: Option<Arc<ApiKeys>>,
+    /// `--rate-limit`; `None` when requests are not rate limited.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
 }

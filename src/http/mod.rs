@@ -22,15 +22,20 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use extract::ApiJson;
 
-use crate::{auth, error::ApiError, metrics, state::AppState};
+use crate::{auth, error::ApiError, gateway, metrics, state::AppState};
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     // Routes that serve models need a key when `--api-key-file` is set; probes and /metrics
-    // stay open for the orchestrator and the scraper.
+    // stay open for the orchestrator and the scraper. The last layer added runs first: the key
+    // is checked, then the key's rate limit.
     let api = Router::new()
         .merge(infer::routes())
         .merge(info::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            gateway::ratelimit::enforce,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
