@@ -17,7 +17,7 @@ use crate::{
     error::ApiError,
     metrics::ModelLabels,
     model::{
-        tokenizer::{TextTokenizer, TokenizeError},
+        tokenizer::{TextTokenizer, TokenizeError, Truncation},
         LoadedModel, ModelInfo,
     },
 };
@@ -99,11 +99,25 @@ impl ModelHandle {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Embedded, ApiError> {
+        let truncation = Truncation::from_flag(truncate);
+        self.embed_truncating(texts, truncation, normalize, deadline, timeout)
+            .await
+    }
+
+    /// [`Self::embed`] with a choice of which end of a long text is cut.
+    pub async fn embed_truncating(
+        &self,
+        texts: Vec<String>,
+        truncation: Truncation,
+        normalize: bool,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Embedded, ApiError> {
         let permit = self.batcher.admit().ok_or(ApiError::Overloaded {
             retry_after: self.retry_after,
         })?;
         let run = async {
-            let sequences = self.tokenize(texts, truncate).await?;
+            let sequences = self.tokenize(texts, truncation).await?;
             let prompt_tokens = sequences.iter().map(|s| s.len()).sum();
             let rx = self.batcher.submit(permit, sequences, normalize, deadline);
             let vectors = match rx.await {
@@ -125,37 +139,48 @@ impl ModelHandle {
     async fn tokenize(
         &self,
         texts: Vec<String>,
-        truncate: bool,
+        truncation: Truncation,
     ) -> Result<Vec<Arc<[u32]>>, ApiError> {
+        let result = self
+            .with_tokenizer(move |tokenizer| {
+                texts
+                    .iter()
+                    .enumerate()
+                    .map(|(index, text)| {
+                        tokenizer
+                            .encode_with(text, truncation)
+                            .map(|t| Arc::from(t.ids))
+                            .map_err(|e| (index, e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        match result {
+            Ok(sequences) => Ok(sequences),
+            Err((index, TokenizeError::TooLong { tokens, limit })) => Err(ApiError::InputTooLong {
+                index,
+                tokens,
+                limit,
+            }),
+            Err((index, TokenizeError::Failed(msg))) => Err(ApiError::InvalidInput(format!(
+                "input {index} could not be tokenized: {msg}"
+            ))),
+        }
+    }
+
+    /// Runs `job` on the tokenizer pool, so tokenizer work (`/tokenize`, `/decode` too) never
+    /// runs on the async runtime or the model thread.
+    pub async fn with_tokenizer<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&TextTokenizer) -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
         let (tx, rx) = oneshot::channel();
         let tokenizer = Arc::clone(&self.tokenizer);
         self.pool.spawn(move || {
-            let result = texts
-                .iter()
-                .enumerate()
-                .map(|(index, text)| {
-                    tokenizer
-                        .encode(text, truncate)
-                        .map(|t| Arc::from(t.ids))
-                        .map_err(|e| (index, e))
-                })
-                .collect::<Result<Vec<_>, _>>();
-            let _ = tx.send(result);
+            let _ = tx.send(job(&tokenizer));
         });
-        match rx.await {
-            Ok(Ok(sequences)) => Ok(sequences),
-            Ok(Err((index, TokenizeError::TooLong { tokens, limit }))) => {
-                Err(ApiError::InputTooLong {
-                    index,
-                    tokens,
-                    limit,
-                })
-            }
-            Ok(Err((index, TokenizeError::Failed(msg)))) => Err(ApiError::InvalidInput(format!(
-                "input {index} could not be tokenized: {msg}"
-            ))),
-            Err(_) => Err(ApiError::Internal("tokenizer pool dropped a job".into())),
-        }
+        rx.await
+            .map_err(|_| ApiError::Internal("tokenizer pool dropped a job".into()))
     }
 
     pub fn queue_depth(&self) -> usize {

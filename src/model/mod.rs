@@ -23,7 +23,7 @@ use st_config::PipelineConfig;
 use tokenizer::TextTokenizer;
 
 /// What `/info` and metrics say about a loaded model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     #[serde(rename = "model")]
     pub name: String,
