@@ -52,12 +52,21 @@ echo "== contract: client packages (pytest tests/contract)"
 INFERD_URL="$URL" "$VENV/bin/python" -m pytest -q tests/contract
 
 echo "== contract: schemathesis against $URL/openapi.json"
-# No 5xx, statuses/content types/bodies as documented. positive_data_acceptance is left out:
-# inferd's documented schema cannot express every limit (token counts, batch size), so some
-# schema-valid requests rightly get a 4xx.
-"$VENV/bin/schemathesis" run "$URL/openapi.json" \
+# Path parameters get the served model's name and version so model routes are reached, not
+# just answered 404. No 5xx, statuses/content types/bodies as documented. positive_data_acceptance
+# is left out: the schema cannot express every limit (token counts, batch size, empty strings), so
+# some schema-valid requests rightly get a 4xx.
+CONFIG=$(mktemp --suffix=.toml)
+trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -f "$LOG" "$CONFIG"' EXIT
+"$VENV/bin/python" - "$URL" >"$CONFIG" <<'PY'
+import json, sys, urllib.request
+info = json.load(urllib.request.urlopen(sys.argv[1] + "/info"))
+print("[parameters]")
+for key, value in {"path.name": info["model"], "path.model": info["model"], "path.version": info["version"]}.items():
+    print(f"{json.dumps(key)} = {json.dumps(value)}")
+PY
+"$VENV/bin/schemathesis" --no-color --config-file "$CONFIG" run "$URL/openapi.json" \
   --checks all \
   --exclude-checks positive_data_acceptance \
   --max-examples "$EXAMPLES" \
-  --request-timeout 30 \
-  --no-color
+  --request-timeout 30
