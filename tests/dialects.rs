@@ -579,3 +579,33 @@ async fn openapi_document_lists_every_route_and_docs_render() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("/openapi.json"));
 }
+
+#[tokio::test]
+async fn body_rejections_are_in_the_dialects_shape_too() {
+    let server = spawn_tiny().await;
+    let post = |path: &str, body: &'static str| {
+        server
+            .client
+            .post(server.url(path))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = post("/v1/embeddings", "{not json").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_json");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+
+    let r = post("/v2/models/x/infer", "{not json").await.unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert!(status == 400 || status == 404, "{status} {body}");
+    assert!(body["error"].is_string());
+
+    let r = post("/embed", "{\"inputs\": 5}").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error_type"], "Validation");
+    assert!(body["error"].as_str().unwrap().contains("got a number"));
+}
