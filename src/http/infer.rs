@@ -9,7 +9,13 @@ use std::{sync::Arc, time::Instant};
 use axum::{extract::State, routing::post, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{
+    openapi::{
+        schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type},
+        RefOr, Schema,
+    },
+    ToSchema,
+};
 
 use super::{openapi::ErrorResponse, ApiJson};
 use crate::{
@@ -27,7 +33,7 @@ pub fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct InferRequest {
     /// A string or a list of strings; checked by [`parse_inputs`] for clear messages.
-    #[schema(value_type = Texts)]
+    #[schema(schema_with = texts_schema)]
     pub inputs: Value,
     /// L2-normalise the vectors (default true).
     #[serde(default = "yes")]
@@ -39,13 +45,29 @@ pub struct InferRequest {
     pub model: Option<String>,
 }
 
-/// One non-empty text or a non-empty list of them (the OpenAPI view of `inputs`).
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // documentation only: requests keep `Value` for precise error messages
-pub enum Texts {
-    One(String),
-    Many(Vec<String>),
+/// The OpenAPI view of `inputs`: one non-empty text or a non-empty list of them. Requests keep
+/// a `Value` so every wrong shape gets a precise message.
+pub fn texts_schema() -> RefOr<Schema> {
+    one_of_texts(
+        Vec::new(),
+        "One non-empty text or a non-empty list of them.",
+    )
+}
+
+/// A `oneOf` of a non-empty string, a non-empty list of them, and `more`.
+pub fn one_of_texts(more: Vec<RefOr<Schema>>, description: &str) -> RefOr<Schema> {
+    let text = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+    };
+    let mut schema = OneOfBuilder::new()
+        .item(text())
+        .item(ArrayBuilder::new().items(text()).min_items(Some(1)));
+    for item in more {
+        schema = schema.item(item);
+    }
+    schema.description(Some(description)).into()
 }
 
 fn yes() -> bool {

@@ -17,10 +17,16 @@ use axum::{
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::ToSchema;
+use utoipa::{
+    openapi::{
+        schema::{ArrayBuilder, ObjectBuilder, Type},
+        RefOr, Schema,
+    },
+    ToSchema,
+};
 
 use super::{
-    infer::{check_batch, check_dimensions, embed_texts, json_type, parse_texts},
+    infer::{check_batch, check_dimensions, embed_texts, json_type, one_of_texts, parse_texts},
     ApiJson,
 };
 use crate::{
@@ -57,7 +63,7 @@ pub async fn error_shape(response: Response) -> Response {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmbeddingsRequest {
     /// A string, a list of strings, a list of token ids, or a list of token-id lists.
-    #[schema(value_type = EmbeddingInput)]
+    #[schema(schema_with = input_schema)]
     pub input: Value,
     /// A served model's `name` or `name@version` (see `GET /v1/models`).
     pub model: String,
@@ -71,15 +77,22 @@ pub struct EmbeddingsRequest {
     pub user: Option<String>,
 }
 
-/// The OpenAPI view of `input`.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // documentation only: the request keeps `Value` for precise messages
-pub enum EmbeddingInput {
-    Text(String),
-    Texts(Vec<String>),
-    Tokens(Vec<u32>),
-    TokenLists(Vec<Vec<u32>>),
+/// The OpenAPI view of `input` (the request keeps a `Value` for precise messages).
+fn input_schema() -> RefOr<Schema> {
+    let ids = || {
+        ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .min_items(Some(1))
+    };
+    let lists = ArrayBuilder::new().items(ids()).min_items(Some(1));
+    one_of_texts(
+        vec![ids().into(), lists.into()],
+        "A non-empty text, a non-empty list of them, a list of token ids, or a list of such lists.",
+    )
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema)]

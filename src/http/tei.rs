@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 
 use super::{
     infer::{
-        check_batch, check_dimensions, embed_texts, json_type, parse_inputs, parse_texts, Texts,
+        check_batch, check_dimensions, embed_texts, json_type, parse_inputs, parse_texts,
+        texts_schema,
     },
     ApiJson,
 };
@@ -85,7 +86,7 @@ fn no_prompt(prompt_name: &Option<String>) -> Result<(), ApiError> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmbedRequest {
-    #[schema(value_type = Texts)]
+    #[schema(schema_with = texts_schema)]
     pub inputs: Value,
     /// L2-normalise (default true).
     #[serde(default = "yes")]
@@ -140,7 +141,7 @@ pub struct TeiErrorResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenizeRequest {
-    #[schema(value_type = Texts)]
+    #[schema(schema_with = texts_schema)]
     pub inputs: Value,
     #[serde(default = "yes")]
     pub add_special_tokens: bool,
