@@ -25,6 +25,12 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     InvalidInput(String),
+    /// A parameter the API knows but this model or route cannot honour (e.g. OpenAI `dimensions`).
+    #[error("{message}")]
+    UnsupportedParameter {
+        param: &'static str,
+        message: String,
+    },
     #[error("input {index} has {tokens} tokens, more than the model's limit of {limit}; send `\"truncate\": true` to cut it")]
     InputTooLong {
         index: usize,
@@ -56,6 +62,16 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The error behind a response, left in its extensions so a dialect (OpenAI, TEI, KServe) can
+/// re-shape the body while status, code and headers stay exactly what this module decided.
+#[derive(Debug, Clone)]
+pub struct ErrorParts {
+    pub code: &'static str,
+    pub message: String,
+    /// The request field at fault, where one is.
+    pub param: Option<&'static str>,
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: String,
@@ -65,7 +81,7 @@ struct ErrorBody<'a> {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidJson(_) | Self::UnsupportedParameter { .. } => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } | Self::InputTooLong { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -91,6 +107,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidInput(_) => "invalid_input",
+            Self::UnsupportedParameter { .. } => "unsupported_parameter",
             Self::InputTooLong { .. } => "input_too_long",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
@@ -112,6 +129,7 @@ impl ApiError {
         "unsupported_media_type",
         "payload_too_large",
         "invalid_input",
+        "unsupported_parameter",
         "input_too_long",
         "unauthorized",
         "forbidden",
@@ -134,11 +152,21 @@ impl IntoResponse for ApiError {
         if let Self::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
+        let message = self.to_string();
+        let parts = ErrorParts {
+            code,
+            message: message.clone(),
+            param: match &self {
+                Self::UnsupportedParameter { param, .. } => Some(*param),
+                _ => None,
+            },
+        };
         let body = ErrorBody {
-            error: self.to_string(),
+            error: message,
             code,
         };
         let mut response = (self.status(), Json(body)).into_response();
+        response.extensions_mut().insert(parts);
         if let Self::Unauthorized(_) = &self {
             response
                 .headers_mut()
@@ -160,6 +188,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Replaces an error response's body with `shape(parts, status)`, keeping status and headers;
+/// other responses pass through. Dialects use it as a `map_response` layer.
+pub fn reshape(
+    mut response: Response,
+    shape: impl FnOnce(&ErrorParts, StatusCode) -> serde_json::Value,
+) -> Response {
+    let Some(parts) = response.extensions_mut().remove::<ErrorParts>() else {
+        return response;
+    };
+    let body = shape(&parts, response.status());
+    let (mut head, _) = response.into_parts();
+    head.headers.remove(header::CONTENT_LENGTH);
+    head.extensions.insert(parts);
+    Response::from_parts(head, axum::body::Body::from(body.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +214,10 @@ mod tests {
             ApiError::UnsupportedMediaType,
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::InvalidInput("x".into()),
+            ApiError::UnsupportedParameter {
+                param: "p",
+                message: "x".into(),
+            },
             ApiError::InputTooLong {
                 index: 0,
                 tokens: 2,

@@ -18,7 +18,7 @@ use crate::{
     error::ApiError,
     metrics::ModelLabels,
     model::{
-        tokenizer::{TextTokenizer, TokenizeError},
+        tokenizer::{TextTokenizer, TokenizeError, Truncation},
         LoadedModel, ModelInfo,
     },
 };
@@ -107,15 +107,39 @@ impl ModelHandle {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Embedded, ApiError> {
-        let Some(cache) = &self.config.cache else {
-            return self
-                .embed_uncached(texts, truncate, normalize, deadline, timeout)
-                .await;
+        self.embed_truncating(
+            texts,
+            Truncation::from_flag(truncate),
+            normalize,
+            deadline,
+            timeout,
+        )
+        .await
+    }
+
+    /// [`Self::embed`] with a choice of which end of a long text is cut. Goes through the
+    /// response cache when there is one (left-truncated requests bypass it).
+    pub async fn embed_truncating(
+        &self,
+        texts: Vec<String>,
+        truncation: Truncation,
+        normalize: bool,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Embedded, ApiError> {
+        let cache = match (&self.config.cache, truncation) {
+            (Some(cache), Truncation::Refuse | Truncation::Right) => cache,
+            _ => {
+                return self
+                    .embed_uncached(texts, truncation, normalize, deadline, timeout)
+                    .await
+            }
         };
         let model = format!("{}@{}", self.info.name, self.info.version);
+        let truncate = truncation == Truncation::Right;
         cache
             .embed_through(&model, texts, truncate, normalize, |misses| {
-                self.embed_uncached(misses, truncate, normalize, deadline, timeout)
+                self.embed_uncached(misses, truncation, normalize, deadline, timeout)
             })
             .await
     }
@@ -124,7 +148,7 @@ impl ModelHandle {
     async fn embed_uncached(
         &self,
         texts: Vec<String>,
-        truncate: bool,
+        truncation: Truncation,
         normalize: bool,
         deadline: Instant,
         timeout: Duration,
@@ -133,7 +157,7 @@ impl ModelHandle {
             retry_after: self.retry_after,
         })?;
         let run = async {
-            let sequences = self.tokenize(texts, truncate).await?;
+            let sequences = self.tokenize(texts, truncation).await?;
             let prompt_tokens = sequences.iter().map(|s| s.len()).sum();
             let rx = self.batcher.submit(permit, sequences, normalize, deadline);
             let vectors = match rx.await {
@@ -157,45 +181,52 @@ impl ModelHandle {
     async fn tokenize(
         &self,
         texts: Vec<String>,
-        truncate: bool,
+        truncation: Truncation,
     ) -> Result<Vec<Arc<[u32]>>, ApiError> {
         let texts_bytes: usize = texts.iter().map(String::len).sum();
-        let tokenizer = Arc::clone(&self.tokenizer);
-        let encode = move || {
+        let encode = move |tokenizer: &TextTokenizer| {
             texts
                 .iter()
                 .enumerate()
                 .map(|(index, text)| {
                     tokenizer
-                        .encode(text, truncate)
+                        .encode_with(text, truncation)
                         .map(|t| Arc::from(t.ids))
                         .map_err(|e| (index, e))
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
         let result = if texts_bytes <= INLINE_TOKENIZE_BYTES {
-            Ok(encode())
+            encode(&self.tokenizer)
         } else {
-            let (tx, rx) = oneshot::channel();
-            self.pool.spawn(move || {
-                let _ = tx.send(encode());
-            });
-            rx.await
+            self.with_tokenizer(encode).await?
         };
         match result {
-            Ok(Ok(sequences)) => Ok(sequences),
-            Ok(Err((index, TokenizeError::TooLong { tokens, limit }))) => {
-                Err(ApiError::InputTooLong {
-                    index,
-                    tokens,
-                    limit,
-                })
-            }
-            Ok(Err((index, TokenizeError::Failed(msg)))) => Err(ApiError::InvalidInput(format!(
+            Ok(sequences) => Ok(sequences),
+            Err((index, TokenizeError::TooLong { tokens, limit })) => Err(ApiError::InputTooLong {
+                index,
+                tokens,
+                limit,
+            }),
+            Err((index, TokenizeError::Failed(msg))) => Err(ApiError::InvalidInput(format!(
                 "input {index} could not be tokenized: {msg}"
             ))),
-            Err(_) => Err(ApiError::Internal("tokenizer pool dropped a job".into())),
         }
+    }
+
+    /// Runs `job` on the tokenizer pool, so tokenizer work (`/tokenize`, `/decode` too) never
+    /// runs on the async runtime or the model thread.
+    pub async fn with_tokenizer<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&TextTokenizer) -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let tokenizer = Arc::clone(&self.tokenizer);
+        self.pool.spawn(move || {
+            let _ = tx.send(job(&tokenizer));
+        });
+        rx.await
+            .map_err(|_| ApiError::Internal("tokenizer pool dropped a job".into()))
     }
 
     pub fn queue_depth(&self) -> usize {

@@ -14,11 +14,12 @@ use serde::Serialize;
 use crate::{auth::ApiKeys, gateway::ratelimit::RateLimiter, metrics, registry::Registry};
 
 /// Limits applied to each request before it reaches a model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RequestLimits {
     pub max_client_batch: usize,
     pub max_body_bytes: usize,
     #[serde(serialize_with = "as_millis", rename = "request_timeout_ms")]
+    #[schema(value_type = u64)]
     pub request_timeout: Duration,
 }
 

@@ -4,23 +4,36 @@
 //! `inputs` must be a non-empty string or a non-empty list of non-empty strings, at most
 //! `--max-client-batch` of them.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use axum::{extract::State, routing::post, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{
+    openapi::{
+        schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type},
+        RefOr, Schema,
+    },
+    ToSchema,
+};
 
-use super::ApiJson;
-use crate::{error::ApiError, state::AppState};
+use super::{openapi::ErrorResponse, ApiJson};
+use crate::{
+    error::ApiError,
+    model::{tokenizer::Truncation, ModelInfo},
+    registry::{Embedded, ModelHandle},
+    state::AppState,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/infer", post(infer))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InferRequest {
     /// A string or a list of strings; checked by [`parse_inputs`] for clear messages.
+    #[schema(schema_with = texts_schema)]
     pub inputs: Value,
     /// L2-normalise the vectors (default true).
     #[serde(default = "yes")]
@@ -32,11 +45,36 @@ pub struct InferRequest {
     pub model: Option<String>,
 }
 
+/// The OpenAPI view of `inputs`: one non-empty text or a non-empty list of them. Requests keep
+/// a `Value` so every wrong shape gets a precise message.
+pub fn texts_schema() -> RefOr<Schema> {
+    one_of_texts(
+        Vec::new(),
+        "One non-empty text or a non-empty list of them.",
+    )
+}
+
+/// A `oneOf` of a non-empty string, a non-empty list of them, and `more`.
+pub fn one_of_texts(more: Vec<RefOr<Schema>>, description: &str) -> RefOr<Schema> {
+    let text = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+    };
+    let mut schema = OneOfBuilder::new()
+        .item(text())
+        .item(ArrayBuilder::new().items(text()).min_items(Some(1)));
+    for item in more {
+        schema = schema.item(item);
+    }
+    schema.description(Some(description)).into()
+}
+
 fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InferResponse {
     pub model: String,
     pub version: String,
@@ -45,25 +83,29 @@ pub struct InferResponse {
     pub usage: Usage,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Usage {
     pub prompt_tokens: usize,
 }
 
-async fn infer(
+/// Embeds one text or a list of texts with the named (or default) model.
+#[utoipa::path(post, path = "/infer", tag = "inferd", request_body = InferRequest,
+    responses((status = 200, body = InferResponse),
+        (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
+pub(super) async fn infer(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<InferRequest>,
 ) -> Result<Json<InferResponse>, ApiError> {
-    if state.health.draining() {
-        return Err(ApiError::ShuttingDown);
-    }
     let texts = parse_inputs(req.inputs, state.limits.max_client_batch)?;
-    let model = state.registry.get(req.model.as_deref())?;
-    let timeout = state.limits.request_timeout;
-    let deadline = Instant::now() + timeout;
-    let embedded = model
-        .embed(texts, req.truncate, req.normalize, deadline, timeout)
-        .await?;
+    let truncation = Truncation::from_flag(req.truncate);
+    let (model, embedded) = embed_texts(
+        &state,
+        req.model.as_deref(),
+        texts,
+        truncation,
+        req.normalize,
+    )
+    .await?;
     Ok(Json(InferResponse {
         model: model.info.name.clone(),
         version: model.info.version.clone(),
@@ -75,28 +117,50 @@ async fn infer(
     }))
 }
 
+/// The one embedding path every route and dialect takes: refuse while draining, find the model,
+/// set the deadline, queue. Same queue, same limits, same errors everywhere.
+pub async fn embed_texts(
+    state: &AppState,
+    model: Option<&str>,
+    texts: Vec<String>,
+    truncation: Truncation,
+    normalize: bool,
+) -> Result<(Arc<ModelHandle>, Embedded), ApiError> {
+    if state.health.draining() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let model = state.registry.get(model)?;
+    let timeout = state.limits.request_timeout;
+    let deadline = Instant::now() + timeout;
+    let embedded = model
+        .embed_truncating(texts, truncation, normalize, deadline, timeout)
+        .await?;
+    Ok((model, embedded))
+}
+
 /// Turns `inputs` into a list of texts, or says precisely what is wrong with it.
 pub fn parse_inputs(inputs: Value, max_client_batch: usize) -> Result<Vec<String>, ApiError> {
+    parse_texts("inputs", inputs, max_client_batch)
+}
+
+/// [`parse_inputs`] for a field called `field` (OpenAI calls it `input`).
+pub fn parse_texts(
+    field: &str,
+    inputs: Value,
+    max_client_batch: usize,
+) -> Result<Vec<String>, ApiError> {
     let invalid = |msg: String| Err(ApiError::InvalidInput(msg));
     let texts = match inputs {
         Value::String(text) => vec![text],
         Value::Array(items) => {
-            if items.is_empty() {
-                return invalid("`inputs` must not be an empty list".into());
-            }
-            if items.len() > max_client_batch {
-                return invalid(format!(
-                    "`inputs` has {} items; at most {max_client_batch} are allowed per request",
-                    items.len()
-                ));
-            }
+            check_batch(field, items.len(), max_client_batch)?;
             items
                 .into_iter()
                 .enumerate()
                 .map(|(i, item)| match item {
                     Value::String(text) => Ok(text),
                     other => Err(ApiError::InvalidInput(format!(
-                        "`inputs[{i}]` must be a string, got {}",
+                        "`{field}[{i}]` must be a string, got {}",
                         json_type(&other)
                     ))),
                 })
@@ -104,18 +168,49 @@ pub fn parse_inputs(inputs: Value, max_client_batch: usize) -> Result<Vec<String
         }
         other => {
             return invalid(format!(
-                "`inputs` must be a string or a list of strings, got {}",
+                "`{field}` must be a string or a list of strings, got {}",
                 json_type(&other)
             ))
         }
     };
     match texts.iter().position(|t| t.is_empty()) {
-        Some(i) => invalid(format!("`inputs[{i}]` is an empty string")),
+        Some(i) => invalid(format!("`{field}[{i}]` is an empty string")),
         None => Ok(texts),
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// `dimensions` (OpenAI, TEI) may only ask for the model's own size: inferd's models are not
+/// Matryoshka-trained, so a shortened vector would be meaningless.
+pub fn check_dimensions(info: &ModelInfo, requested: Option<usize>) -> Result<(), ApiError> {
+    match requested {
+        Some(dims) if dims != info.dimensions => Err(ApiError::UnsupportedParameter {
+            param: "dimensions",
+            message: format!(
+                "model {} only produces {}-dimensional embeddings (it is not Matryoshka-trained); \
+                 omit `dimensions` or send {}",
+                info.name, info.dimensions, info.dimensions
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A list field must hold between 1 and `--max-client-batch` items.
+pub fn check_batch(field: &str, len: usize, max_client_batch: usize) -> Result<(), ApiError> {
+    if len == 0 {
+        return Err(ApiError::InvalidInput(format!(
+            "`{field}` must not be an empty list"
+        )));
+    }
+    if len > max_client_batch {
+        return Err(ApiError::InvalidInput(format!(
+            "`{field}` has {len} items; at most {max_client_batch} are allowed per request"
+        )));
+    }
+    Ok(())
+}
+
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -1,12 +1,20 @@
 //! `GET /info`: what is being served and how, for operators and client libraries.
+//!
+//! One document for two audiences: inferd's own fields (the default model flattened, batching,
+//! limits, every model) and, alongside them, the fields of text-embeddings-inference's `/info`
+//! (`model_id`, `model_dtype`, `max_input_length`, ...) so TEI clients read it unchanged. TEI's
+//! `version` (its router's version) is the one field that is not there: `version` is the model's
+//! version here, and inferd's own is `inferd_version`.
 
 use axum::{extract::State, routing::get, Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::openapi::ErrorResponse;
 use crate::{
     error::ApiError,
     model::ModelInfo,
-    registry::HandleConfig,
+    registry::{HandleConfig, ModelHandle},
     state::{AppState, RequestLimits},
 };
 
@@ -14,18 +22,61 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/info", get(info))
 }
 
-#[derive(Serialize)]
-struct InfoResponse {
+#[derive(Serialize, ToSchema)]
+pub struct InfoResponse {
     /// The default model's description, flattened for single-model clients.
     #[serde(flatten)]
     default: ModelInfo,
+    #[serde(flatten)]
+    tei: TeiInfo,
     batching: Batching,
     limits: RequestLimits,
     models: Vec<ModelInfo>,
     inferd_version: &'static str,
 }
 
-#[derive(Serialize)]
+/// text-embeddings-inference's `/info` fields, describing the default model.
+#[derive(Serialize, ToSchema)]
+struct TeiInfo {
+    model_id: String,
+    /// The pinned revision, when the model came from a hub with one.
+    model_sha: Option<String>,
+    model_dtype: String,
+    /// `{"embedding": {"pooling": "mean"}}`.
+    #[schema(value_type = Object)]
+    model_type: serde_json::Value,
+    /// The queue capacity: requests beyond it get 503 at once.
+    max_concurrent_requests: usize,
+    max_input_length: usize,
+    max_batch_tokens: usize,
+    max_batch_requests: Option<usize>,
+    max_client_batch_size: usize,
+    /// Always false: TEI routes refuse over-long inputs unless the request says `truncate`.
+    auto_truncate: bool,
+    tokenization_workers: usize,
+}
+
+impl TeiInfo {
+    fn new(handle: &ModelHandle, limits: &RequestLimits) -> Self {
+        let info = &handle.info;
+        let config = &handle.config;
+        Self {
+            model_id: info.name.clone(),
+            model_sha: info.revision.clone(),
+            model_dtype: info.dtype.clone(),
+            model_type: serde_json::json!({"embedding": {"pooling": info.pooling.join("+")}}),
+            max_concurrent_requests: config.queue_capacity,
+            max_input_length: info.max_seq_length,
+            max_batch_tokens: config.limits.max_tokens,
+            max_batch_requests: Some(config.limits.max_sequences),
+            max_client_batch_size: limits.max_client_batch,
+            auto_truncate: false,
+            tokenization_workers: config.tokenizer_workers,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
 struct Batching {
     max_queue_requests: usize,
     max_batch_tokens: usize,
@@ -49,10 +100,15 @@ impl Batching {
     }
 }
 
-async fn info(State(state): State<AppState>) -> Result<Json<InfoResponse>, ApiError> {
+/// What is served and how (a superset of TEI's `/info`).
+#[utoipa::path(get, path = "/info", tag = "inferd",
+    responses((status = 200, body = InfoResponse),
+        (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
+pub(super) async fn info(State(state): State<AppState>) -> Result<Json<InfoResponse>, ApiError> {
     let default = state.registry.get(None)?;
     Ok(Json(InfoResponse {
         default: default.info.clone(),
+        tei: TeiInfo::new(&default, &state.limits),
         batching: Batching::new(&default.config, default.queue_depth()),
         limits: (*state.limits).clone(),
         models: state

@@ -7,7 +7,11 @@
 mod extract;
 mod infer;
 mod info;
+mod kserve;
+mod openai;
+pub mod openapi;
 mod probes;
+mod tei;
 
 use std::time::Instant;
 
@@ -26,23 +30,30 @@ use crate::{auth, error::ApiError, gateway, metrics, state::AppState};
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
-    // Routes that serve models need a key when `--api-key-file` is set; probes and /metrics
-    // stay open for the orchestrator and the scraper. The last layer added runs first: the key
-    // is checked, then the key's rate limit.
+    // Routes that serve models need a key when `--api-key-file` is set; probes, /metrics and
+    // the API description stay open for the orchestrator, the scraper and readers. The last
+    // layer added runs first: the key is checked, then the key's rate limit.
+    let keyed = |routes: Router<AppState>| {
+        routes
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                gateway::ratelimit::enforce,
+            ))
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_api_key,
+            ))
+    };
+    // Each dialect re-shapes errors (its handlers' and the key check's) outside the key check.
     let api = Router::new()
-        .merge(infer::routes())
-        .merge(info::routes())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            gateway::ratelimit::enforce,
-        ))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_key,
-        ));
+        .merge(keyed(infer::routes().merge(info::routes())))
+        .merge(keyed(tei::routes()).layer(middleware::map_response(tei::error_shape)))
+        .merge(keyed(openai::routes()).layer(middleware::map_response(openai::error_shape)))
+        .merge(keyed(kserve::routes()).layer(middleware::map_response(kserve::error_shape)));
     Router::new()
         .merge(api)
         .merge(probes::routes())
+        .merge(openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -28,7 +28,7 @@ pub fn cpu_bf16_available() -> bool {
 }
 
 /// What `/info` and metrics say about a loaded model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     #[serde(rename = "model")]
     pub name: String,

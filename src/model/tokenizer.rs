@@ -35,10 +35,43 @@ pub enum TokenizeError {
     Failed(String),
 }
 
-/// Two configurations of one tokenizer: `truncating` stops early at the limit (tokenizers skips
-/// the rest of a long text), `full` sees the whole text so a too-long input can be refused.
+/// How a text longer than the model's limit is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// Refuse it (`TokenizeError::TooLong`).
+    Refuse,
+    /// Keep the beginning, cut the end.
+    Right,
+    /// Keep the end, cut the beginning (TEI's `truncation_direction: "Left"`).
+    Left,
+}
+
+impl Truncation {
+    /// inferd's `truncate` flag: cut the end, or refuse.
+    pub fn from_flag(truncate: bool) -> Self {
+        if truncate {
+            Self::Right
+        } else {
+            Self::Refuse
+        }
+    }
+}
+
+/// One token as `/tokenize` shows it: byte offsets into the input, `None` for special tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPiece {
+    pub id: u32,
+    pub text: String,
+    pub special: bool,
+    pub start: Option<usize>,
+    pub stop: Option<usize>,
+}
+
+/// Three configurations of one tokenizer: `truncating` and `truncating_left` stop at the limit
+/// (keeping the start or the end), `full` sees the whole text so a too-long input can be refused.
 pub struct TextTokenizer {
     truncating: Tokenizer,
+    truncating_left: Tokenizer,
     full: Tokenizer,
     max_length: usize,
 }
@@ -57,16 +90,23 @@ impl TextTokenizer {
         let mut full = tokenizer.clone();
         full.with_truncation(None)
             .map_err(|e| anyhow::anyhow!("clearing truncation: {e}"))?;
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }))
-            .map_err(|e| anyhow::anyhow!("setting truncation: {e}"))?;
+        let truncate = |tokenizer: &mut Tokenizer, direction| {
+            tokenizer
+                .with_truncation(Some(TruncationParams {
+                    max_length,
+                    strategy: TruncationStrategy::LongestFirst,
+                    stride: 0,
+                    direction,
+                }))
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("setting truncation: {e}"))
+        };
+        let mut truncating_left = tokenizer.clone();
+        truncate(&mut truncating_left, TruncationDirection::Left)?;
+        truncate(&mut tokenizer, TruncationDirection::Right)?;
         Ok(Self {
             truncating: tokenizer,
+            truncating_left,
             full,
             max_length,
         })
@@ -79,10 +119,15 @@ impl TextTokenizer {
     /// Tokenizes one text. With `truncate` false, a text longer than the limit is an error
     /// rather than silently cut.
     pub fn encode(&self, text: &str, truncate: bool) -> Result<Tokens, TokenizeError> {
-        let tokenizer = if truncate {
-            &self.truncating
-        } else {
-            &self.full
+        self.encode_with(text, Truncation::from_flag(truncate))
+    }
+
+    /// Tokenizes one text, truncating as `truncation` says.
+    pub fn encode_with(&self, text: &str, truncation: Truncation) -> Result<Tokens, TokenizeError> {
+        let tokenizer = match truncation {
+            Truncation::Right => &self.truncating,
+            Truncation::Left => &self.truncating_left,
+            Truncation::Refuse => &self.full,
         };
         let encoding = tokenizer
             .encode(text, true)
@@ -96,6 +141,50 @@ impl TextTokenizer {
         Ok(Tokens {
             ids: encoding.get_ids().to_vec(),
         })
+    }
+
+    /// Every token of `text`, untruncated, with its piece of the input (for `/tokenize`).
+    pub fn pieces(
+        &self,
+        text: &str,
+        add_special_tokens: bool,
+    ) -> Result<Vec<TokenPiece>, TokenizeError> {
+        let encoding = self
+            .full
+            .encode(text, add_special_tokens)
+            .map_err(|e| TokenizeError::Failed(e.to_string()))?;
+        let pieces = encoding
+            .get_ids()
+            .iter()
+            .zip(encoding.get_tokens())
+            .zip(encoding.get_offsets())
+            .zip(encoding.get_special_tokens_mask())
+            .map(|(((&id, token), &(start, stop)), &special)| {
+                let special = special == 1;
+                let slice = (!special).then(|| text.get(start..stop)).flatten();
+                TokenPiece {
+                    id,
+                    text: slice.unwrap_or(token).to_string(),
+                    special,
+                    start: slice.map(|_| start),
+                    stop: slice.map(|_| stop),
+                }
+            })
+            .collect();
+        Ok(pieces)
+    }
+
+    /// Token ids back to text. Ids outside the vocabulary are an error rather than dropped.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TokenizeError> {
+        let vocab = self.full.get_vocab_size(true);
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(TokenizeError::Failed(format!(
+                "token id {bad} is outside the vocabulary of {vocab} tokens"
+            )));
+        }
+        self.full
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| TokenizeError::Failed(e.to_string()))
     }
 }
 
@@ -149,5 +238,23 @@ mod tests {
             })
         );
         assert_eq!(tok.encode("a b c", false).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn truncates_from_either_side() {
+        let tok = TextTokenizer::new(padded_tokenizer(), 3).unwrap();
+        let left = tok.encode_with("a b c a b", Truncation::Left).unwrap();
+        assert_eq!(left.ids, vec![3, 1, 2]);
+    }
+
+    #[test]
+    fn pieces_point_into_the_text_and_decode_round_trips() {
+        let tok = TextTokenizer::new(padded_tokenizer(), 3).unwrap();
+        let pieces = tok.pieces("a  c", true).unwrap();
+        assert_eq!(pieces.len(), 2);
+        assert_eq!((pieces[1].id, pieces[1].text.as_str()), (3, "c"));
+        assert_eq!((pieces[1].start, pieces[1].stop), (Some(3), Some(4)));
+        assert!(tok.decode(&[1, 3], true).unwrap().contains('c'));
+        assert!(tok.decode(&[99], true).is_err());
     }
 }

@@ -1,0 +1,97 @@
+"""Fixtures: one inferd server for the session, and /infer as the reference for every vector.
+
+Set INFERD_URL to test a server that is already running (scripts/contract-test.sh does);
+otherwise one is spawned from INFERD_BIN (default target/debug/inferd) on INFERD_MODEL
+(default models/all-MiniLM-L6-v2) on a free port.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _spawn():
+    binary = os.environ.get("INFERD_BIN", str(ROOT / "target/debug/inferd"))
+    model = os.environ.get("INFERD_MODEL", str(ROOT / "models/all-MiniLM-L6-v2"))
+    proc = subprocess.Popen(
+        [binary, "serve", "--model", model, "--listen", "127.0.0.1:0", "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 120
+    for line in proc.stdout:
+        try:
+            fields = json.loads(line).get("fields", {})
+        except ValueError:
+            continue
+        if fields.get("message") == "listening":
+            return proc, "http://" + fields["addr"]
+        if time.time() > deadline:
+            break
+    proc.kill()
+    raise RuntimeError("inferd did not report a listening address")
+
+
+def _wait_ready(url):
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"inferd at {url} not ready after 120 s")
+
+
+@pytest.fixture(scope="session")
+def url():
+    external = os.environ.get("INFERD_URL")
+    if external:
+        _wait_ready(external)
+        yield external.rstrip("/")
+        return
+    proc, url = _spawn()
+    try:
+        _wait_ready(url)
+        yield url
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def info(url):
+    return httpx.get(url + "/info").json()
+
+
+@pytest.fixture(scope="session")
+def model(info):
+    return info["model"]
+
+
+@pytest.fixture(scope="session")
+def infer(url):
+    """The reference: /infer's vectors for `texts` as a float32 matrix."""
+
+    def run(texts):
+        r = httpx.post(url + "/infer", json={"inputs": list(texts)}, timeout=60)
+        assert r.status_code == 200, r.text
+        return np.asarray(r.json()["embeddings"], dtype=np.float32)
+
+    return run
+
+
+def assert_same(got, want):
+    got = np.asarray(got, dtype=np.float32)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
