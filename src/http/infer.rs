@@ -6,12 +6,20 @@
 
 use std::time::Instant;
 
-use axum::{extract::State, routing::post, Json, Router};
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue},
+    routing::post,
+    Json, Router,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ApiJson;
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, lifecycle::routing::ROUTE_KEY_HEADER, state::AppState};
+
+/// Response header naming the version that answered (`name@version` is the request's business).
+pub const MODEL_VERSION_HEADER: HeaderName = HeaderName::from_static("x-model-version");
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/infer", post(infer))
@@ -50,21 +58,32 @@ pub struct Usage {
     pub prompt_tokens: usize,
 }
 
+/// The caller's route key (`x-inferd-route-key`), which keeps it on one version during a canary.
+pub fn route_key(headers: &HeaderMap) -> Option<&str> {
+    headers.get(ROUTE_KEY_HEADER)?.to_str().ok()
+}
+
 async fn infer(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<InferRequest>,
-) -> Result<Json<InferResponse>, ApiError> {
+) -> Result<([(HeaderName, HeaderValue); 1], Json<InferResponse>), ApiError> {
     if state.health.draining() {
         return Err(ApiError::ShuttingDown);
     }
     let texts = parse_inputs(req.inputs, state.limits.max_client_batch)?;
-    let model = state.registry.get(req.model.as_deref())?;
+    let routed = state
+        .registry
+        .route(req.model.as_deref(), route_key(&headers))?;
+    let model = &routed.handle;
     let timeout = state.limits.request_timeout;
     let deadline = Instant::now() + timeout;
-    let embedded = model
+    let embedded = routed
         .embed(texts, req.truncate, req.normalize, deadline, timeout)
         .await?;
-    Ok(Json(InferResponse {
+    let version = HeaderValue::from_str(routed.version())
+        .map_err(|_| ApiError::Internal("version label is not a valid header".into()))?;
+    let body = Json(InferResponse {
         model: model.info.name.clone(),
         version: model.info.version.clone(),
         dimensions: model.info.dimensions,
@@ -72,7 +91,8 @@ async fn infer(
         usage: Usage {
             prompt_tokens: embedded.prompt_tokens,
         },
-    }))
+    });
+    Ok(([(MODEL_VERSION_HEADER, version)], body))
 }
 
 /// Turns `inputs` into a list of texts, or says precisely what is wrong with it.

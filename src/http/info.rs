@@ -5,8 +5,9 @@ use serde::Serialize;
 
 use crate::{
     error::ApiError,
+    lifecycle::Role,
     model::ModelInfo,
-    registry::HandleConfig,
+    registry::{HandleConfig, ModelHandle},
     state::{AppState, RequestLimits},
 };
 
@@ -21,8 +22,19 @@ struct InfoResponse {
     default: ModelInfo,
     batching: Batching,
     limits: RequestLimits,
-    models: Vec<ModelInfo>,
+    /// Every loaded version and its role (promoted, canary, shadow, standby).
+    models: Vec<VersionInfo>,
     inferd_version: &'static str,
+}
+
+#[derive(Serialize)]
+struct VersionInfo {
+    #[serde(flatten)]
+    info: ModelInfo,
+    role: Role,
+    /// Share of `model`'s requests this version answers as a canary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canary_weight: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -59,8 +71,28 @@ async fn info(State(state): State<AppState>) -> Result<Json<InfoResponse>, ApiEr
             .registry
             .all()
             .iter()
-            .map(|h| h.info.clone())
+            .map(|h| version_info(&state, h))
             .collect(),
         inferd_version: env!("CARGO_PKG_VERSION"),
     }))
+}
+
+fn version_info(state: &AppState, handle: &ModelHandle) -> VersionInfo {
+    let table = state
+        .registry
+        .deployment(&handle.info.name)
+        .map(|d| d.table());
+    let role = table
+        .as_ref()
+        .map_or(Role::Standby, |t| t.role_of(&handle.info.version));
+    let canary_weight = table
+        .as_ref()
+        .and_then(|t| t.canary.as_ref())
+        .filter(|c| c.handle.info.version == handle.info.version)
+        .map(|c| c.weight);
+    VersionInfo {
+        info: handle.info.clone(),
+        role,
+        canary_weight,
+    }
 }
