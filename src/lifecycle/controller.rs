@@ -705,12 +705,19 @@ impl Lifecycle {
                 tracing::error!(model = %name, version = %v, %err, "could not restore the promoted version");
             }
         }
-        let history = state
+        // The log's history first (older), then what replaying the promotion added (the boot
+        // version, which the log never records as promoted).
+        let mut history: Vec<String> = state
             .history
             .iter()
             .filter(|v| self.registry.version(name, v).is_some())
             .cloned()
             .collect();
+        for v in deployment.history() {
+            if !history.contains(&v) && state.promoted.as_deref() != Some(v.as_str()) {
+                history.push(v);
+            }
+        }
         deployment.set_history(history);
         if let Some((v, weight)) = &state.canary {
             if let Err(err) = self.apply_canary(actor, name, Some(v), *weight) {
