@@ -68,6 +68,7 @@ fn forward(c: &mut Criterion) {
     let model: LoadedModel = model::load(&LoadOptions {
         source: model_dir().to_string_lossy().into_owned(),
         name: None,
+        version: None,
         device: DeviceRequest::Auto,
         dtype: DTypeRequest::Auto,
     })
