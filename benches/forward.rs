@@ -69,6 +69,7 @@ fn load(device: DeviceRequest, dtype: DTypeRequest) -> LoadedModel {
     model::load(&LoadOptions {
         source: model_dir().to_string_lossy().into_owned(),
         name: None,
+        version: None,
         device,
         dtype,
     })

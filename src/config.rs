@@ -19,6 +19,23 @@ pub struct Cli {
 pub enum Command {
     /// Load a model and serve it over HTTP.
     Serve(Box<ServeConfig>),
+    /// Inspect model manifests.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Check every version of every manifest: parse, lineage, and the sha256 of every weight
+    /// file present locally. Exits non-zero on any mismatch or invalid manifest.
+    Verify {
+        /// Folder of `*.toml` manifests.
+        #[arg(long, env = "INFERD_MANIFEST_DIR", default_value = "models")]
+        manifest_dir: PathBuf,
+        /// Also fail when a version's files are not present locally.
+        #[arg(long)]
+        require_local: bool,
+    },
 }
 
 /// Where the service runs the model.
@@ -78,6 +95,65 @@ pub struct ServeConfig {
     /// Name the model is served under (default: the manifest's name or the directory/repo name).
     #[arg(long, env = "INFERD_MODEL_NAME")]
     pub model_name: Option<String>,
+
+    /// Version to serve from a multi-version manifest (default: the manifest's `version`, else
+    /// its last listed); for a directory or hub id, the version label.
+    #[arg(long, env = "INFERD_MODEL_VERSION")]
+    pub model_version: Option<String>,
+
+    /// Folder of model manifests the admin API loads versions from by model name.
+    #[arg(long, env = "INFERD_MANIFEST_DIR", default_value = "models")]
+    pub manifest_dir: PathBuf,
+
+    /// Address of the admin API (model lifecycle). Needs a token: `--admin-token-file`, or on a
+    /// loopback address a generated one written to `<state-dir>/admin.token`. Without either the
+    /// admin API is off; a non-loopback address without `--admin-token-file` refuses to start.
+    #[arg(long, env = "INFERD_ADMIN_LISTEN", default_value = "127.0.0.1:9091")]
+    pub admin_listen: SocketAddr,
+
+    /// Admin bearer tokens, in the `--api-key-file` format (`name:secret` per line; the name is
+    /// recorded in the audit log as who acted).
+    #[arg(long, env = "INFERD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Folder for the lifecycle audit log (`lifecycle.jsonl`), replayed on start so the service
+    /// comes back with the same promoted versions, canaries and shadows.
+    #[arg(long, env = "INFERD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Automatic rollback: canary error ratio (5xx) above which its weight returns to 0.
+    #[arg(long, env = "INFERD_CANARY_MAX_ERROR_RATIO", default_value_t = 0.05)]
+    pub canary_max_error_ratio: f64,
+
+    /// Automatic rollback: canary p99 latency above which its weight returns to 0.
+    #[arg(long, env = "INFERD_CANARY_MAX_P99", default_value = "2s", value_parser = parse_duration)]
+    pub canary_max_p99: Duration,
+
+    /// Automatic rollback: canary requests in the window before the limits are judged.
+    #[arg(long, env = "INFERD_CANARY_MIN_REQUESTS", default_value_t = 20)]
+    pub canary_min_requests: usize,
+
+    /// Automatic rollback: how far back canary requests count.
+    #[arg(long, env = "INFERD_CANARY_WINDOW", default_value = "60s", value_parser = parse_duration)]
+    pub canary_window: Duration,
+
+    /// Shadow requests waiting for the candidate, at most; more are dropped (never queued
+    /// behind live traffic).
+    #[arg(long, env = "INFERD_SHADOW_QUEUE", default_value_t = 64)]
+    pub shadow_queue: usize,
+
+    /// Shadowed texts kept for agreement statistics (pairwise similarities over this window).
+    #[arg(long, env = "INFERD_SHADOW_WINDOW", default_value_t = 128)]
+    pub shadow_window: usize,
+
+    /// Shadowed texts needed before agreement counts for `promote`.
+    #[arg(long, env = "INFERD_SHADOW_MIN_SAMPLES", default_value_t = 32)]
+    pub shadow_min_samples: usize,
+
+    /// `promote` refuses (unless forced) when the candidate's similarity-structure agreement
+    /// (Spearman rank correlation of pairwise similarities) is below this, or unmeasured.
+    #[arg(long, env = "INFERD_PROMOTE_MIN_AGREEMENT", default_value_t = 0.9)]
+    pub promote_min_agreement: f64,
 
     /// Address to listen on.
     #[arg(long, env = "INFERD_LISTEN", default_value = "0.0.0.0:8080")]
@@ -199,7 +275,12 @@ impl ServeConfig {
             ("--max-client-batch", self.max_client_batch),
             ("--max-body-bytes", self.max_body_bytes),
             ("--tokenizer-workers", self.tokenizer_workers),
+            ("--shadow-queue", self.shadow_queue),
+            ("--shadow-window", self.shadow_window),
         ];
+        if !(0.0..=1.0).contains(&self.canary_max_error_ratio) {
+            return Err("--canary-max-error-ratio must be between 0 and 1".into());
+        }
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((flag, _)) => Err(format!("{flag} must be at least 1")),
             None if self.threads == Some(0) => Err("--threads must be at least 1".into()),
@@ -255,7 +336,9 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_zero_limits_are_refused() {
         let cli = Cli::try_parse_from(["inferd", "serve"]).unwrap();
-        let Command::Serve(mut cfg) = cli.command;
+        let Command::Serve(mut cfg) = cli.command else {
+            panic!("expected serve")
+        };
         assert_eq!(cfg.max_queue_requests, 1024);
         assert_eq!(cfg.request_timeout, Duration::from_secs(30));
         assert!(cfg.validate().is_ok());

@@ -57,6 +57,15 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// A lifecycle action that contradicts the current state (e.g. unloading the promoted version).
+    #[error("{0}")]
+    Conflict(String),
+    /// `promote` refused: the candidate's measured agreement is below the threshold or unmeasured.
+    #[error("{0}")]
+    AgreementTooLow(String),
+    /// An admin load failed: missing files, a sha256 mismatch, a shape the manifest does not promise.
+    #[error("{0}")]
+    LoadFailed(String),
     /// A server fault: the detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -92,6 +101,8 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) | Self::AgreementTooLow(_) => StatusCode::CONFLICT,
+            Self::LoadFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded { .. } | Self::NotReady | Self::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -119,6 +130,9 @@ impl ApiError {
             Self::ShuttingDown => "shutting_down",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::AgreementTooLow(_) => "agreement_below_threshold",
+            Self::LoadFailed(_) => "load_failed",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -141,6 +155,9 @@ impl ApiError {
         "shutting_down",
         "not_found",
         "method_not_allowed",
+        "conflict",
+        "agreement_below_threshold",
+        "load_failed",
         "internal_error",
     ];
 }
@@ -237,6 +254,9 @@ mod tests {
             ApiError::ShuttingDown,
             ApiError::NotFound("/x".into()),
             ApiError::MethodNotAllowed,
+            ApiError::Conflict("x".into()),
+            ApiError::AgreementTooLow("x".into()),
+            ApiError::LoadFailed("x".into()),
             ApiError::Internal("boom".into()),
         ]
     }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod http;
+pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod registry;
@@ -27,8 +28,12 @@ use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::{net::TcpListener, sync::watch};
 
+use auth::ApiKeys;
 use batching::BatchLimits;
 use config::ServeConfig;
+use lifecycle::{
+    audit::AuditLog, controller::LoadDefaults, rollback::CanaryLimits, Lifecycle, Policy,
+};
 use model::LoadOptions;
 use registry::{HandleConfig, ModelHandle, Registry};
 use state::{AppState, Health, RequestLimits};
@@ -43,8 +48,28 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    lifecycle::admin::check_bind(config.admin_listen, config.admin_token_file.as_deref())?;
+    let audit = config
+        .state_dir
+        .as_deref()
+        .map(AuditLog::open)
+        .transpose()?
+        .map(Arc::new);
+    let policy = Arc::new(policy(&config));
+    let registry = Arc::new(Registry::new(Arc::clone(&policy), audit.clone()));
+    let lifecycle = Arc::new(Lifecycle::new(
+        Arc::clone(&registry),
+        audit,
+        policy,
+        LoadDefaults {
+            device: config.device,
+            dtype: config.dtype,
+            handle: handle_config(&config),
+            manifest_dir: config.manifest_dir.clone(),
+        },
+    ));
     let state = AppState {
-        registry: Arc::new(Registry::default()),
+        registry,
         health: Arc::new(Health::default()),
         limits: Arc::new(RequestLimits {
             max_client_batch: config.max_client_batch,
@@ -81,6 +106,13 @@ pub async fn serve(
             .into_future(),
     );
 
+    let admin = match admin_tokens(&config)? {
+        Some(tokens) => {
+            Some(serve_admin(&config, Arc::clone(&lifecycle), tokens, stop_rx.clone()).await?)
+        }
+        None => None,
+    };
+
     let mut stop = stop_rx.clone();
     tokio::select! {
         biased;
@@ -93,7 +125,10 @@ pub async fn serve(
                 dimensions = handle.info.dimensions, load_seconds = handle.info.load_seconds,
                 "model ready"
             );
+            let name = handle.info.name.clone();
             state.registry.insert(handle);
+            lifecycle.remember_source(&name, &config.model);
+            lifecycle.replay().await.context("replaying the lifecycle audit log")?;
             state.health.set_loaded();
         }
     }
@@ -107,18 +142,92 @@ pub async fn serve(
             tracing::warn!(grace = ?config.shutdown_grace, "shutdown grace expired with requests in flight")
         }
     }
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     Ok(())
 }
 
-/// Loads and starts the model on a blocking thread (reading weights and warming are blocking).
-async fn load_model(config: &ServeConfig) -> anyhow::Result<ModelHandle> {
-    let opts = LoadOptions {
-        source: config.model.clone(),
-        name: config.model_name.clone(),
-        device: config.device,
-        dtype: config.dtype,
+fn policy(config: &ServeConfig) -> Policy {
+    Policy {
+        canary: CanaryLimits {
+            max_error_ratio: config.canary_max_error_ratio,
+            max_p99: config.canary_max_p99,
+            min_requests: config.canary_min_requests,
+            window: config.canary_window,
+        },
+        shadow_queue: config.shadow_queue,
+        shadow_window: config.shadow_window,
+        shadow_min_samples: config.shadow_min_samples,
+        promote_min_agreement: config.promote_min_agreement,
+        request_timeout: config.request_timeout,
+    }
+}
+
+/// The admin API's tokens: `--admin-token-file`, else (loopback only) a token generated once
+/// into `<state-dir>/admin.token`, else none and the admin API stays off.
+fn admin_tokens(config: &ServeConfig) -> anyhow::Result<Option<Arc<ApiKeys>>> {
+    if let Some(path) = &config.admin_token_file {
+        return Ok(Some(Arc::new(ApiKeys::load(path)?)));
+    }
+    let Some(dir) = &config.state_dir else {
+        tracing::info!("admin API off: pass --admin-token-file or --state-dir to enable it");
+        return Ok(None);
     };
-    let handle_config = HandleConfig {
+    let path = lifecycle::controller::generated_token_path(dir);
+    if !path.exists() {
+        write_secret(&path, &format!("admin:{}\n", random_token()?))?;
+        tracing::info!(path = %path.display(), "generated an admin token");
+    }
+    Ok(Some(Arc::new(ApiKeys::load(&path)?)))
+}
+
+fn random_token() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for an admin token; pass --admin-token-file instead")?;
+    Ok(hex::encode(bytes))
+}
+
+fn write_secret(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Binds `--admin-listen` and serves the admin API until shutdown.
+async fn serve_admin(
+    config: &ServeConfig,
+    lifecycle: Arc<Lifecycle>,
+    tokens: Arc<ApiKeys>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("binding the admin API on {}", config.admin_listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "admin listening");
+    let app = lifecycle::admin::router(lifecycle, tokens);
+    Ok(tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        });
+        if let Err(err) = serve.await {
+            tracing::error!(%err, "admin API failed");
+        }
+    }))
+}
+
+fn handle_config(config: &ServeConfig) -> HandleConfig {
+    HandleConfig {
         queue_capacity: config.max_queue_requests,
         limits: BatchLimits {
             max_tokens: config.max_batch_tokens,
@@ -130,7 +239,19 @@ async fn load_model(config: &ServeConfig) -> anyhow::Result<ModelHandle> {
         debug_delay: config.debug_batch_delay,
         debug_panic_on: config.debug_panic_on.clone(),
         cache: cache::EmbeddingCache::new(config.cache_capacity),
+    }
+}
+
+/// Loads and starts the model on a blocking thread (reading weights and warming are blocking).
+async fn load_model(config: &ServeConfig) -> anyhow::Result<ModelHandle> {
+    let opts = LoadOptions {
+        source: config.model.clone(),
+        name: config.model_name.clone(),
+        version: config.model_version.clone(),
+        device: config.device,
+        dtype: config.dtype,
     };
+    let handle_config = handle_config(config);
     tokio::task::spawn_blocking(move || {
         let loaded =
             model::load(&opts).with_context(|| format!("loading model {:?}", opts.source))?;

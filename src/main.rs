@@ -2,12 +2,24 @@
 
 use anyhow::Context;
 use clap::Parser;
-use inferd::config::{Cli, Command, LogFormat, ServeConfig};
+use inferd::config::{Cli, Command, LogFormat, ModelsCommand, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let Cli { command } = Cli::parse();
-    let Command::Serve(config) = command;
+    let config = match command {
+        Command::Serve(config) => config,
+        Command::Models(ModelsCommand::Verify {
+            manifest_dir,
+            require_local,
+        }) => {
+            let report = inferd::model::verify::verify_dir(&manifest_dir)?;
+            if inferd::model::verify::print_report(&report, require_local) {
+                return Ok(());
+            }
+            std::process::exit(1);
+        }
+    };
     init_tracing(config.log_format);
     config.validate().map_err(anyhow::Error::msg)?;
     if let Some(threads) = config.threads {

@@ -105,6 +105,7 @@ fn describe_all() {
         "Inputs looked up in the response cache and not found."
     );
     describe_gauge!(CACHE_ENTRIES, "Embeddings held by the response cache.");
+    lifecycle::describe();
 }
 
 /// Labels that identify one loaded model version.
@@ -214,4 +215,125 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
 
 pub fn http_in_flight(delta: f64) {
     gauge!(HTTP_IN_FLIGHT).increment(delta);
+}
+
+/// Model lifecycle series: roles, canary weights and routing, shadow agreement, rollbacks.
+pub mod lifecycle {
+    use metrics::{counter, describe_counter, describe_gauge, gauge};
+
+    use crate::lifecycle::{agreement::Agreement, audit::Action, Role};
+
+    pub const ROUTED: &str = "inferd_routed_requests_total";
+    pub const MODEL_ROLE: &str = "inferd_model_role";
+    pub const CANARY_WEIGHT: &str = "inferd_canary_weight";
+    pub const SHADOW_REQUESTS: &str = "inferd_shadow_requests_total";
+    pub const SHADOW_AGREEMENT: &str = "inferd_shadow_agreement";
+    pub const SHADOW_SAMPLES: &str = "inferd_shadow_samples";
+    pub const ROLLBACKS: &str = "inferd_canary_rollbacks_total";
+    pub const EVENTS: &str = "inferd_lifecycle_events_total";
+
+    pub(super) fn describe() {
+        describe_counter!(
+            ROUTED,
+            "Requests answered per model version and the role it answered in."
+        );
+        describe_gauge!(
+            MODEL_ROLE,
+            "1 for the role each loaded version has (promoted, canary, shadow, standby)."
+        );
+        describe_gauge!(
+            CANARY_WEIGHT,
+            "Share of requests routed to the canary, 0..1."
+        );
+        describe_counter!(
+            SHADOW_REQUESTS,
+            "Shadow copies sent to a candidate, by outcome (ok, failed, dropped)."
+        );
+        describe_gauge!(
+            SHADOW_AGREEMENT,
+            "Agreement of a shadow candidate with the promoted version, by metric \
+             (mean_cosine, rank_correlation, topk_overlap)."
+        );
+        describe_gauge!(
+            SHADOW_SAMPLES,
+            "Distinct texts in the shadow agreement window."
+        );
+        describe_counter!(
+            ROLLBACKS,
+            "Automatic canary rollbacks, by the limit breached."
+        );
+        describe_counter!(EVENTS, "Lifecycle actions, by action.");
+    }
+
+    fn pair(model: &str, version: &str) -> [(&'static str, String); 2] {
+        [
+            ("model", model.to_string()),
+            ("version", version.to_string()),
+        ]
+    }
+
+    pub fn routed(model: &str, version: &str, role: Role) {
+        let mut labels = pair(model, version).to_vec();
+        labels.push(("role", role.as_str().to_string()));
+        counter!(ROUTED, &labels).increment(1);
+    }
+
+    /// Sets the version's role gauge to 1 for `role` and 0 for the others.
+    pub fn role(model: &str, version: &str, role: Role) {
+        for r in Role::ALL {
+            let mut labels = pair(model, version).to_vec();
+            labels.push(("role", r.as_str().to_string()));
+            gauge!(MODEL_ROLE, &labels).set(if r == role { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// Zeroes every role of an unloaded version.
+    pub fn unloaded(model: &str, version: &str) {
+        for r in Role::ALL {
+            let mut labels = pair(model, version).to_vec();
+            labels.push(("role", r.as_str().to_string()));
+            gauge!(MODEL_ROLE, &labels).set(0.0);
+        }
+        canary_weight(model, version, 0.0);
+    }
+
+    pub fn canary_weight(model: &str, version: &str, weight: f64) {
+        gauge!(CANARY_WEIGHT, &pair(model, version)).set(weight);
+    }
+
+    pub fn shadow_request(model: &str, version: &str, outcome: &'static str) {
+        let mut labels = pair(model, version).to_vec();
+        labels.push(("outcome", outcome.to_string()));
+        counter!(SHADOW_REQUESTS, &labels).increment(1);
+    }
+
+    pub fn shadow_agreement(model: &str, version: &str, a: &Agreement) {
+        gauge!(SHADOW_SAMPLES, &pair(model, version)).set(a.samples as f64);
+        let metrics = [
+            ("mean_cosine", a.mean_cosine),
+            ("rank_correlation", a.rank_correlation),
+            ("topk_overlap", a.topk_overlap),
+        ];
+        for (name, value) in metrics {
+            if let Some(value) = value {
+                let mut labels = pair(model, version).to_vec();
+                labels.push(("metric", name.to_string()));
+                gauge!(SHADOW_AGREEMENT, &labels).set(value);
+            }
+        }
+    }
+
+    pub fn rollback(model: &str, version: &str, reason: &'static str) {
+        let mut labels = pair(model, version).to_vec();
+        labels.push(("reason", reason.to_string()));
+        counter!(ROLLBACKS, &labels).increment(1);
+    }
+
+    pub fn lifecycle_event(action: Action) {
+        let action = serde_json::to_value(action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        counter!(EVENTS, "action" => action).increment(1);
+    }
 }

@@ -1,11 +1,13 @@
 //! The model registry: served models by name, each owning its tokenizer pool, queue and worker.
 //!
-//! Handlers ask the registry for a model by `name` or `name@version` (or the default) and call
-//! [`ModelHandle::embed`]; nothing on the request path knows how many models are loaded. Loading
-//! several versions side by side is a matter of inserting more handles.
+//! Handlers ask the registry where a request goes — [`Registry::route`] by `name` or
+//! `name@version` (or the default) and a caller route key — and call [`Routed::embed`]; nothing on
+//! the request path knows how many versions are loaded. Several versions of a model live side by
+//! side, each with its own queue and worker; which one answers `name` is the
+//! [`crate::lifecycle`]'s business ([`Registry::get`] is the canary-blind shortcut).
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
@@ -16,6 +18,7 @@ use crate::{
     batching::{BatchError, BatchLimits, Batcher, WorkerConfig},
     cache::EmbeddingCache,
     error::ApiError,
+    lifecycle::{audit::AuditLog, Deployment, Policy, Role, Routed},
     metrics::ModelLabels,
     model::{
         tokenizer::{TextTokenizer, TokenizeError, Truncation},
@@ -241,22 +244,53 @@ fn batch_error(err: BatchError, timeout: Duration) -> ApiError {
     }
 }
 
-/// Served models, keyed by `name` and by `name@version`.
-#[derive(Default)]
+/// Served models: every loaded version by `name@version`, and per name the [`Deployment`] that
+/// routes `name` (promoted version, canary, shadow).
 pub struct Registry {
-    models: RwLock<HashMap<String, Arc<ModelHandle>>>,
+    versions: RwLock<HashMap<String, Arc<ModelHandle>>>,
+    deployments: RwLock<BTreeMap<String, Arc<Deployment>>>,
     default: RwLock<Option<String>>,
+    policy: Arc<Policy>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new(Arc::new(Policy::default()), None)
+    }
 }
 
 impl Registry {
-    /// Adds a model; the first one added becomes the default.
+    /// A registry whose deployments follow `policy` and audit automatic actions to `audit`.
+    pub fn new(policy: Arc<Policy>, audit: Option<Arc<AuditLog>>) -> Self {
+        Self {
+            versions: RwLock::default(),
+            deployments: RwLock::default(),
+            default: RwLock::default(),
+            policy,
+            audit,
+        }
+    }
+
+    /// Adds a version. The first version of a name is promoted (later ones stand by until the
+    /// lifecycle gives them a role); the first name added becomes the default model.
     pub fn insert(&self, handle: ModelHandle) -> Arc<ModelHandle> {
         let handle = Arc::new(handle);
         let name = handle.info.name.clone();
-        let versioned = format!("{name}@{}", handle.info.version);
-        let mut models = self.models.write().expect("registry lock");
-        models.insert(versioned, Arc::clone(&handle));
-        models.insert(name.clone(), Arc::clone(&handle));
+        let mut versions = self.versions.write().expect("registry lock");
+        versions.insert(versioned(&name, &handle.info.version), Arc::clone(&handle));
+        drop(versions);
+        self.deployments
+            .write()
+            .expect("registry lock")
+            .entry(name.clone())
+            .or_insert_with(|| {
+                Arc::new(Deployment::new(
+                    Arc::clone(&handle),
+                    Arc::clone(&self.policy),
+                    self.audit.clone(),
+                ))
+            });
         self.default
             .write()
             .expect("registry lock")
@@ -264,35 +298,109 @@ impl Registry {
         handle
     }
 
-    /// Looks a model up by `name`, `name@version`, or the default when `None`.
+    /// Looks a model up by `name` (its promoted version), `name@version`, or the default model's
+    /// promoted version when `None`. Ignores canaries: routes that should take part in canary
+    /// rollouts call [`Registry::route`] instead.
     pub fn get(&self, model: Option<&str>) -> Result<Arc<ModelHandle>, ApiError> {
+        Ok(self.route_inner(model, None, false)?.handle)
+    }
+
+    /// Chooses the version for one request: `name@version` pins it; `name` (or `None`, the
+    /// default model) goes to the promoted version or, for a weighted share sticky by
+    /// `route_key` (the `x-inferd-route-key` header), to the canary. Call
+    /// [`Routed::embed`] on the result so canary health and shadow copies are recorded.
+    pub fn route(&self, model: Option<&str>, route_key: Option<&str>) -> Result<Routed, ApiError> {
+        self.route_inner(model, route_key, true)
+    }
+
+    fn route_inner(
+        &self,
+        model: Option<&str>,
+        route_key: Option<&str>,
+        canary: bool,
+    ) -> Result<Routed, ApiError> {
         let default = self.default.read().expect("registry lock").clone();
         let key = match model.or(default.as_deref()) {
             Some(key) => key,
             None => return Err(ApiError::NotReady),
         };
-        self.models
-            .read()
-            .expect("registry lock")
-            .get(key)
-            .cloned()
-            .ok_or_else(|| ApiError::ModelNotFound(key.to_string()))
+        if let Some((name, version)) = key.split_once('@') {
+            let handle = self
+                .version(name, version)
+                .ok_or_else(|| ApiError::ModelNotFound(key.to_string()))?;
+            let role = self.role_of(&handle);
+            return Ok(Routed::pinned(handle, role));
+        }
+        let deployment = self
+            .deployment(key)
+            .ok_or_else(|| ApiError::ModelNotFound(key.to_string()))?;
+        if canary {
+            return Ok(deployment.route(route_key));
+        }
+        let promoted = Arc::clone(&deployment.table().promoted);
+        Ok(Routed::pinned(promoted, Role::Promoted))
     }
 
-    /// Every distinct loaded model.
-    pub fn all(&self) -> Vec<Arc<ModelHandle>> {
-        let models = self.models.read().expect("registry lock");
-        let mut seen: Vec<Arc<ModelHandle>> = Vec::new();
-        for handle in models.values() {
-            if !seen.iter().any(|h| Arc::ptr_eq(h, handle)) {
-                seen.push(Arc::clone(handle));
-            }
+    /// One loaded version.
+    pub fn version(&self, name: &str, version: &str) -> Option<Arc<ModelHandle>> {
+        let versions = self.versions.read().expect("registry lock");
+        versions.get(&versioned(name, version)).cloned()
+    }
+
+    /// The deployment routing `name`.
+    pub fn deployment(&self, name: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .read()
+            .expect("registry lock")
+            .get(name)
+            .cloned()
+    }
+
+    pub fn deployments(&self) -> Vec<Arc<Deployment>> {
+        let deployments = self.deployments.read().expect("registry lock");
+        deployments.values().cloned().collect()
+    }
+
+    /// The default model's name.
+    pub fn default_name(&self) -> Option<String> {
+        self.default.read().expect("registry lock").clone()
+    }
+
+    /// Removes a version so no new request reaches it; requests holding it finish normally.
+    /// The caller makes sure no route table still names it.
+    pub fn remove(&self, name: &str, version: &str) -> Option<Arc<ModelHandle>> {
+        let mut versions = self.versions.write().expect("registry lock");
+        versions.remove(&versioned(name, version))
+    }
+
+    /// What a loaded version does now.
+    pub fn role_of(&self, handle: &ModelHandle) -> Role {
+        match self.deployment(&handle.info.name) {
+            Some(d) => d.table().role_of(&handle.info.version),
+            None => Role::Standby,
         }
-        seen.sort_by(|a, b| a.info.name.cmp(&b.info.name));
-        seen
+    }
+
+    /// Every loaded version, by name then version.
+    pub fn all(&self) -> Vec<Arc<ModelHandle>> {
+        let versions = self.versions.read().expect("registry lock");
+        let mut all: Vec<Arc<ModelHandle>> = versions.values().cloned().collect();
+        all.sort_by(|a, b| (&a.info.name, &a.info.version).cmp(&(&b.info.name, &b.info.version)));
+        all
+    }
+
+    /// Every loaded version of `name`.
+    pub fn versions_of(&self, name: &str) -> Vec<Arc<ModelHandle>> {
+        let mut all = self.all();
+        all.retain(|h| h.info.name == name);
+        all
     }
 
     pub fn is_empty(&self) -> bool {
-        self.models.read().expect("registry lock").is_empty()
+        self.versions.read().expect("registry lock").is_empty()
     }
+}
+
+fn versioned(name: &str, version: &str) -> String {
+    format!("{name}@{version}")
 }

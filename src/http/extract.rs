@@ -23,7 +23,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-fn map_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
+pub(crate) fn map_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
         JsonRejection::JsonDataError(err) => ApiError::InvalidInput(err.body_text()),

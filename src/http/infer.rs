@@ -6,7 +6,12 @@
 
 use std::{sync::Arc, time::Instant};
 
-use axum::{extract::State, routing::post, Json, Router};
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue},
+    routing::post,
+    Json, Router,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{
@@ -20,10 +25,14 @@ use utoipa::{
 use super::{openapi::ErrorResponse, ApiJson};
 use crate::{
     error::ApiError,
+    lifecycle::{routing::ROUTE_KEY_HEADER, Routed},
     model::{tokenizer::Truncation, ModelInfo},
     registry::{Embedded, ModelHandle},
     state::AppState,
 };
+
+/// Response header naming the version that answered (`name@version` is the request's business).
+pub const MODEL_VERSION_HEADER: HeaderName = HeaderName::from_static("x-model-version");
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/infer", post(infer))
@@ -88,25 +97,35 @@ pub struct Usage {
     pub prompt_tokens: usize,
 }
 
+/// The caller's route key (`x-inferd-route-key`), which keeps it on one version during a canary.
+pub fn route_key(headers: &HeaderMap) -> Option<&str> {
+    headers.get(ROUTE_KEY_HEADER)?.to_str().ok()
+}
+
 /// Embeds one text or a list of texts with the named (or default) model.
 #[utoipa::path(post, path = "/infer", tag = "inferd", request_body = InferRequest,
     responses((status = 200, body = InferResponse),
         (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
 pub(super) async fn infer(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<InferRequest>,
-) -> Result<Json<InferResponse>, ApiError> {
+) -> Result<([(HeaderName, HeaderValue); 1], Json<InferResponse>), ApiError> {
     let texts = parse_inputs(req.inputs, state.limits.max_client_batch)?;
     let truncation = Truncation::from_flag(req.truncate);
-    let (model, embedded) = embed_texts(
+    let (routed, embedded) = embed_routed(
         &state,
         req.model.as_deref(),
+        route_key(&headers),
         texts,
         truncation,
         req.normalize,
     )
     .await?;
-    Ok(Json(InferResponse {
+    let version = HeaderValue::from_str(routed.version())
+        .map_err(|_| ApiError::Internal("version label is not a valid header".into()))?;
+    let model = &routed.handle;
+    let body = Json(InferResponse {
         model: model.info.name.clone(),
         version: model.info.version.clone(),
         dimensions: model.info.dimensions,
@@ -114,11 +133,13 @@ pub(super) async fn infer(
         usage: Usage {
             prompt_tokens: embedded.prompt_tokens,
         },
-    }))
+    });
+    Ok(([(MODEL_VERSION_HEADER, version)], body))
 }
 
-/// The one embedding path every route and dialect takes: refuse while draining, find the model,
-/// set the deadline, queue. Same queue, same limits, same errors everywhere.
+/// The one embedding path every route and dialect takes: refuse while draining, route to a
+/// version (promoted, or canary by weight), set the deadline, queue. Same queue, same limits,
+/// same errors everywhere. Dialects route without a caller key (no canary stickiness).
 pub async fn embed_texts(
     state: &AppState,
     model: Option<&str>,
@@ -126,16 +147,29 @@ pub async fn embed_texts(
     truncation: Truncation,
     normalize: bool,
 ) -> Result<(Arc<ModelHandle>, Embedded), ApiError> {
+    let (routed, embedded) = embed_routed(state, model, None, texts, truncation, normalize).await?;
+    Ok((routed.handle, embedded))
+}
+
+/// [`embed_texts`] with the caller's route key, returning the routing decision too.
+pub async fn embed_routed(
+    state: &AppState,
+    model: Option<&str>,
+    route_key: Option<&str>,
+    texts: Vec<String>,
+    truncation: Truncation,
+    normalize: bool,
+) -> Result<(Routed, Embedded), ApiError> {
     if state.health.draining() {
         return Err(ApiError::ShuttingDown);
     }
-    let model = state.registry.get(model)?;
+    let routed = state.registry.route(model, route_key)?;
     let timeout = state.limits.request_timeout;
     let deadline = Instant::now() + timeout;
-    let embedded = model
-        .embed_truncating(texts, truncation, normalize, deadline, timeout)
+    let embedded = routed
+        .embed(texts, truncation, normalize, deadline, timeout)
         .await?;
-    Ok((model, embedded))
+    Ok((routed, embedded))
 }
 
 /// Turns `inputs` into a list of texts, or says precisely what is wrong with it.

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::openapi::ErrorResponse;
 use crate::{
     error::ApiError,
+    lifecycle::Role,
     model::ModelInfo,
     registry::{HandleConfig, ModelHandle},
     state::{AppState, RequestLimits},
@@ -31,7 +32,8 @@ pub struct InfoResponse {
     tei: TeiInfo,
     batching: Batching,
     limits: RequestLimits,
-    models: Vec<ModelInfo>,
+    /// Every loaded version and its role (promoted, canary, shadow, standby).
+    models: Vec<VersionInfo>,
     inferd_version: &'static str,
 }
 
@@ -77,6 +79,18 @@ impl TeiInfo {
 }
 
 #[derive(Serialize, ToSchema)]
+struct VersionInfo {
+    #[serde(flatten)]
+    info: ModelInfo,
+    /// `promoted`, `canary`, `shadow` or `standby`.
+    #[schema(value_type = String)]
+    role: Role,
+    /// Share of `model`'s requests this version answers as a canary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canary_weight: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
 struct Batching {
     max_queue_requests: usize,
     max_batch_tokens: usize,
@@ -115,8 +129,28 @@ pub(super) async fn info(State(state): State<AppState>) -> Result<Json<InfoRespo
             .registry
             .all()
             .iter()
-            .map(|h| h.info.clone())
+            .map(|h| version_info(&state, h))
             .collect(),
         inferd_version: env!("CARGO_PKG_VERSION"),
     }))
+}
+
+fn version_info(state: &AppState, handle: &ModelHandle) -> VersionInfo {
+    let table = state
+        .registry
+        .deployment(&handle.info.name)
+        .map(|d| d.table());
+    let role = table
+        .as_ref()
+        .map_or(Role::Standby, |t| t.role_of(&handle.info.version));
+    let canary_weight = table
+        .as_ref()
+        .and_then(|t| t.canary.as_ref())
+        .filter(|c| c.handle.info.version == handle.info.version)
+        .map(|c| c.weight);
+    VersionInfo {
+        info: handle.info.clone(),
+        role,
+        canary_weight,
+    }
 }

@@ -24,6 +24,7 @@ use axum::{
 };
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub(crate) use extract::map_rejection;
 pub use extract::ApiJson;
 
 use crate::{auth, error::ApiError, gateway, metrics, state::AppState};

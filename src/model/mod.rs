@@ -10,6 +10,7 @@ pub mod pooling;
 pub mod source;
 pub mod st_config;
 pub mod tokenizer;
+pub mod verify;
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,11 @@ pub struct ModelInfo {
     /// sha256 of `model.safetensors`.
     pub sha256: String,
     pub revision: Option<String>,
+    /// What `--model` or the admin load named (manifest path, directory or hub id).
+    pub source: String,
+    /// Where this version came from, when its manifest says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<manifest::Lineage>,
     pub dimensions: usize,
     pub max_seq_length: usize,
     pub pooling: Vec<&'static str>,
@@ -56,6 +62,9 @@ pub struct LoadedModel {
 pub struct LoadOptions {
     pub source: String,
     pub name: Option<String>,
+    /// The version to load from a multi-version manifest; for a directory or hub id, the label
+    /// to serve it under.
+    pub version: Option<String>,
     pub device: DeviceRequest,
     pub dtype: DTypeRequest,
 }
@@ -63,7 +72,8 @@ pub struct LoadOptions {
 /// Resolves, verifies, loads and warms a model. Blocking: call from a blocking thread.
 pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
     let started = Instant::now();
-    let resolved = source::resolve(&ModelSource::parse(&opts.source)?)?;
+    let resolved =
+        source::resolve_version(&ModelSource::parse(&opts.source)?, opts.version.as_deref())?;
     let sha256 = verified_weights_sha(&resolved)?;
     let pipeline = PipelineConfig::read(&resolved.dir)?;
     let device = device::select_device(opts.device)?;
@@ -76,9 +86,14 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
     let tokenizer = TextTokenizer::load(&resolved.dir.join("tokenizer.json"), max_seq_length)?;
     let mut info = ModelInfo {
         name: opts.name.clone().unwrap_or_else(|| resolved.name.clone()),
-        version: version_label(&resolved, &sha256),
+        version: opts
+            .version
+            .clone()
+            .unwrap_or_else(|| version_label(&resolved, &sha256)),
         sha256,
         revision: resolved.revision.clone(),
+        source: opts.source.clone(),
+        lineage: resolved.manifest.as_ref().and_then(|m| m.lineage.clone()),
         dimensions: encoder.dimensions(),
         max_seq_length,
         pooling: encoder.pooling().iter().map(|p| p.name()).collect(),

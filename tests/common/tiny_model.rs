@@ -26,7 +26,14 @@ fn vocab() -> Vec<String> {
     vocab
 }
 
+/// Writes a tiny model with fresh random weights.
 pub fn write(dir: &Path) {
+    write_seeded(dir, fastrand::u64(..));
+}
+
+/// Writes a tiny model whose weights are a function of `seed`: the same seed gives
+/// byte-identical weights, different seeds give unrelated models.
+pub fn write_seeded(dir: &Path, seed: u64) {
     let vocab = vocab();
     write_json(dir, "config.json", &config(vocab.len()));
     write_json(dir, "tokenizer.json", &tokenizer(&vocab));
@@ -49,7 +56,7 @@ pub fn write(dir: &Path) {
         "sentence_bert_config.json",
         &json!({"max_seq_length": MAX_SEQ_LENGTH, "do_lower_case": false}),
     );
-    write_weights(dir, vocab.len());
+    write_weights(dir, vocab.len(), seed);
 }
 
 fn write_json(dir: &Path, rel: &str, value: &Value) {
@@ -109,11 +116,20 @@ fn tokenizer(vocab: &[String]) -> Value {
     })
 }
 
-fn write_weights(dir: &Path, vocab_size: usize) {
+fn write_weights(dir: &Path, vocab_size: usize, seed: u64) {
     let dev = Device::Cpu;
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let mut random = |name: String, shape: &[usize]| {
-        let t = Tensor::randn(0f32, 0.5, shape, &dev).unwrap();
+        // Box-Muller: N(0, 0.5) from the seeded generator (candle's CPU RNG cannot be seeded).
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|_| {
+                let (u, v) = (rng.f32().max(f32::MIN_POSITIVE), rng.f32());
+                0.5 * (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+            })
+            .collect();
+        let t = Tensor::from_vec(values, shape, &dev).unwrap();
         tensors.insert(name, t);
     };
     random(
