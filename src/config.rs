@@ -22,6 +22,9 @@ pub enum Command {
     /// Inspect model manifests.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Item indexes for `POST /recommend`.
+    #[command(subcommand)]
+    Index(IndexCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +39,44 @@ pub enum ModelsCommand {
         #[arg(long)]
         require_local: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Embed a JSON-lines catalog with a model and write an index directory.
+    Build(Box<IndexBuildConfig>),
+}
+
+/// An index to serve: `name=dir`, or `dir` (named after its last path component).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+impl std::str::FromStr for IndexSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, dir) = match s.split_once('=') {
+            Some((name, dir)) => (name.trim().to_string(), PathBuf::from(dir.trim())),
+            None => {
+                let dir = PathBuf::from(s.trim());
+                let name = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (name, dir)
+            }
+        };
+        let valid = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+        if name.is_empty() || !name.chars().all(valid) || dir.as_os_str().is_empty() {
+            return Err(format!(
+                "expected NAME=DIR (name of letters, digits, - _ .), got {s:?}"
+            ));
+        }
+        Ok(Self { name, dir })
+    }
 }
 
 /// Where the service runs the model.
@@ -228,6 +269,19 @@ pub struct ServeConfig {
     #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Item index for `/recommend`, as NAME=DIR (repeatable; comma-separated in the env var).
+    /// An index built by other model weights is refused at startup.
+    #[arg(long = "index", env = "INFERD_INDEX", value_delimiter = ',')]
+    pub indexes: Vec<IndexSpec>,
+
+    /// Logged item writes after which an index folds its write-ahead log into a new generation.
+    #[arg(long, env = "INFERD_INDEX_COMPACT_AFTER", default_value_t = 10_000)]
+    pub index_compact_after: usize,
+
+    /// Largest `k` a `/recommend` request may ask for.
+    #[arg(long, env = "INFERD_RECOMMEND_MAX_K", default_value_t = 100)]
+    pub recommend_max_k: usize,
+
     /// Fault injection for tests and drills: sleep this long before every forward batch.
     #[arg(long, env = "INFERD_DEBUG_BATCH_DELAY", value_parser = parse_duration, hide = true)]
     pub debug_batch_delay: Option<Duration>,
@@ -265,6 +319,62 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Options of `inferd index build`.
+#[derive(Debug, Clone, Args)]
+pub struct IndexBuildConfig {
+    /// Model to embed with (as `serve --model`); a server refuses the index under other weights.
+    #[arg(
+        long,
+        env = "INFERD_MODEL",
+        default_value = "models/all-MiniLM-L6-v2.toml"
+    )]
+    pub model: String,
+
+    /// Name recorded for the model (default: the manifest's name or the directory/repo name).
+    #[arg(long, env = "INFERD_MODEL_NAME")]
+    pub model_name: Option<String>,
+
+    /// Version to embed with from a multi-version manifest (as `serve --model-version`).
+    #[arg(long, env = "INFERD_MODEL_VERSION")]
+    pub model_version: Option<String>,
+
+    /// Catalog: JSON lines `{"id", "text", ...metadata}`, gzipped when it ends in `.gz`.
+    #[arg(long)]
+    pub catalog: PathBuf,
+
+    /// Index directory to write (created; an existing index there is replaced atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+
+    /// Default search of the index: exact (brute force) or hnsw (approximate, large catalogs).
+    #[arg(long, value_enum, default_value_t = crate::index::Search::Exact)]
+    pub search: crate::index::Search,
+
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, env = "INFERD_DEVICE", default_value = "auto")]
+    pub device: DeviceRequest,
+
+    /// Precision: auto, f32, f16 or bf16.
+    #[arg(long, env = "INFERD_DTYPE", value_enum, default_value_t = DTypeRequest::Auto)]
+    pub dtype: DTypeRequest,
+
+    /// Token budget of one forward batch (as `serve`).
+    #[arg(long, env = "INFERD_MAX_BATCH_TOKENS", default_value_t = 16384)]
+    pub max_batch_tokens: usize,
+
+    /// Inputs in one forward batch, at most (as `serve`).
+    #[arg(long, env = "INFERD_MAX_BATCH_REQUESTS", default_value_t = 64)]
+    pub max_batch_requests: usize,
+
+    /// Threads the model's CPU kernels use (default: all cores).
+    #[arg(long, env = "INFERD_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Log format.
+    #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
 impl ServeConfig {
     /// Rejects combinations clap cannot check on its own.
     pub fn validate(&self) -> Result<(), String> {
@@ -277,6 +387,8 @@ impl ServeConfig {
             ("--tokenizer-workers", self.tokenizer_workers),
             ("--shadow-queue", self.shadow_queue),
             ("--shadow-window", self.shadow_window),
+            ("--index-compact-after", self.index_compact_after),
+            ("--recommend-max-k", self.recommend_max_k),
         ];
         if !(0.0..=1.0).contains(&self.canary_max_error_ratio) {
             return Err("--canary-max-error-ratio must be between 0 and 1".into());
@@ -308,6 +420,21 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn index_specs_parse() {
+        let spec: IndexSpec = "catalog=/data/idx".parse().unwrap();
+        assert_eq!(spec.name, "catalog");
+        assert_eq!(spec.dir, PathBuf::from("/data/idx"));
+        assert_eq!("/data/items".parse::<IndexSpec>().unwrap().name, "items");
+        assert!("bad name=/x".parse::<IndexSpec>().is_err());
+        assert!("x=".parse::<IndexSpec>().is_err());
+        let cli = Cli::try_parse_from(["inferd", "serve", "--index", "a=/1", "--index", "b=/2"]);
+        let Command::Serve(cfg) = cli.unwrap().command else {
+            panic!("serve parses as serve")
+        };
+        assert_eq!(cfg.indexes.len(), 2);
     }
 
     #[test]

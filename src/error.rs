@@ -45,6 +45,10 @@ pub enum ApiError {
     RateLimited { retry_after: Duration },
     #[error("unknown model {0:?}")]
     ModelNotFound(String),
+    #[error("unknown item {0:?}")]
+    UnknownItem(String),
+    #[error("unknown index {0}")]
+    UnknownIndex(String),
     #[error("the server is overloaded: the request queue is full; retry later")]
     Overloaded { retry_after: Duration },
     #[error("the request did not complete within its {0:?} deadline")]
@@ -99,7 +103,10 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::ModelNotFound(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::ModelNotFound(_)
+            | Self::UnknownItem(_)
+            | Self::UnknownIndex(_)
+            | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::AgreementTooLow(_) => StatusCode::CONFLICT,
             Self::LoadFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -124,6 +131,8 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
             Self::ModelNotFound(_) => "model_not_found",
+            Self::UnknownItem(_) => "unknown_item",
+            Self::UnknownIndex(_) => "unknown_index",
             Self::Overloaded { .. } => "overloaded",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
             Self::NotReady => "not_ready",
@@ -149,6 +158,8 @@ impl ApiError {
         "forbidden",
         "rate_limited",
         "model_not_found",
+        "unknown_item",
+        "unknown_index",
         "overloaded",
         "deadline_exceeded",
         "not_ready",
@@ -246,6 +257,8 @@ mod tests {
                 retry_after: Duration::from_secs(1),
             },
             ApiError::ModelNotFound("m".into()),
+            ApiError::UnknownItem("i".into()),
+            ApiError::UnknownIndex("x".into()),
             ApiError::Overloaded {
                 retry_after: Duration::from_secs(1),
             },

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod http;
+pub mod index;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;
@@ -21,7 +22,7 @@ pub mod state;
 
 use std::{
     future::{Future, IntoFuture},
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex},
 };
 
 use anyhow::Context;
@@ -30,11 +31,12 @@ use tokio::{net::TcpListener, sync::watch};
 
 use auth::ApiKeys;
 use batching::BatchLimits;
-use config::ServeConfig;
+use config::{IndexBuildConfig, IndexSpec, ServeConfig};
+use index::{IndexSet, LiveIndex};
 use lifecycle::{
     audit::AuditLog, controller::LoadDefaults, rollback::CanaryLimits, Lifecycle, Policy,
 };
-use model::LoadOptions;
+use model::{LoadOptions, ModelInfo};
 use registry::{HandleConfig, ModelHandle, Registry};
 use state::{AppState, Health, RequestLimits};
 
@@ -87,6 +89,8 @@ pub async fn serve(
             config.rate_limit,
             config.rate_limit_burst,
         ),
+        indexes: Arc::new(IndexSet::default()),
+        recommend_max_k: config.recommend_max_k,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -129,6 +133,16 @@ pub async fn serve(
             state.registry.insert(handle);
             lifecycle.remember_source(&name, &config.model);
             lifecycle.replay().await.context("replaying the lifecycle audit log")?;
+            let specs = config.indexes.clone();
+            let compact_after = config.index_compact_after;
+            let models = loaded_models(&state.registry)?;
+            let indexes =
+                tokio::task::spawn_blocking(move || open_indexes(&specs, &models, compact_after))
+                    .await
+                    .context("index loader panicked")??;
+            for index in indexes {
+                state.indexes.insert(index);
+            }
             state.health.set_loaded();
         }
     }
@@ -242,6 +256,80 @@ fn handle_config(config: &ServeConfig) -> HandleConfig {
     }
 }
 
+/// The loaded versions, the promoted one first: what `--index` directories are checked against.
+fn loaded_models(registry: &Registry) -> anyhow::Result<Vec<ModelInfo>> {
+    let promoted = registry.get(None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut models = vec![promoted.info.clone()];
+    models.extend(
+        registry
+            .all()
+            .into_iter()
+            .filter(|h| h.info.sha256 != promoted.info.sha256)
+            .map(|h| h.info.clone()),
+    );
+    Ok(models)
+}
+
+/// Loads every `--index`, refusing any built by weights that no loaded version has.
+fn open_indexes(
+    specs: &[IndexSpec],
+    models: &[ModelInfo],
+    compact_after: usize,
+) -> anyhow::Result<Vec<Arc<LiveIndex>>> {
+    let mut names = std::collections::HashSet::new();
+    specs
+        .iter()
+        .map(|spec| {
+            anyhow::ensure!(
+                names.insert(&spec.name),
+                "--index {:?} given twice",
+                spec.name
+            );
+            LiveIndex::open(&spec.name, &spec.dir, compact_after, |header| {
+                let builder = models.iter().find(|m| m.sha256 == header.model_sha256);
+                index::check_model(&spec.name, header, builder.unwrap_or(&models[0]))
+            })
+            .with_context(|| format!("loading index {:?} from {}", spec.name, spec.dir.display()))
+        })
+        .collect()
+}
+
+/// `inferd index build`: loads the model as `serve` does and embeds the catalog through it.
+pub async fn build_index(config: IndexBuildConfig) -> anyhow::Result<index::build::BuildReport> {
+    let opts = LoadOptions {
+        source: config.model.clone(),
+        name: config.model_name.clone(),
+        version: config.model_version.clone(),
+        device: config.device,
+        dtype: config.dtype,
+    };
+    let handle_config = HandleConfig {
+        queue_capacity: 1024,
+        limits: BatchLimits {
+            max_tokens: config.max_batch_tokens,
+            max_sequences: config.max_batch_requests,
+            packed: false,     // set from the loaded encoder
+            attention_span: 0, // likewise
+        },
+        tokenizer_workers: 2,
+        debug_delay: None,
+        debug_panic_on: None,
+        cache: cache::EmbeddingCache::new(0),
+    };
+    let catalog = config.catalog.clone();
+    let items = tokio::task::spawn_blocking(move || index::build::read_catalog(&catalog))
+        .await
+        .context("catalog reader panicked")??;
+    anyhow::ensure!(
+        !items.is_empty(),
+        "catalog {} has no items",
+        config.catalog.display()
+    );
+    let model = Arc::new(start_model(opts, handle_config).await?);
+    tracing::info!(items = items.len(), model = %model.info.name, version = %model.info.version, "embedding catalog");
+    index::build::build(model, items, &config.out, config.search).await
+}
+
 /// Loads and starts the model on a blocking thread (reading weights and warming are blocking).
 async fn load_model(config: &ServeConfig) -> anyhow::Result<ModelHandle> {
     let opts = LoadOptions {
@@ -251,7 +339,13 @@ async fn load_model(config: &ServeConfig) -> anyhow::Result<ModelHandle> {
         device: config.device,
         dtype: config.dtype,
     };
-    let handle_config = handle_config(config);
+    start_model(opts, handle_config(config)).await
+}
+
+async fn start_model(
+    opts: LoadOptions,
+    handle_config: HandleConfig,
+) -> anyhow::Result<ModelHandle> {
     tokio::task::spawn_blocking(move || {
         let loaded =
             model::load(&opts).with_context(|| format!("loading model {:?}", opts.source))?;
@@ -261,12 +355,15 @@ async fn load_model(config: &ServeConfig) -> anyhow::Result<ModelHandle> {
     .context("model loader panicked")?
 }
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// The process-wide Prometheus recorder, installed on first use. The lock makes concurrent first
+/// calls (several servers in one process) install it once.
 fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut handle = HANDLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if handle.is_none() {
+        *handle = Some(metrics::install()?);
     }
-    let handle = metrics::install()?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    Ok(handle.clone().expect("installed above"))
 }

@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
-use inferd::config::{Cli, Command, LogFormat, ModelsCommand, ServeConfig};
+use inferd::config::{
+    Cli, Command, IndexBuildConfig, IndexCommand, LogFormat, ModelsCommand, ServeConfig,
+};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -19,6 +21,7 @@ fn main() -> anyhow::Result<()> {
             }
             std::process::exit(1);
         }
+        Command::Index(IndexCommand::Build(config)) => return build_index(*config),
     };
     init_tracing(config.log_format);
     config.validate().map_err(anyhow::Error::msg)?;
@@ -39,6 +42,24 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     inferd::serve(config, listener, inferd::shutdown::signal()).await
+}
+
+fn build_index(config: IndexBuildConfig) -> anyhow::Result<()> {
+    init_tracing(config.log_format);
+    if let Some(threads) = config.threads {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    let out = config.out.clone();
+    let report = tokio::runtime::Runtime::new()?.block_on(inferd::build_index(config))?;
+    println!(
+        "built index {} (generation {}): {} items in {:.1} s, {:.1} items/s",
+        out.display(),
+        report.generation,
+        report.items,
+        report.seconds,
+        report.items_per_second()
+    );
+    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {

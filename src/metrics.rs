@@ -32,6 +32,9 @@ pub const RATE_LIMITED: &str = "inferd_rate_limited_total";
 pub const CACHE_HITS: &str = "inferd_cache_hits_total";
 pub const CACHE_MISSES: &str = "inferd_cache_misses_total";
 pub const CACHE_ENTRIES: &str = "inferd_cache_entries";
+pub const RECOMMEND_DURATION: &str = "inferd_recommend_duration_seconds";
+pub const INDEX_ITEMS: &str = "inferd_index_items";
+pub const INDEX_WRITES: &str = "inferd_index_writes_total";
 
 /// Reasons a request is dropped before compute (`reason` label of [`REJECTED`]).
 pub const REJECT_REASONS: &[&str] = &["overloaded", "deadline_exceeded", "client_gone"];
@@ -106,6 +109,12 @@ fn describe_all() {
     );
     describe_gauge!(CACHE_ENTRIES, "Embeddings held by the response cache.");
     lifecycle::describe();
+    describe_histogram!(
+        RECOMMEND_DURATION,
+        "Similarity search time per /recommend query (embedding excluded), by index and query kind."
+    );
+    describe_gauge!(INDEX_ITEMS, "Live items in each loaded index.");
+    describe_counter!(INDEX_WRITES, "Acknowledged item writes, by index and op.");
 }
 
 /// Labels that identify one loaded model version.
@@ -215,6 +224,21 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
 
 pub fn http_in_flight(delta: f64) {
     gauge!(HTTP_IN_FLIGHT).increment(delta);
+}
+
+/// Records one similarity search of `/recommend` (`query`: text, item_id or history).
+pub fn recommend(index: &str, query: &'static str, elapsed: Duration) {
+    histogram!(RECOMMEND_DURATION, "index" => index.to_string(), "query" => query)
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn index_items(index: &str, items: usize) {
+    gauge!(INDEX_ITEMS, "index" => index.to_string()).set(items as f64);
+}
+
+/// Counts one acknowledged item write (`op`: put or delete).
+pub fn index_write(index: &str, op: &'static str) {
+    counter!(INDEX_WRITES, "index" => index.to_string(), "op" => op).increment(1);
 }
 
 /// Model lifecycle series: roles, canary weights and routing, shadow agreement, rollbacks.

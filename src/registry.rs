@@ -389,6 +389,12 @@ impl Registry {
         all
     }
 
+    /// The loaded version whose weights hash to `sha256` (what an item index records).
+    pub fn by_weights(&self, sha256: &str) -> Option<Arc<ModelHandle>> {
+        let versions = self.versions.read().expect("registry lock");
+        versions.values().find(|h| h.info.sha256 == sha256).cloned()
+    }
+
     /// Every loaded version of `name`.
     pub fn versions_of(&self, name: &str) -> Vec<Arc<ModelHandle>> {
         let mut all = self.all();

@@ -11,7 +11,9 @@ use std::{
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::{auth::ApiKeys, gateway::ratelimit::RateLimiter, metrics, registry::Registry};
+use crate::{
+    auth::ApiKeys, gateway::ratelimit::RateLimiter, index::IndexSet, metrics, registry::Registry,
+};
 
 /// Limits applied to each request before it reaches a model.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -64,4 +66,8 @@ pub struct AppState {
     pub api_keys: Option<Arc<ApiKeys>>,
     /// `--rate-limit`; `None` when requests are not rate limited.
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Item indexes for `/recommend` and `/items`, loaded after the model.
+    pub indexes: Arc<IndexSet>,
+    /// `--recommend-max-k`.
+    pub recommend_max_k: usize,
 }

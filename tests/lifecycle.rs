@@ -443,3 +443,84 @@ async fn a_restart_restores_promoted_version_and_canary() {
     assert_eq!(first["actor"], "ops");
     assert_eq!(first["sha256"].as_str().unwrap().len(), 64);
 }
+
+/// An item index keeps answering with the version that built it after another is promoted
+/// (its vectors only compare with that model's), and says so clearly once that version is gone.
+#[tokio::test]
+async fn an_index_follows_the_version_that_built_it_across_a_promotion() {
+    let dir = tempfile::tempdir().unwrap();
+    manifest(dir.path(), &[("v1", 1), ("v2", 2)], None);
+    let catalog = dir.path().join("catalog.jsonl");
+    let lines: Vec<String> = (0..12)
+        .map(|i| {
+            json!({"id": format!("item-{i}"), "text": format!("item {i} about topic {}", i % 3)})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&catalog, lines.join("\n")).unwrap();
+    let index = dir.path().join("index");
+    let built = Command::new(env!("CARGO_BIN_EXE_inferd"))
+        .args(["index", "build", "--model-version", "v1", "--model"])
+        .arg(dir.path().join("tiny.toml"))
+        .arg("--catalog")
+        .arg(&catalog)
+        .arg("--out")
+        .arg(&index)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let index_arg = format!("catalog={}", index.display());
+    let server = start(dir.path(), &["--index", &index_arg]).await;
+    let recommend = |body: Value| {
+        let server = &server;
+        async move {
+            let r = server
+                .client
+                .post(server.url("/recommend"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let query = json!({"text": "item about topic 1", "k": 3});
+    let (code, before) = recommend(query.clone()).await;
+    assert_eq!(
+        (code, before["version"].as_str()),
+        (200, Some("v1")),
+        "{before}"
+    );
+
+    let (code, body) = admin(&server, "/admin/load", json!({"model": "tiny@v2"})).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = admin(
+        &server,
+        "/admin/promote",
+        json!({"model": "tiny@v2", "force": true}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        infer_as(&server, "k", "hello").await,
+        (200, "v2".to_string())
+    );
+    let (code, after) = recommend(query.clone()).await;
+    assert_eq!(code, 200, "{after}");
+    assert_eq!(after["version"], "v1");
+    assert_eq!(after["items"], before["items"], "same model, same answer");
+
+    let (code, body) = admin(&server, "/admin/unload", json!({"model": "tiny@v1"})).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = recommend(query).await;
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["code"], "conflict", "{body}");
+    assert!(body["error"].as_str().unwrap().contains("v1"), "{body}");
+    // Queries by stored vectors need no model.
+    let (code, body) = recommend(json!({"item_id": "item-1", "k": 3})).await;
+    assert_eq!(code, 200, "{body}");
+}

@@ -48,7 +48,9 @@ async fn serve(extra: &[&str]) -> Server {
         "1",
     ];
     args.extend_from_slice(extra);
-    let Command::Serve(config) = Cli::try_parse_from(args).unwrap().command;
+    let Command::Serve(config) = Cli::try_parse_from(args).unwrap().command else {
+        unreachable!("`serve` parses as serve")
+    };
     config.validate().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -63,10 +65,13 @@ async fn serve(extra: &[&str]) -> Server {
             .unwrap();
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let _ = inferd::serve(*config, listener, async move {
+            let served = inferd::serve(*config, listener, async move {
                 let _ = stopped.await;
             })
             .await;
+            if let Err(err) = served {
+                eprintln!("inferd::serve failed: {err:#}");
+            }
         });
     });
     let http = reqwest::Client::new();

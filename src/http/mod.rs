@@ -7,10 +7,12 @@
 mod extract;
 mod infer;
 mod info;
+mod items;
 mod kserve;
 mod openai;
 pub mod openapi;
 mod probes;
+mod recommend;
 mod tei;
 
 use std::time::Instant;
@@ -47,7 +49,12 @@ pub fn router(state: AppState) -> Router {
     };
     // Each dialect re-shapes errors (its handlers' and the key check's) outside the key check.
     let api = Router::new()
-        .merge(keyed(infer::routes().merge(info::routes())))
+        .merge(keyed(
+            infer::routes()
+                .merge(info::routes())
+                .merge(recommend::routes())
+                .merge(items::routes()),
+        ))
         .merge(keyed(tei::routes()).layer(middleware::map_response(tei::error_shape)))
         .merge(keyed(openai::routes()).layer(middleware::map_response(openai::error_shape)))
         .merge(keyed(kserve::routes()).layer(middleware::map_response(kserve::error_shape)));

@@ -233,6 +233,12 @@ impl TestServer {
         assert!(status.success());
     }
 
+    /// Kills the process with SIGKILL: no shutdown code runs, as in a crash.
+    pub fn sigkill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Waits for the process to exit; returns whether it exited successfully.
     pub async fn wait_exit(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
