@@ -2,7 +2,10 @@
 # The whole test suite: fetches the real model if absent, smoke-runs the criterion benches once,
 # then runs every test of the workspace (unit, black-box with a tiny random BERT, the client
 # crate against a fault-injecting server and a real inferd, real-model parity against
-# sentence-transformers' vectors). Extra arguments go to the test run, e.g. a name filter.
+# sentence-transformers' vectors), then the contract tests: the real openai, huggingface_hub and
+# tritonclient packages and schemathesis against a spawned inferd (scripts/contract-test.sh,
+# Python venv in .venv-contract/). Extra arguments go to the cargo test run, e.g. a name filter;
+# with a filter the contract tests are skipped.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,3 +13,7 @@ scripts/fetch-model.sh
 # --workspace on both runs: the same package set resolves the same features, so one build serves both.
 cargo test --workspace --bench forward
 cargo test --workspace --lib --tests "$@"
+if [ "$#" -eq 0 ]; then
+  # The binary the cargo run above just built for its black-box tests.
+  scripts/contract-test.sh models/all-MiniLM-L6-v2 target/debug/inferd
+fi
