@@ -121,10 +121,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Options of `inferd serve`.
+/// Which model to load, and on what: shared by `serve` and `index build`.
 #[derive(Debug, Clone, Args)]
-pub struct ServeConfig {
-    /// Model to serve: a manifest (.toml under models/), a local Hugging Face directory, or a
+pub struct ModelArgs {
+    /// Model: a manifest (.toml under models/), a local Hugging Face directory, or a
     /// Hugging Face repo id with an optional revision (`owner/name@revision`).
     #[arg(
         long,
@@ -141,6 +141,34 @@ pub struct ServeConfig {
     /// its last listed); for a directory or hub id, the version label.
     #[arg(long, env = "INFERD_MODEL_VERSION")]
     pub model_version: Option<String>,
+
+    /// Device: auto (CUDA when one initialises, else CPU), cpu, cuda or cuda:N.
+    #[arg(long, env = "INFERD_DEVICE", default_value = "auto")]
+    pub device: DeviceRequest,
+
+    /// Precision: f32, bf16 (CUDA, or CPU projections where the CPU has AVX-512 BF16), f16
+    /// (CUDA); auto picks f32 on CPU and f16 on CUDA.
+    #[arg(long, env = "INFERD_DTYPE", value_enum, default_value_t = DTypeRequest::Auto)]
+    pub dtype: DTypeRequest,
+}
+
+impl ModelArgs {
+    pub fn load_options(&self) -> crate::model::LoadOptions {
+        crate::model::LoadOptions {
+            source: self.model.clone(),
+            name: self.model_name.clone(),
+            version: self.model_version.clone(),
+            device: self.device,
+            dtype: self.dtype,
+        }
+    }
+}
+
+/// Options of `inferd serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub load: ModelArgs,
 
     /// Folder of model manifests the admin API loads versions from by model name.
     #[arg(long, env = "INFERD_MANIFEST_DIR", default_value = "models")]
@@ -199,15 +227,6 @@ pub struct ServeConfig {
     /// Address to listen on.
     #[arg(long, env = "INFERD_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-
-    /// Device: auto (CUDA when one initialises, else CPU), cpu, cuda or cuda:N.
-    #[arg(long, env = "INFERD_DEVICE", default_value = "auto")]
-    pub device: DeviceRequest,
-
-    /// Precision: f32, bf16 (CUDA, or CPU projections where the CPU has AVX-512 BF16), f16
-    /// (CUDA); auto picks f32 on CPU and f16 on CUDA.
-    #[arg(long, env = "INFERD_DTYPE", value_enum, default_value_t = DTypeRequest::Auto)]
-    pub dtype: DTypeRequest,
 
     /// Requests admitted and not yet answered, at most; more are refused with 503 `overloaded`.
     #[arg(long, env = "INFERD_MAX_QUEUE_REQUESTS", default_value_t = 1024)]
@@ -322,21 +341,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Options of `inferd index build`.
 #[derive(Debug, Clone, Args)]
 pub struct IndexBuildConfig {
-    /// Model to embed with (as `serve --model`); a server refuses the index under other weights.
-    #[arg(
-        long,
-        env = "INFERD_MODEL",
-        default_value = "models/all-MiniLM-L6-v2.toml"
-    )]
-    pub model: String,
-
-    /// Name recorded for the model (default: the manifest's name or the directory/repo name).
-    #[arg(long, env = "INFERD_MODEL_NAME")]
-    pub model_name: Option<String>,
-
-    /// Version to embed with from a multi-version manifest (as `serve --model-version`).
-    #[arg(long, env = "INFERD_MODEL_VERSION")]
-    pub model_version: Option<String>,
+    /// The model to embed with; a server refuses the index under other weights.
+    #[command(flatten)]
+    pub load: ModelArgs,
 
     /// Catalog: JSON lines `{"id", "text", ...metadata}`, gzipped when it ends in `.gz`.
     #[arg(long)]
@@ -349,14 +356,6 @@ pub struct IndexBuildConfig {
     /// Default search of the index: exact (brute force) or hnsw (approximate, large catalogs).
     #[arg(long, value_enum, default_value_t = crate::index::Search::Exact)]
     pub search: crate::index::Search,
-
-    /// Device: auto, cpu, cuda or cuda:N.
-    #[arg(long, env = "INFERD_DEVICE", default_value = "auto")]
-    pub device: DeviceRequest,
-
-    /// Precision: auto, f32, f16 or bf16.
-    #[arg(long, env = "INFERD_DTYPE", value_enum, default_value_t = DTypeRequest::Auto)]
-    pub dtype: DTypeRequest,
 
     /// Token budget of one forward batch (as `serve`).
     #[arg(long, env = "INFERD_MAX_BATCH_TOKENS", default_value_t = 16384)]

@@ -64,8 +64,8 @@ pub async fn serve(
         audit,
         policy,
         LoadDefaults {
-            device: config.device,
-            dtype: config.dtype,
+            device: config.load.device,
+            dtype: config.load.dtype,
             handle: handle_config(&config),
             manifest_dir: config.manifest_dir.clone(),
         },
@@ -131,7 +131,7 @@ pub async fn serve(
             );
             let name = handle.info.name.clone();
             state.registry.insert(handle);
-            lifecycle.remember_source(&name, &config.model);
+            lifecycle.remember_source(&name, &config.load.model);
             lifecycle.replay().await.context("replaying the lifecycle audit log")?;
             let specs = config.indexes.clone();
             let compact_after = config.index_compact_after;
@@ -296,13 +296,7 @@ fn open_indexes(
 
 /// `inferd index build`: loads the model as `serve` does and embeds the catalog through it.
 pub async fn build_index(config: IndexBuildConfig) -> anyhow::Result<index::build::BuildReport> {
-    let opts = LoadOptions {
-        source: config.model.clone(),
-        name: config.model_name.clone(),
-        version: config.model_version.clone(),
-        device: config.device,
-        dtype: config.dtype,
-    };
+    let opts = config.load.load_options();
     let handle_config = HandleConfig {
         queue_capacity: 1024,
         limits: BatchLimits {
@@ -332,14 +326,7 @@ pub async fn build_index(config: IndexBuildConfig) -> anyhow::Result<index::buil
 
 /// Loads and starts the model on a blocking thread (reading weights and warming are blocking).
 async fn load_model(config: &ServeConfig) -> anyhow::Result<ModelHandle> {
-    let opts = LoadOptions {
-        source: config.model.clone(),
-        name: config.model_name.clone(),
-        version: config.model_version.clone(),
-        device: config.device,
-        dtype: config.dtype,
-    };
-    start_model(opts, handle_config(config)).await
+    start_model(config.load.load_options(), handle_config(config)).await
 }
 
 async fn start_model(

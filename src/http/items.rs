@@ -18,7 +18,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::ApiJson;
+use super::{openapi::ErrorResponse, ApiJson};
 use crate::{
     auth::RequireKey,
     error::ApiError,
@@ -40,27 +40,36 @@ pub fn routes() -> Router<AppState> {
         .route("/indexes/{name}/compact", post(compact))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IndexParam {
+    /// Which index, needed only when several are loaded.
     pub index: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutItem {
+    /// Embedded by the model that built the index.
+    #[schema(min_length = 1)]
     pub text: String,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemBody {
     pub id: String,
     pub index: String,
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
 }
 
-async fn get_item(
+#[utoipa::path(get, path = "/items/{id}", tag = "recommendations",
+    params(("id" = String, Path, description = "item id"), IndexParam),
+    responses((status = 200, body = ItemBody), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
+pub(super) async fn get_item(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(param): Query<IndexParam>,
@@ -74,7 +83,13 @@ async fn get_item(
     }))
 }
 
-async fn put_item(
+/// Adds or replaces an item; answers after the write is logged and fsynced. Needs an API key.
+#[utoipa::path(put, path = "/items/{id}", tag = "recommendations",
+    params(("id" = String, Path, description = "item id"), IndexParam),
+    request_body = PutItem,
+    responses((status = 200, description = "replaced", body = Object),
+        (status = 201, description = "created", body = Object), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
+pub(super) async fn put_item(
     State(state): State<AppState>,
     RequireKey(caller): RequireKey,
     Path(id): Path<String>,
@@ -119,7 +134,11 @@ async fn put_item(
     ))
 }
 
-async fn delete_item(
+/// Deletes an item; answers after the write is logged and fsynced. Needs an API key.
+#[utoipa::path(delete, path = "/items/{id}", tag = "recommendations",
+    params(("id" = String, Path, description = "item id"), IndexParam),
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
+pub(super) async fn delete_item(
     State(state): State<AppState>,
     RequireKey(caller): RequireKey,
     Path(id): Path<String>,
@@ -162,7 +181,9 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn list_indexes(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/indexes", tag = "recommendations",
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
+pub(super) async fn list_indexes(State(state): State<AppState>) -> Json<Value> {
     let indexes: Vec<Value> = state
         .indexes
         .names()
@@ -181,9 +202,13 @@ async fn list_indexes(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "indexes": indexes }))
 }
 
-async fn compact(
+/// Folds the write-ahead log into a new generation. Needs an API key.
+#[utoipa::path(post, path = "/indexes/{name}/compact", tag = "recommendations",
+    params(("name" = String, Path, description = "index name")),
+    responses((status = 200, body = Object), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
+pub(super) async fn compact(
     State(state): State<AppState>,
-    RequireKey(_): RequireKey,
+    RequireKey(_caller): RequireKey,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let index = state.indexes.get(Some(&name))?;

@@ -7,7 +7,7 @@ use axum::{response::Html, routing::get, Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::{infer, info, kserve, openai, probes, tei};
+use super::{infer, info, items, kserve, openai, probes, recommend, tei};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -55,6 +55,12 @@ pub struct ErrorResponse {
         kserve::version_ready,
         kserve::infer,
         kserve::version_infer,
+        recommend::recommend,
+        items::get_item,
+        items::put_item,
+        items::delete_item,
+        items::list_indexes,
+        items::compact,
     ),
     tags(
         (name = "inferd", description = "inferd's own API"),
@@ -62,6 +68,7 @@ pub struct ErrorResponse {
         (name = "openai", description = "OpenAI embeddings API"),
         (name = "tei", description = "Hugging Face text-embeddings-inference API"),
         (name = "kserve", description = "KServe Open Inference Protocol v2 (REST)"),
+        (name = "recommendations", description = "top-k similar items from item indexes"),
     )
 )]
 pub struct ApiDoc;

@@ -13,7 +13,7 @@ use axum::{extract::State, routing::post, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::ApiJson;
+use super::{openapi::ErrorResponse, ApiJson};
 use crate::{
     error::ApiError,
     index::{Filter, LiveIndex, SearchSpec},
@@ -29,14 +29,19 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/recommend", post(recommend))
 }
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of `text`, `item_id` or `history`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendRequest {
     pub text: Option<String>,
     pub item_id: Option<String>,
     pub history: Option<Vec<HistoryEntry>>,
+    /// Results wanted: 1 to `--recommend-max-k` (default 10).
+    #[schema(minimum = 1)]
     pub k: Option<usize>,
+    /// Metadata field → value, or list of allowed values; every field must match.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub filter: Map<String, Value>,
     #[serde(default)]
     pub exclude: Vec<String>,
@@ -46,7 +51,7 @@ pub struct RecommendRequest {
 }
 
 /// A history item: an id, or an id with a positive weight (default 1).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum HistoryEntry {
     Id(String),
@@ -57,7 +62,7 @@ pub enum HistoryEntry {
     },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecommendResponse {
     pub items: Vec<Item>,
     pub model: String,
@@ -65,10 +70,12 @@ pub struct RecommendResponse {
     pub index: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Item {
     pub id: String,
+    /// Cosine similarity to the query.
     pub score: f32,
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
 }
 
@@ -89,7 +96,11 @@ impl Query {
     }
 }
 
-async fn recommend(
+#[utoipa::path(post, path = "/recommend", tag = "recommendations",
+    request_body = RecommendRequest,
+    responses((status = 200, body = RecommendResponse),
+        (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
+pub(super) async fn recommend(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RecommendRequest>,
 ) -> Result<Json<RecommendResponse>, ApiError> {

@@ -176,11 +176,13 @@ fn log_progress(bar: &ProgressBar, just_done: u64) {
     let (done, total) = (bar.position(), bar.length().unwrap_or(0).max(1));
     let step = (total / 10).max(1);
     if bar.is_hidden() && (done / step) != (done.saturating_sub(just_done) / step) {
+        // The average since the start: batches finish in bursts, so an instant rate swings.
+        let rate = done as f64 / bar.elapsed().as_secs_f64().max(1e-3);
         tracing::info!(
             done,
             total,
-            items_per_second = bar.per_sec().round(),
-            eta_seconds = bar.eta().as_secs(),
+            items_per_second = rate.round(),
+            eta_seconds = ((total - done) as f64 / rate.max(1e-3)).round(),
             "embedding catalog"
         );
     }

@@ -190,14 +190,14 @@ mod simd {
         is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
     }
 
-    /// One tile. Compiled with AVX-512VL when there, which gives the 24 accumulators and
-    /// 6 weight vectors of an `MR = 4` tile 32 registers to live in (Zen 4 runs 512-bit FMAs as
-    /// two 256-bit halves, so 256-bit code loses nothing there).
+    /// One tile: 512-bit FMAs where the CPU has AVX-512F (Intel cores with two 512-bit FMA
+    /// ports run them at twice the 256-bit rate; Zen 4 splits them in halves and loses
+    /// nothing), else 256-bit AVX2+FMA.
     ///
     /// # Safety
     /// The CPU must have AVX2 and FMA ([`available`]); `t` must obey [`Tile`]'s contract.
     pub(super) unsafe fn tile(t: &Tile) {
-        if is_x86_feature_detected!("avx512vl") {
+        if is_x86_feature_detected!("avx512f") {
             // SAFETY: checked just above, and AVX2+FMA by the caller.
             unsafe { wide(t) }
         } else {
@@ -206,10 +206,17 @@ mod simd {
         }
     }
 
-    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn wide(t: &Tile) {
         // SAFETY: features as enabled here; contract passed on from `tile`.
-        unsafe { pick(t) }
+        unsafe {
+            match t.x.len() / t.k {
+                1 => rows512::<1>(t),
+                2 => rows512::<2>(t),
+                3 => rows512::<3>(t),
+                _ => rows512::<MR>(t),
+            }
+        }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -268,6 +275,48 @@ mod simd {
                     let mut row = [0f32; NR];
                     for (v, acc) in acc.iter().enumerate() {
                         _mm256_storeu_ps(row.as_mut_ptr().add(v * 8), *acc);
+                    }
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), out, t.cols);
+                }
+            }
+        }
+    }
+
+    const W: usize = NR / 16;
+
+    /// [`rows`] with 16-lane registers: per input `kk`, three 16-wide weight vectors meet `R`
+    /// broadcast inputs (12 accumulators at `R = 4`).
+    #[inline(always)]
+    unsafe fn rows512<const R: usize>(t: &Tile) {
+        let k = t.k;
+        assert!(t.x.len() == R * k && t.panel.len() >= k * NR && t.cols <= NR);
+        let (x, w) = (t.x.as_ptr(), t.panel.as_ptr());
+        // SAFETY: as in `rows`; AVX-512F per the caller (`wide`).
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); W]; R];
+            for kk in 0..k {
+                let wk = w.add(kk * NR);
+                let mut wv = [_mm512_setzero_ps(); W];
+                for (v, wv) in wv.iter_mut().enumerate() {
+                    *wv = _mm512_loadu_ps(wk.add(v * 16));
+                }
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let a = _mm512_set1_ps(*x.add(i * k + kk));
+                    for (acc, wv) in acc.iter_mut().zip(wv) {
+                        *acc = _mm512_fmadd_ps(a, wv, *acc);
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                let out = t.out.add(i * t.ldo);
+                if t.cols == NR {
+                    for (v, acc) in acc.iter().enumerate() {
+                        _mm512_storeu_ps(out.add(v * 16), *acc);
+                    }
+                } else {
+                    let mut row = [0f32; NR];
+                    for (v, acc) in acc.iter().enumerate() {
+                        _mm512_storeu_ps(row.as_mut_ptr().add(v * 16), *acc);
                     }
                     std::ptr::copy_nonoverlapping(row.as_ptr(), out, t.cols);
                 }
