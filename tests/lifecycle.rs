@@ -80,6 +80,17 @@ async fn status(server: &TestServer) -> Value {
     body["models"][0].clone()
 }
 
+/// Promotes `model` past the agreement gate; the admin API must accept it.
+async fn promote_forced(server: &TestServer, model: &str) {
+    let (code, body) = admin(
+        server,
+        "/admin/promote",
+        json!({"model": model, "force": true}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+}
+
 /// `/infer` with a route key; returns status and the answering version.
 async fn infer_as(server: &TestServer, key: &str, text: &str) -> (u16, String) {
     let r = server
@@ -298,13 +309,7 @@ async fn shadow_agreement_gates_promotion() {
 
     let (code, body) = admin(&server, "/admin/promote", json!({"model": "tiny@other"})).await;
     assert_eq!(code, 409, "{body}");
-    let (code, body) = admin(
-        &server,
-        "/admin/promote",
-        json!({"model": "tiny@other", "force": true}),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
+    promote_forced(&server, "tiny@other").await;
     assert_eq!(infer_as(&server, "k", "hi").await, (200, "other".into()));
 }
 
@@ -412,13 +417,7 @@ async fn a_restart_restores_promoted_version_and_canary() {
         )
         .await;
     }
-    let (code, body) = admin(
-        &server,
-        "/admin/promote",
-        json!({"model": "tiny@v2", "force": true}),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
+    promote_forced(&server, "tiny@v2").await;
     admin(
         &server,
         "/admin/canary",
@@ -498,13 +497,7 @@ async fn an_index_follows_the_version_that_built_it_across_a_promotion() {
 
     let (code, body) = admin(&server, "/admin/load", json!({"model": "tiny@v2"})).await;
     assert_eq!(code, 200, "{body}");
-    let (code, body) = admin(
-        &server,
-        "/admin/promote",
-        json!({"model": "tiny@v2", "force": true}),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
+    promote_forced(&server, "tiny@v2").await;
     assert_eq!(
         infer_as(&server, "k", "hello").await,
         (200, "v2".to_string())

@@ -238,91 +238,72 @@ mod simd {
         }
     }
 
-    const V: usize = NR / 8;
-
-    /// `R` rows times one panel: per input `kk`, one `NR`-wide weight row (six 8-lane vectors)
-    /// meets `R` broadcast inputs.
-    #[inline(always)]
-    unsafe fn rows<const R: usize>(t: &Tile) {
-        let k = t.k;
-        assert!(t.x.len() == R * k && t.panel.len() >= k * NR && t.cols <= NR);
-        let (x, w) = (t.x.as_ptr(), t.panel.as_ptr());
-        // SAFETY: kk < k keeps `w` reads inside the panel and `x` reads inside R rows (asserted
-        // above); the stores stay in row i < R, columns < cols of the tile's block, which
-        // `Tile`'s contract makes ours; AVX2+FMA per the caller.
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); V]; R];
-            for kk in 0..k {
-                let wk = w.add(kk * NR);
-                let mut wv = [_mm256_setzero_ps(); V];
-                for (v, wv) in wv.iter_mut().enumerate() {
-                    *wv = _mm256_loadu_ps(wk.add(v * 8));
-                }
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let a = _mm256_broadcast_ss(&*x.add(i * k + kk));
-                    for (acc, wv) in acc.iter_mut().zip(wv) {
-                        *acc = _mm256_fmadd_ps(a, wv, *acc);
+    /// `R` rows times one panel in `$lanes`-wide registers: per input `kk`, one `NR`-wide
+    /// weight row (`NR / $lanes` vectors) meets `R` broadcast inputs. One body for the 256-bit
+    /// (`rows`) and 512-bit (`rows512`) kernels.
+    macro_rules! rows_kernel {
+        ($name:ident, $lanes:literal, $zero:ident, $load:ident, $set1:ident, $fma:ident, $store:ident) => {
+            #[inline(always)]
+            unsafe fn $name<const R: usize>(t: &Tile) {
+                const V: usize = NR / $lanes;
+                let k = t.k;
+                assert!(t.x.len() == R * k && t.panel.len() >= k * NR && t.cols <= NR);
+                let (x, w) = (t.x.as_ptr(), t.panel.as_ptr());
+                // SAFETY: kk < k keeps `w` reads inside the panel and `x` reads inside R rows
+                // (asserted above); the stores stay in row i < R, columns < cols of the tile's
+                // block, which `Tile`'s contract makes ours; the CPU features per the caller.
+                unsafe {
+                    let mut acc = [[$zero(); V]; R];
+                    for kk in 0..k {
+                        let wk = w.add(kk * NR);
+                        let mut wv = [$zero(); V];
+                        for (v, wv) in wv.iter_mut().enumerate() {
+                            *wv = $load(wk.add(v * $lanes));
+                        }
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            let a = $set1(*x.add(i * k + kk));
+                            for (acc, wv) in acc.iter_mut().zip(wv) {
+                                *acc = $fma(a, wv, *acc);
+                            }
+                        }
+                    }
+                    for (i, acc) in acc.iter().enumerate() {
+                        let out = t.out.add(i * t.ldo);
+                        if t.cols == NR {
+                            for (v, acc) in acc.iter().enumerate() {
+                                $store(out.add(v * $lanes), *acc);
+                            }
+                        } else {
+                            let mut row = [0f32; NR];
+                            for (v, acc) in acc.iter().enumerate() {
+                                $store(row.as_mut_ptr().add(v * $lanes), *acc);
+                            }
+                            std::ptr::copy_nonoverlapping(row.as_ptr(), out, t.cols);
+                        }
                     }
                 }
             }
-            for (i, acc) in acc.iter().enumerate() {
-                let out = t.out.add(i * t.ldo);
-                if t.cols == NR {
-                    for (v, acc) in acc.iter().enumerate() {
-                        _mm256_storeu_ps(out.add(v * 8), *acc);
-                    }
-                } else {
-                    let mut row = [0f32; NR];
-                    for (v, acc) in acc.iter().enumerate() {
-                        _mm256_storeu_ps(row.as_mut_ptr().add(v * 8), *acc);
-                    }
-                    std::ptr::copy_nonoverlapping(row.as_ptr(), out, t.cols);
-                }
-            }
-        }
+        };
     }
 
-    const W: usize = NR / 16;
-
-    /// [`rows`] with 16-lane registers: per input `kk`, three 16-wide weight vectors meet `R`
-    /// broadcast inputs (12 accumulators at `R = 4`).
-    #[inline(always)]
-    unsafe fn rows512<const R: usize>(t: &Tile) {
-        let k = t.k;
-        assert!(t.x.len() == R * k && t.panel.len() >= k * NR && t.cols <= NR);
-        let (x, w) = (t.x.as_ptr(), t.panel.as_ptr());
-        // SAFETY: as in `rows`; AVX-512F per the caller (`wide`).
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); W]; R];
-            for kk in 0..k {
-                let wk = w.add(kk * NR);
-                let mut wv = [_mm512_setzero_ps(); W];
-                for (v, wv) in wv.iter_mut().enumerate() {
-                    *wv = _mm512_loadu_ps(wk.add(v * 16));
-                }
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let a = _mm512_set1_ps(*x.add(i * k + kk));
-                    for (acc, wv) in acc.iter_mut().zip(wv) {
-                        *acc = _mm512_fmadd_ps(a, wv, *acc);
-                    }
-                }
-            }
-            for (i, acc) in acc.iter().enumerate() {
-                let out = t.out.add(i * t.ldo);
-                if t.cols == NR {
-                    for (v, acc) in acc.iter().enumerate() {
-                        _mm512_storeu_ps(out.add(v * 16), *acc);
-                    }
-                } else {
-                    let mut row = [0f32; NR];
-                    for (v, acc) in acc.iter().enumerate() {
-                        _mm512_storeu_ps(row.as_mut_ptr().add(v * 16), *acc);
-                    }
-                    std::ptr::copy_nonoverlapping(row.as_ptr(), out, t.cols);
-                }
-            }
-        }
-    }
+    rows_kernel!(
+        rows,
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_storeu_ps
+    );
+    rows_kernel!(
+        rows512,
+        16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_storeu_ps
+    );
 }
 
 #[cfg(not(target_arch = "x86_64"))]
