@@ -77,7 +77,12 @@ async fn probes_info_and_metrics() {
     assert_eq!(info["max_seq_length"], tiny_model::MAX_SEQ_LENGTH);
     assert_eq!(info["pooling"], json!(["mean"]));
     assert_eq!(info["device"], "cpu");
-    assert_eq!(info["dtype"], "f32");
+    let dtype = if inferd::model::cpu_amx_available() {
+        "bf16"
+    } else {
+        "f32"
+    };
+    assert_eq!(info["dtype"], dtype);
     assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(info["batching"]["max_queue_requests"], 1024);
     assert!(info["inferd_version"].is_string());

@@ -28,6 +28,11 @@ pub fn cpu_bf16_available() -> bool {
     kernels::bf16::available()
 }
 
+/// Whether this CPU multiplies bf16 on AMX tiles; `--dtype auto` then picks bf16 on CPU.
+pub fn cpu_amx_available() -> bool {
+    kernels::bf16::amx_available()
+}
+
 /// What `/info` and metrics say about a loaded model.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {

@@ -77,8 +77,22 @@ impl Panels {
         Self { panels, k, n }
     }
 
-    /// `x · W` for row-major `x` of `[m, k]`; returns row-major `[m, n]`.
+    /// `x · W` for row-major `x` of `[m, k]`; returns row-major `[m, n]`. Runs on AMX where
+    /// the CPU has it (and `k` is a multiple of 32), else on AVX-512 BF16.
     pub(super) fn forward_slice(&self, x: &[f32]) -> Vec<f32> {
+        if self.amx_shape() && amx_available() {
+            self.forward_with(x, Kernel::Amx)
+        } else {
+            self.forward_with(x, Kernel::Avx512)
+        }
+    }
+
+    /// Whether the AMX kernel takes this weight: whole 32-input tiles.
+    fn amx_shape(&self) -> bool {
+        self.k.is_multiple_of(2 * 16)
+    }
+
+    fn forward_with(&self, x: &[f32], kernel: Kernel) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
         assert_eq!(x.len() % k.max(1), 0, "input rows are not {k} wide");
         let m = x.len().checked_div(k).unwrap_or(0);
@@ -86,9 +100,31 @@ impl Panels {
         if m == 0 || k == 0 {
             return out;
         }
-        let xb = pack_rows(x, k);
+        let mut xb = pack_rows(x, k);
         let k2 = k.div_ceil(2);
         let panel_len = k2 * NR;
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        if kernel == Kernel::Amx {
+            use super::amx;
+            xb.resize(m.next_multiple_of(amx::ROWS) * k2, 0);
+            par_tiles(&mut out, m, n, amx::ROWS, |r0, rows, p, dst| {
+                let block = amx::Block {
+                    x: &xb[r0 * k2..(r0 + amx::ROWS) * k2],
+                    k2,
+                    panel: &self.panels[p * panel_len..][..panel_len],
+                    rows,
+                    cols: NR.min(n - p * NR),
+                    out: dst,
+                    ldo: n,
+                };
+                // SAFETY: `Kernel::Amx` is chosen only where `amx_available()` held and
+                // `amx_shape()` (k2 a multiple of 16); `par_tiles` hands each task its own rows
+                // × panel columns of `out`.
+                unsafe { amx::block(&block) }
+            });
+            return out;
+        }
+        debug_assert!(kernel == Kernel::Avx512);
         par_tiles(&mut out, m, n, MR, |r0, rows, p, dst| {
             let tile = Tile {
                 x: &xb[r0 * k2..(r0 + rows) * k2],
@@ -104,6 +140,23 @@ impl Panels {
         });
         out
     }
+}
+
+/// Which instructions multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    Avx512,
+    Amx,
+}
+
+/// Whether the AMX kernel runs here ([`super::amx`]).
+pub fn amx_available() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        available() && super::amx::available()
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    false
 }
 
 /// `x.len() / k2` (≤ [`MR`]) rows of bf16 pairs times one panel, stored to `out` at row stride
@@ -208,6 +261,34 @@ mod tests {
         assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3f80);
         assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3f82);
         assert!(f32::from_bits((bf16_bits(f32::NAN) as u32) << 16).is_nan());
+    }
+
+    #[test]
+    fn amx_matches_the_avx512_kernel() {
+        if !amx_available() {
+            eprintln!("skipping: this CPU (or OS) has no AMX-BF16");
+            return;
+        }
+        for (s, &(m, k, n)) in [(1, 32, 48), (9, 384, 1152), (16, 64, 97), (37, 1536, 384)]
+            .iter()
+            .enumerate()
+        {
+            let x = noise(m * k, 50 + s as u64, 1.0);
+            let panels = Panels::from_slice(&noise(k * n, 60 + s as u64, 0.5), k, n);
+            assert!(panels.amx_shape());
+            let amx = panels.forward_with(&x, Kernel::Amx);
+            let avx = panels.forward_with(&x, Kernel::Avx512);
+            assert_eq!(amx.len(), m * n);
+            for (a, b) in amx.iter().zip(&avx) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (k as f32).sqrt(),
+                    "{m}x{k}x{n}: {a} vs {b}"
+                );
+            }
+            // A row's result does not depend on the rows batched with it.
+            let alone = panels.forward_with(&x[(m - 1) * k..], Kernel::Amx);
+            assert_eq!(alone, amx[(m - 1) * n..], "{m}x{k}x{n}");
+        }
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! The AMX variant of [`super::bf16::Panels`]' product, for CPUs with AMX-TILE and AMX-BF16
+//! (Sapphire Rapids and later Xeons): one `tdpbf16ps` multiplies a 16 × 32 bf16 tile of inputs
+//! by a 32 × 16 tile of weights into 16 × 16 `f32` sums, 8,192 multiply-adds per instruction,
+//! where an AVX-512 FMA does 16.
+//!
+//! It reads the bf16 panels as they are: a panel's `[k / 2][NR]` lanes of weight pairs is the
+//! pair-interleaved layout `tdpbf16ps` wants for its right operand, so a weight tile is 16 pair
+//! rows × 16 columns of a panel, at the panel's row stride. Inputs are the same bf16 pair rows
+//! as the AVX-512 BF16 kernel's, padded with zero rows to a multiple of 16. Results are those of
+//! that kernel up to summation order; each row's sums depend on that row alone, so a text's
+//! vector does not depend on what it was batched with.
+//!
+//! Linux hands out the 8 KiB of tile state per process on request (`arch_prctl`), done once in
+//! [`available`]. Each thread loads the tile configuration (all eight tiles 16 rows × 64 bytes)
+//! the first time it runs a tile and keeps it.
+
+use std::{arch::asm, cell::Cell, sync::OnceLock};
+
+use super::linear::NR;
+
+/// Rows of an input or output tile.
+pub(super) const ROWS: usize = 16;
+/// Input pairs (32 bf16 inputs) per tile: 64 bytes a row.
+pub(super) const PAIRS: usize = 16;
+/// Output tiles per panel.
+const TILES: usize = NR / 16;
+
+/// Whether AMX-BF16 runs here: the CPU has it and the kernel granted this process tile state.
+pub fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let usable = cpu_has_amx_bf16() && request_tile_state();
+        tracing::debug!(usable, "AMX-BF16");
+        usable
+    })
+}
+
+fn cpu_has_amx_bf16() -> bool {
+    use std::arch::x86_64::{__cpuid_count, _xgetbv};
+    // SAFETY: `cpuid` exists on every x86-64 CPU; leaf 7 is valid when leaf 0 reports it.
+    #[allow(unused_unsafe)] // safe to call from Rust 1.94 on
+    let (max_leaf, leaf7, leaf1) = unsafe {
+        (
+            __cpuid_count(0, 0).eax,
+            __cpuid_count(7, 0),
+            __cpuid_count(1, 0),
+        )
+    };
+    let osxsave = leaf1.ecx & (1 << 27) != 0;
+    if max_leaf < 7 || !osxsave {
+        return false;
+    }
+    let (amx_bf16, amx_tile) = (leaf7.edx & (1 << 22) != 0, leaf7.edx & (1 << 24) != 0);
+    // XCR0 bits 17 and 18: the OS saves tile configuration and tile data.
+    // SAFETY: `xgetbv` is available when CPUID reports OSXSAVE (checked above).
+    let xcr0 = unsafe { _xgetbv(0) };
+    amx_bf16 && amx_tile && xcr0 & (0b11 << 17) == 0b11 << 17
+}
+
+/// Asks Linux for permission to use tile data (`ARCH_REQ_XCOMP_PERM`, `XFEATURE_XTILEDATA`).
+fn request_tile_state() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: a plain syscall with integer arguments; failure is reported, not undefined.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        ) == 0
+    }
+}
+
+/// The tile configuration: palette 1, all eight tiles 16 rows × 64 bytes.
+#[repr(C, align(64))]
+struct Config([u8; 64]);
+
+const CONFIG: Config = {
+    let mut c = [0u8; 64];
+    c[0] = 1;
+    let mut t = 0;
+    while t < 8 {
+        c[16 + 2 * t] = 64;
+        c[48 + t] = ROWS as u8;
+        t += 1;
+    }
+    Config(c)
+};
+
+thread_local! {
+    static CONFIGURED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// One output block: 16 input rows times one panel, every input pair.
+pub(super) struct Block<'a> {
+    /// 16 rows of `k2` input pairs (zero rows past the real ones).
+    pub x: &'a [u32],
+    pub k2: usize,
+    /// `[k2][NR]` weight pairs.
+    pub panel: &'a [u32],
+    /// Real rows (≤ 16) and columns (≤ `NR`) to write.
+    pub rows: usize,
+    pub cols: usize,
+    /// Where row 0, column 0 of the block goes, at row stride `ldo`; valid for `rows` × `cols`
+    /// writes that nobody else makes meanwhile.
+    pub out: *mut f32,
+    pub ldo: usize,
+}
+
+/// Computes `b`.
+///
+/// # Safety
+/// [`available`] must have returned true; `b` must obey [`Block`]'s contract.
+pub(super) unsafe fn block(b: &Block) {
+    let k2 = b.k2;
+    assert!(k2.is_multiple_of(PAIRS) && b.x.len() == ROWS * k2 && b.panel.len() == k2 * NR);
+    assert!(b.rows <= ROWS && b.cols <= NR);
+    // SAFETY: tiles are enabled for this process (`available`); every tile load reads 16 rows of
+    // 64 bytes inside `x` (row stride k2 * 4) or the panel (row stride NR * 4), as asserted; the
+    // stores go to `scratch` or, for a full block, to `out` per `Block`'s contract.
+    unsafe {
+        configure();
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            options(nostack, nomem)
+        );
+        let (x, w) = (b.x.as_ptr(), b.panel.as_ptr());
+        for j in (0..k2).step_by(PAIRS) {
+            let wj = w.add(j * NR);
+            asm!(
+                "tileloadd tmm3, [{x} + {ldx}*1]",
+                "tileloadd tmm4, [{w0} + {ldw}*1]",
+                "tileloadd tmm5, [{w1} + {ldw}*1]",
+                "tileloadd tmm6, [{w2} + {ldw}*1]",
+                "tdpbf16ps tmm0, tmm3, tmm4",
+                "tdpbf16ps tmm1, tmm3, tmm5",
+                "tdpbf16ps tmm2, tmm3, tmm6",
+                x = in(reg) x.add(j),
+                ldx = in(reg) k2 * 4,
+                w0 = in(reg) wj,
+                w1 = in(reg) wj.add(16),
+                w2 = in(reg) wj.add(32),
+                ldw = in(reg) NR * 4,
+                options(nostack, readonly),
+            );
+        }
+        if b.rows == ROWS && b.cols == NR {
+            store(b.out, b.ldo);
+        } else {
+            let mut scratch = [0f32; ROWS * NR];
+            store(scratch.as_mut_ptr(), NR);
+            for (i, row) in scratch.chunks_exact(NR).take(b.rows).enumerate() {
+                std::ptr::copy_nonoverlapping(row.as_ptr(), b.out.add(i * b.ldo), b.cols);
+            }
+        }
+    }
+}
+
+/// Loads the tile configuration on this thread unless it already has.
+///
+/// # Safety
+/// [`available`] must have returned true.
+unsafe fn configure() {
+    CONFIGURED.with(|done| {
+        if !done.get() {
+            // SAFETY: per this function's contract; CONFIG is a valid palette-1 configuration.
+            unsafe {
+                asm!("ldtilecfg [{}]", in(reg) CONFIG.0.as_ptr(), options(nostack, readonly))
+            };
+            done.set(true);
+        }
+    });
+}
+
+/// Stores the three output tiles side by side: 16 rows of `NR` floats at row stride `ld`.
+///
+/// # Safety
+/// `out` must be valid for those writes.
+unsafe fn store(out: *mut f32, ld: usize) {
+    debug_assert_eq!(TILES, 3);
+    // SAFETY: per this function's contract.
+    unsafe {
+        asm!(
+            "tilestored [{o0} + {ld}*1], tmm0",
+            "tilestored [{o1} + {ld}*1], tmm1",
+            "tilestored [{o2} + {ld}*1], tmm2",
+            o0 = in(reg) out,
+            o1 = in(reg) out.add(16),
+            o2 = in(reg) out.add(32),
+            ld = in(reg) ld * 4,
+            options(nostack),
+        );
+    }
+}
