@@ -133,9 +133,15 @@ fn tile<const FMA: bool>(a: &[f32], a_stride: usize, n: usize, b: &[f32], b_stri
     );
     #[cfg(target_arch = "x86_64")]
     if FMA {
-        // SAFETY: `FMA` code only runs on CPUs with AVX2 and FMA (see `dispatch!`); the
-        // assert above covers every index read.
-        return unsafe { simd::tile(a, a_stride, n, b, b_stride) };
+        // SAFETY: `FMA` code only runs on CPUs with AVX2 and FMA (see `dispatch!`), the 512-bit
+        // tile only where AVX-512F is detected; the assert above covers every index read.
+        return unsafe {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                simd::tile512(a, a_stride, n, b, b_stride)
+            } else {
+                simd::tile(a, a_stride, n, b, b_stride)
+            }
+        };
     }
     let mut acc = [[0f32; LANES]; QROWS];
     for c in 0..n {
@@ -150,8 +156,9 @@ fn tile<const FMA: bool>(a: &[f32], a_stride: usize, n: usize, b: &[f32], b_stri
     acc
 }
 
-/// AVX2 + FMA register tiles (`QROWS` × two 8-wide registers); the compiler does not find
-/// these by itself and keeps the scalar tiles on the stack.
+/// AVX2 + FMA register tiles (`QROWS` × two 8-wide registers), or with AVX-512 `QROWS` × one
+/// 16-wide register, twice: even and odd inputs sum apart, so eight FMA chains stay in flight.
+/// The compiler does not find these by itself and keeps the scalar tiles on the stack.
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::{Tile, LANES, QROWS};
@@ -178,6 +185,41 @@ mod simd {
             }
         }
         store(&acc)
+    }
+
+    /// See [`super::tile`]; the caller guarantees every index is in bounds.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile512(
+        a: &[f32],
+        a_stride: usize,
+        n: usize,
+        b: &[f32],
+        b_stride: usize,
+    ) -> Tile {
+        let mut acc = [[_mm512_setzero_ps(); 2]; QROWS];
+        let (a, b) = (a.as_ptr(), b.as_ptr());
+        let mut c = 0;
+        while c + 1 < n {
+            let b0 = _mm512_loadu_ps(b.add(c * b_stride));
+            let b1 = _mm512_loadu_ps(b.add((c + 1) * b_stride));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar = a.add(r * a_stride + c);
+                row[0] = _mm512_fmadd_ps(_mm512_set1_ps(*ar), b0, row[0]);
+                row[1] = _mm512_fmadd_ps(_mm512_set1_ps(*ar.add(1)), b1, row[1]);
+            }
+            c += 2;
+        }
+        if c < n {
+            let b0 = _mm512_loadu_ps(b.add(c * b_stride));
+            for (r, row) in acc.iter_mut().enumerate() {
+                row[0] = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(r * a_stride + c)), b0, row[0]);
+            }
+        }
+        let mut out = [[0f32; LANES]; QROWS];
+        for (o, a) in out.iter_mut().zip(&acc) {
+            _mm512_storeu_ps(o.as_mut_ptr(), _mm512_add_ps(a[0], a[1]));
+        }
+        out
     }
 
     #[inline(always)]

@@ -40,6 +40,11 @@ fn pair(lo: f32, hi: f32) -> u32 {
 
 /// Row-major `[m, k]` to `[m, k / 2]` bf16 pairs (an odd `k` pads with zero).
 fn pack_rows(x: &[f32], k: usize) -> Vec<u32> {
+    #[cfg(target_arch = "x86_64")]
+    if k.is_multiple_of(32) && available() {
+        // SAFETY: AVX-512F and AVX-512 BF16 are present (`available`).
+        return unsafe { simd::pack_rows(x) };
+    }
     let k2 = k.div_ceil(2);
     let mut out = Vec::with_capacity(x.len() / k.max(1) * k2);
     for row in x.chunks_exact(k) {
@@ -178,6 +183,28 @@ mod simd {
 
     const V: usize = NR / 16;
 
+    /// [`super::pack_rows`] for rows whose width is a multiple of 32: consecutive bf16 values
+    /// are the pairs, so a row converts in order, 16 at a time (`vcvtneps2bf16` rounds to
+    /// nearest even, as [`super::bf16_bits`] does).
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn pack_rows(x: &[f32]) -> Vec<u32> {
+        assert!(x.len().is_multiple_of(32));
+        let mut out = vec![0u32; x.len() / 2];
+        // SAFETY: chunk c reads x[16c..16c + 16] and writes 32 bytes at out[8c..8c + 8], both
+        // inside the buffers (x.len() a multiple of 32, out half as long).
+        unsafe {
+            let (src, dst) = (x.as_ptr(), out.as_mut_ptr());
+            for c in 0..x.len() / 16 {
+                let v = _mm512_cvtneps_pbh(_mm512_loadu_ps(src.add(16 * c)));
+                _mm256_storeu_si256(
+                    dst.add(8 * c).cast(),
+                    std::mem::transmute::<__m256bh, __m256i>(v),
+                );
+            }
+        }
+        out
+    }
+
     /// # Safety
     /// The CPU must have AVX-512F and AVX-512 BF16; `t` must obey [`Tile`]'s contract.
     #[target_feature(enable = "avx512f,avx512bf16")]
@@ -252,6 +279,18 @@ mod tests {
 
     fn round(x: f32) -> f64 {
         f32::from_bits((bf16_bits(x) as u32) << 16) as f64
+    }
+
+    #[test]
+    fn vector_packing_equals_scalar_rounding() {
+        if !available() {
+            return;
+        }
+        let mut x = noise(64 * 3, 9, 3.0);
+        x[5] = 1.0 + 1.0 / 256.0; // a tie
+        x[6] = -0.0;
+        let want: Vec<u32> = x.chunks_exact(2).map(|p| pair(p[0], p[1])).collect();
+        assert_eq!(pack_rows(&x, 64), want);
     }
 
     #[test]
