@@ -38,15 +38,17 @@ fn pair(lo: f32, hi: f32) -> u32 {
     bf16_bits(lo) as u32 | (bf16_bits(hi) as u32) << 16
 }
 
-/// Row-major `[m, k]` to `[m, k / 2]` bf16 pairs (an odd `k` pads with zero).
-fn pack_rows(x: &[f32], k: usize) -> Vec<u32> {
+/// Row-major `[m, k]` to `[m, k / 2]` bf16 pairs (an odd `k` pads with zero), followed by zero
+/// rows up to a multiple of `rows_multiple` rows.
+fn pack_rows(x: &[f32], k: usize, rows_multiple: usize) -> Vec<u32> {
+    let k2 = k.div_ceil(2);
+    let padded = (x.len() / k.max(1)).next_multiple_of(rows_multiple) * k2;
     #[cfg(target_arch = "x86_64")]
     if k.is_multiple_of(32) && available() {
         // SAFETY: AVX-512F and AVX-512 BF16 are present (`available`).
-        return unsafe { simd::pack_rows(x) };
+        return unsafe { simd::pack_rows(x, padded) };
     }
-    let k2 = k.div_ceil(2);
-    let mut out = Vec::with_capacity(x.len() / k.max(1) * k2);
+    let mut out = Vec::with_capacity(padded);
     for row in x.chunks_exact(k) {
         let mut pairs = row.chunks_exact(2);
         out.extend(pairs.by_ref().map(|p| pair(p[0], p[1])));
@@ -54,6 +56,7 @@ fn pack_rows(x: &[f32], k: usize) -> Vec<u32> {
             out.push(pair(*last, 0.0));
         }
     }
+    out.resize(padded, 0);
     out
 }
 
@@ -105,13 +108,12 @@ impl Panels {
         if m == 0 || k == 0 {
             return out;
         }
-        let mut xb = pack_rows(x, k);
         let k2 = k.div_ceil(2);
         let panel_len = k2 * NR;
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         if kernel == Kernel::Amx {
             use super::amx;
-            xb.resize(m.next_multiple_of(amx::ROWS) * k2, 0);
+            let xb = pack_rows(x, k, amx::ROWS);
             par_tiles(&mut out, m, n, amx::ROWS, |r0, rows, p, dst| {
                 let block = amx::Block {
                     x: &xb[r0 * k2..(r0 + amx::ROWS) * k2],
@@ -130,6 +132,7 @@ impl Panels {
             return out;
         }
         debug_assert!(kernel == Kernel::Avx512);
+        let xb = pack_rows(x, k, 1);
         par_tiles(&mut out, m, n, MR, |r0, rows, p, dst| {
             let tile = Tile {
                 x: &xb[r0 * k2..(r0 + rows) * k2],
@@ -187,11 +190,11 @@ mod simd {
     /// are the pairs, so a row converts in order, 16 at a time (`vcvtneps2bf16` rounds to
     /// nearest even, as [`super::bf16_bits`] does).
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn pack_rows(x: &[f32]) -> Vec<u32> {
-        assert!(x.len().is_multiple_of(32));
-        let mut out = vec![0u32; x.len() / 2];
+    pub(super) unsafe fn pack_rows(x: &[f32], padded: usize) -> Vec<u32> {
+        assert!(x.len().is_multiple_of(32) && padded >= x.len() / 2);
+        let mut out = vec![0u32; padded];
         // SAFETY: chunk c reads x[16c..16c + 16] and writes 32 bytes at out[8c..8c + 8], both
-        // inside the buffers (x.len() a multiple of 32, out half as long).
+        // inside the buffers (x.len() a multiple of 32, out at least half as long).
         unsafe {
             let (src, dst) = (x.as_ptr(), out.as_mut_ptr());
             for c in 0..x.len() / 16 {
@@ -290,7 +293,7 @@ mod tests {
         x[5] = 1.0 + 1.0 / 256.0; // a tie
         x[6] = -0.0;
         let want: Vec<u32> = x.chunks_exact(2).map(|p| pair(p[0], p[1])).collect();
-        assert_eq!(pack_rows(&x, 64), want);
+        assert_eq!(pack_rows(&x, 64, 1), want);
     }
 
     #[test]
