@@ -5,6 +5,7 @@
 //!   atomically.
 //! - [`exact`]: SIMD, rayon-parallel exact top-k (the default).
 //! - [`hnsw`]: the optional approximate graph.
+//! - [`synthetic`]: deterministic synthetic vectors for benches and tests.
 //! - [`wal`]: the write-ahead log that makes live writes durable.
 //! - [`live`]: one served index: search, live writes, replay and compaction.
 //! - [`build`]: `inferd index build`, a catalog embedded through the batched model.
@@ -18,6 +19,7 @@ pub mod exact;
 pub mod hnsw;
 pub mod live;
 pub mod store;
+pub mod synthetic;
 pub mod wal;
 
 use serde::{Deserialize, Serialize};
