@@ -244,6 +244,9 @@ async fn bad_queries_are_422_and_unknown_items_404() {
         json!({"text": "a", "filter": "games"}),
         json!({"text": "a", "exclude": "item-1"}),
         json!({"text": "a", "colour": "blue"}),
+        json!({"text": "a", "ef_search": 0}),
+        json!({"text": "a", "ef_search": 2049}),
+        json!({"text": "a", "ef_search": -5}),
     ];
     for body in bad {
         let (status, reply) = recommend(&server, body.clone()).await;
@@ -494,5 +497,15 @@ async fn approximate_indexes_answer_and_can_be_forced_exact() {
     assert_eq!(ids(&exact)[..2], ids(&approx)[..2]);
     for (e, a) in scores(&exact).iter().zip(scores(&approx)) {
         assert!((e - a).abs() < 1e-5, "{exact} vs {approx}");
+    }
+    // A wider graph search per request finds the same here.
+    let (status, wide) = recommend(
+        &server,
+        json!({"text": "chess engine", "k": 5, "ef_search": 2048}),
+    )
+    .await;
+    assert_eq!(status, 200, "{wide}");
+    for (e, a) in scores(&exact).iter().zip(scores(&wide)) {
+        assert!((e - a).abs() < 1e-5, "{exact} vs {wide}");
     }
 }

@@ -4,7 +4,9 @@
 //! the item itself is excluded), or `history` (ids, optionally `{"id", "weight"}`; the
 //! weighted mean of their vectors; the history is excluded). Options: `k` (default 10, at most
 //! `--recommend-max-k`), `filter` (metadata field → value or list of allowed values), `exclude`
-//! (ids), `index` (needed when several are loaded) and `exact` (skip the approximate graph).
+//! (ids), `index` (needed when several are loaded), `exact` (skip the approximate graph) and
+//! `ef_search` (candidates the approximate graph keeps, 1 to 2048; more is slower and finds more
+//! of the true neighbours).
 //! Shapes are checked before any work: a bad one is 422, an unknown id 404 `unknown_item`.
 
 use std::{collections::HashSet, sync::Arc, time::Instant};
@@ -16,7 +18,7 @@ use serde_json::{Map, Value};
 use super::{openapi::ErrorResponse, ApiJson};
 use crate::{
     error::ApiError,
-    index::{Filter, LiveIndex, SearchSpec},
+    index::{hnsw::EF_SEARCH_MAX, Filter, LiveIndex, SearchSpec},
     metrics,
     state::AppState,
 };
@@ -48,6 +50,10 @@ pub struct RecommendRequest {
     pub index: Option<String>,
     #[serde(default)]
     pub exact: bool,
+    /// Candidates the HNSW graph search keeps (default 256; at least `k` are used): larger is
+    /// slower and finds more of the true neighbours. Ignored by exact search.
+    #[schema(minimum = 1, maximum = 2048)]
+    pub ef_search: Option<usize>,
 }
 
 /// A history item: an id, or an id with a positive weight (default 1).
@@ -114,6 +120,13 @@ pub(super) async fn recommend(
             state.recommend_max_k
         )));
     }
+    if let Some(ef) = req.ef_search {
+        if ef == 0 || ef > EF_SEARCH_MAX {
+            return Err(invalid(format!(
+                "`ef_search` must be between 1 and {EF_SEARCH_MAX}, got {ef}"
+            )));
+        }
+    }
     let filter = parse_filter(req.filter)?;
     let query = parse_query(req.text, req.item_id, req.history)?;
     let index = state.indexes.get(req.index.as_deref())?;
@@ -149,6 +162,7 @@ pub(super) async fn recommend(
             filter: &filter,
             exclude: &exclude,
             exact: req.exact,
+            ef_search: req.ef_search,
         };
         let found = search_index.search(&spec);
         metrics::recommend(&search_index.name, kind, started.elapsed());

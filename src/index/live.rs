@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::{
     exact::{self, Hit},
-    hnsw::HnswIndex,
+    hnsw::{self, HnswIndex},
     store::{self, Metadata, Store},
     wal::{Wal, WalRecord},
     IndexHeader, Search,
@@ -48,6 +48,8 @@ pub struct SearchSpec<'a> {
     pub exclude: &'a HashSet<String>,
     /// Force exact search on an approximate index.
     pub exact: bool,
+    /// Candidates the graph search keeps (default [`hnsw::EF_SEARCH`]); ignored by exact search.
+    pub ef_search: Option<usize>,
 }
 
 /// One result.
@@ -187,7 +189,8 @@ impl LiveIndex {
         let tail = exact::top_k(store.tail(), base_rows, spec.vector, spec.k, &keep);
         let approx = match &inner.graph {
             Some(graph) if !spec.exact => {
-                let hits = graph.search(spec.vector, spec.k, &keep);
+                let ef = spec.ef_search.unwrap_or(hnsw::EF_SEARCH);
+                let hits = graph.search_ef(spec.vector, spec.k, ef, &keep);
                 // A selective filter can leave the graph's candidates short: fall back to exact.
                 (hits.len() >= spec.k.min(store.len())).then_some(hits)
             }
@@ -349,6 +352,7 @@ mod tests {
             filter,
             exclude: &HashSet::new(),
             exact: false,
+            ef_search: None,
         };
         index
             .search(&spec)
