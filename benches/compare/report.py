@@ -33,11 +33,54 @@ def table(results, systems):
             for p in peers:
                 base = by.get((p, set_, c))
                 if s == "inferd" and base and r["texts_per_s"] and base["texts_per_s"]:
-                    line += f" {r['texts_per_s'] / base['texts_per_s']:.2f}× |"
+                    line += f" {ratio_cell(r, base, p)} |"
                 else:
                     line += " |"
             lines.append(line)
     return "\n".join(lines)
+
+
+def ratio_cell(r, base, peer):
+    """`1.23×`, or with several rounds the median per-round ratio and its range."""
+    spread = r.get("round_ratios", {}).get(peer)
+    if spread and len(spread) > 1:
+        return f"{median(spread):.2f}× ({min(spread):.2f}–{max(spread):.2f})"
+    return f"{r['texts_per_s'] / base['texts_per_s']:.2f}×"
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def combine(rows):
+    """Per-round rows to one row per (system, set, clients): median texts/s and latencies,
+    largest RSS, and for inferd the per-round ratios to each peer (rounds pair up by number)."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["system"], r["set"], r["concurrency"]), []).append(r)
+    out = []
+    for (s, set_, c), rs in groups.items():
+        row = dict(rs[-1])
+        for f in ("texts_per_s", "p50_ms", "p99_ms"):
+            vals = [r[f] for r in rs if r.get(f) is not None]
+            row[f] = median(vals) if vals else None
+        row["peak_rss_mb"] = max((r.get("peak_rss_mb") or 0) for r in rs) or None
+        row["rounds_texts_per_s"] = [r["texts_per_s"] for r in rs]
+        if s == "inferd":
+            row["round_ratios"] = {}
+            for p in ("st", "ort"):
+                peer = {r["round"]: r for r in groups.get((p, set_, c), [])}
+                pairs = [
+                    r["texts_per_s"] / peer[r["round"]]["texts_per_s"]
+                    for r in rs
+                    if r["round"] in peer and r["texts_per_s"] and peer[r["round"]]["texts_per_s"]
+                ]
+                if pairs:
+                    row["round_ratios"][p] = pairs
+        out.append(row)
+    return out
 
 
 def ratios(results):
@@ -54,7 +97,9 @@ def ratios(results):
                         "set": set_,
                         "concurrency": c,
                         "peer": p,
-                        "throughput_ratio": r["texts_per_s"] / b["texts_per_s"],
+                        "throughput_ratio": median(r["round_ratios"][p])
+                        if r.get("round_ratios", {}).get(p)
+                        else r["texts_per_s"] / b["texts_per_s"],
                         "p50_ratio": b["p50_ms"] / r["p50_ms"] if r["p50_ms"] else None,
                         "rss_ratio": r["peak_rss_mb"] / b["peak_rss_mb"] if b["peak_rss_mb"] else None,
                     }

@@ -2,7 +2,8 @@
 
 One command (see benches/compare/README.md):
 
-    benches/compare/run.sh              # full run, ~5-6 minutes on an idle 2-core machine
+    benches/compare/run.sh              # one round, ~6-8 minutes on an idle 2-core machine
+    benches/compare/run.sh --rounds 3   # three rounds: medians, ratio = median of per-round ratios
     benches/compare/run.sh --quick      # smoke run, ~2 minutes
     benches/compare/run.sh --check      # embeddings of each system vs shared/reference (cosine)
     benches/compare/run.sh --only inferd,ort
@@ -29,7 +30,7 @@ from common import (
     busy_report, git_rev, is_busy, log, machine_info, versions,
 )
 from inferd_http import bench_inferd, check_inferd
-from report import ratios, table
+from report import combine, ratios, table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +166,7 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="don't run cargo build")
     ap.add_argument("--inferd-bin", default=str(ROOT / "target" / "release" / "inferd"))
     ap.add_argument("--loadgen-bin", default=str(ROOT / "target" / "release" / "examples" / "loadgen"))
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the whole plan; report medians")
     ap.add_argument("--check", action="store_true", help="only compare embeddings with the reference")
     ap.add_argument("--reference", default=str(REFERENCE))
     ap.add_argument("--threshold", type=float, default=0.999)
@@ -225,14 +227,24 @@ def main():
         "quick": args.quick,
         "busy_before": busy,
     }
-    if "inferd" in systems:
-        rows, meta["inferd"] = bench_inferd(args, model, plan)
-        results += rows
     if "ort" in systems:
         meta["onnx"] = export_onnx(model, args.threads, args.reexport)
-    for s in ("st", "ort"):
-        if s in systems:
-            results += bench_peer(s, model, meta.get("onnx", {}).get("onnx"), args.threads, plan)
+    onnx = meta.get("onnx", {}).get("onnx")
+    # Row by row, every system back to back (the order rotating each round), so that the
+    # machine's drift over minutes (large on shared VMs) falls on all systems alike.
+    for rnd in range(args.rounds):
+        for cfg in plan:
+            k = rnd % len(systems)
+            for s in systems[k:] + systems[:k]:
+                if s == "inferd":
+                    rows, meta["inferd"] = bench_inferd(args, model, [cfg])
+                else:
+                    rows = bench_peer(s, model, onnx, args.threads, [cfg])
+                for r in rows:
+                    r["round"] = rnd + 1
+                results += rows
+    meta["rounds"] = args.rounds
+    per_round, results = results, combine(results)
     meta["elapsed_s"] = round(time.time() - t_start, 1)
     meta["busy_after"] = busy_report()
 
@@ -241,14 +253,16 @@ def main():
     header = (
         f"{meta['date'][:10]} · {m.get('cpu', '?')}, {m['cores']} cores ({', '.join(m.get('simd', []))}), "
         f"{m.get('mem_gib', '?')} GiB · inferd {meta['git'] or '?'} · "
-        f"{meta['duration_s']:g} s per row{' (quick)' if args.quick else ''}"
+        f"{meta['duration_s']:g} s per row{' (quick)' if args.quick else ''} · {args.rounds} round(s)"
     )
     if is_busy(busy):
         header += f" · MACHINE BUSY at start ({busy['cpu_busy_pct']}% CPU used by others): not for publishing"
     notes = (
         "clients = concurrent HTTP clients (inferd, one text per request) or texts per call for the "
-        "in-process peers (32 = length-sorted batches of 32); p50/p99 per request or per call; peak "
-        "RSS = VmHWM of the process so far (rows run top to bottom per system); ratios are texts/s."
+        "in-process peers (32 = length-sorted batches of 32); p50/p99 per request or per call; each "
+        "row runs every system back to back, a fresh process each; peak RSS = VmHWM of that "
+        "process (the largest over rounds); with several rounds, texts/s and latencies are medians "
+        "over rounds and a ratio is the median of the per-round ratios, its range in brackets."
     )
     if any((r.get("others_cores") or 0) > DISTURBED for r in results):
         notes += f" † = other processes used > {DISTURBED} cores during that row: not a clean number."
@@ -260,7 +274,9 @@ def main():
     print(notes)
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": results, "ratios": ratios(results)}, indent=1))
+    out.write_text(
+        json.dumps({"meta": meta, "results": results, "per_round": per_round, "ratios": ratios(results)}, indent=1)
+    )
     (out.parent / "results.md").write_text(header + "\n\n" + md + "\n\n" + notes + "\n")
     log(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} in {meta['elapsed_s']:.0f}s")
 
