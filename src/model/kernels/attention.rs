@@ -79,17 +79,22 @@ fn attend_head_body<const FMA: bool>(
     let mut q = vec![0f32; qp * dim];
     let mut kt = vec![0f32; dim * kp];
     let mut v = vec![0f32; len * dp];
-    for i in 0..len {
-        let row = &qkv[(task.start + i) * width..][..width];
-        for c in 0..dim {
-            let (qc, kc, vc) = (
-                task.col + c,
-                hidden + task.col + c,
-                2 * hidden + task.col + c,
-            );
-            q[i * dim + c] = (row[qc] + bias[qc]) * scale;
-            kt[c * kp + i] = row[kc] + bias[kc];
-            v[i * dp + c] = row[vc] + bias[vc];
+    // Where the head's `dim` columns of Q, K and V start inside a row (and inside the bias).
+    let (qo, ko, vo) = (task.col, hidden + task.col, 2 * hidden + task.col);
+    let (q_bias, k_bias, v_bias) = (&bias[qo..][..dim], &bias[ko..][..dim], &bias[vo..][..dim]);
+    let rows = qkv[task.start * width..][..len * width].chunks_exact(width);
+    let q_rows = q.chunks_exact_mut(dim);
+    let v_rows = v.chunks_exact_mut(dp);
+    // Zipped slices, no indexing: the Q and V copies vectorise; Kᵀ is a strided scatter.
+    for (i, ((row, q_row), v_row)) in rows.zip(q_rows).zip(v_rows).enumerate() {
+        for ((d, x), b) in q_row.iter_mut().zip(&row[qo..][..dim]).zip(q_bias) {
+            *d = (x + b) * scale;
+        }
+        for ((d, x), b) in v_row.iter_mut().zip(&row[vo..][..dim]).zip(v_bias) {
+            *d = x + b;
+        }
+        for ((col, x), b) in kt.chunks_exact_mut(kp).zip(&row[ko..][..dim]).zip(k_bias) {
+            col[i] = x + b;
         }
     }
     let mut s = vec![0f32; QROWS * kp];
