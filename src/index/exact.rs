@@ -184,21 +184,9 @@ fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) mod tests {
     use super::*;
 
-    /// Deterministic pseudo-random unit vectors (xorshift), no rand dependency.
+    /// Deterministic pseudo-random unit vectors: the synthetic module's uniform set.
     pub(crate) fn random_unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
-        let mut v: Vec<f32> = (0..n * dim).map(|_| next()).collect();
-        for row in v.chunks_exact_mut(dim) {
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-            row.iter_mut().for_each(|x| *x /= norm);
-        }
-        v
+        crate::index::synthetic::uniform_unit_vectors(n, dim, seed)
     }
 
     fn brute_force(m: &[f32], q: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<Hit> {
