@@ -4,28 +4,35 @@
 use candle_core::{bail, Device, Result, Tensor};
 use rayon::prelude::*;
 
-use super::{exp_shifted, madd, with_slice, LANES, QROWS};
+use super::{exp_shifted, madd, with_slice, Precision, LANES, QROWS};
 
 /// Where one (sequence, head) attention task reads and writes.
 #[derive(Clone, Copy)]
-struct Head {
+pub(super) struct Head {
     /// First token row of the sequence.
-    start: usize,
-    len: usize,
+    pub start: usize,
+    pub len: usize,
     /// First column of the head inside a `hidden`-wide row.
-    col: usize,
+    pub col: usize,
 }
 
 /// Shared output pointer; every task writes a disjoint (rows × head columns) block.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(super) struct OutPtr(pub *mut f32);
 // SAFETY: tasks write disjoint elements and the buffer outlives the parallel loop.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 /// Multi-head self-attention over packed sequences: `qkv` is `[tokens, 3 * hidden]` (projections
-/// without bias), `qkv_bias` is `[3 * hidden]`; returns the `[tokens, hidden]` context.
-pub fn attention(qkv: &Tensor, qkv_bias: &[f32], lens: &[usize], heads: usize) -> Result<Tensor> {
+/// without bias), `qkv_bias` is `[3 * hidden]`; returns the `[tokens, hidden]` context. With
+/// `Precision::Bf16`, heads run on AMX where [`super::attention_amx`] takes them.
+pub fn attention(
+    qkv: &Tensor,
+    qkv_bias: &[f32],
+    lens: &[usize],
+    heads: usize,
+    precision: Precision,
+) -> Result<Tensor> {
     let (tokens, width) = qkv.dims2()?;
     let hidden = width / 3;
     if lens.iter().sum::<usize>() != tokens || hidden * 3 != width || hidden % heads != 0 {
@@ -46,12 +53,29 @@ pub fn attention(qkv: &Tensor, qkv_bias: &[f32], lens: &[usize], heads: usize) -
     }
     // Longest first, so the big tasks do not straggle at the end.
     tasks.sort_by_key(|t| std::cmp::Reverse(t.len));
+    let amx = precision == Precision::Bf16 && amx_usable(dim);
     with_slice(qkv, |qkv| {
-        tasks
-            .par_iter()
-            .for_each(|&task| attend_head(qkv, qkv_bias, hidden, dim, task, out))
+        tasks.par_iter().for_each(|&task| {
+            if amx {
+                // SAFETY: `amx_usable(dim)` held; each task owns its block of `ctx`.
+                #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                unsafe {
+                    super::attention_amx::attend_head(qkv, qkv_bias, hidden, dim, task, out)
+                };
+            } else {
+                attend_head(qkv, qkv_bias, hidden, dim, task, out)
+            }
+        })
     })?;
     Tensor::from_vec(ctx, (tokens, hidden), &Device::Cpu)
+}
+
+/// Whether the AMX task runs heads `dim` wide here.
+fn amx_usable(dim: usize) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    return super::attention_amx::usable(dim);
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    false
 }
 
 dispatch!(fn attend_head(qkv: &[f32], bias: &[f32], hidden: usize, dim: usize, task: Head, out: OutPtr) => attend_head_body);
@@ -252,7 +276,7 @@ mod tests {
         let qkv = noise(tokens * 3 * hidden, 7, 2.0);
         let bias = noise(3 * hidden, 8, 0.5);
         let t = Tensor::from_vec(qkv.clone(), (tokens, 3 * hidden), &Device::Cpu)?;
-        let got = attention(&t, &bias, &lens, heads)?.to_vec2::<f32>()?;
+        let got = attention(&t, &bias, &lens, heads, Precision::F32)?.to_vec2::<f32>()?;
         let at = |row: usize, col: usize| (qkv[row * 3 * hidden + col] + bias[col]) as f64;
         let mut start = 0;
         for &len in &lens {

@@ -7,7 +7,10 @@
 //! Each call rounds its input rows to bf16 pairs the same way, and accumulates in `f32`. The
 //! result is what an `f32` product of the bf16-rounded operands gives, up to summation order.
 
-use super::linear::{par_tiles, NR};
+use super::{
+    aligned::Aligned,
+    linear::{par_tiles, NR},
+};
 
 /// Rows per register tile: 8 rows × 3 accumulators + 3 weight vectors fit the 32 registers.
 pub(super) const MR: usize = 8;
@@ -39,30 +42,32 @@ fn pair(lo: f32, hi: f32) -> u32 {
 }
 
 /// Row-major `[m, k]` to `[m, k / 2]` bf16 pairs (an odd `k` pads with zero), followed by zero
-/// rows up to a multiple of `rows_multiple` rows.
-fn pack_rows(x: &[f32], k: usize, rows_multiple: usize) -> Vec<u32> {
+/// rows up to a multiple of `rows_multiple` rows, starting on a cache line.
+fn pack_rows(x: &[f32], k: usize, rows_multiple: usize) -> Aligned<u32> {
     let k2 = k.div_ceil(2);
-    let padded = (x.len() / k.max(1)).next_multiple_of(rows_multiple) * k2;
+    let m = x.len() / k.max(1);
+    let mut out = Aligned::zeroed(m.next_multiple_of(rows_multiple) * k2);
     #[cfg(target_arch = "x86_64")]
     if k.is_multiple_of(32) && available() {
         // SAFETY: AVX-512F and AVX-512 BF16 are present (`available`).
-        return unsafe { simd::pack_rows(x, padded) };
+        unsafe { simd::pack_rows(x, &mut out) };
+        return out;
     }
-    let mut out = Vec::with_capacity(padded);
-    for row in x.chunks_exact(k) {
+    for (row, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(k2)) {
         let mut pairs = row.chunks_exact(2);
-        out.extend(pairs.by_ref().map(|p| pair(p[0], p[1])));
+        for (d, p) in dst.iter_mut().zip(pairs.by_ref()) {
+            *d = pair(p[0], p[1]);
+        }
         if let [last] = pairs.remainder() {
-            out.push(pair(*last, 0.0));
+            dst[k2 - 1] = pair(*last, 0.0);
         }
     }
-    out.resize(padded, 0);
     out
 }
 
 /// A `[k, n]` weight as bf16 pair panels.
 pub(super) struct Panels {
-    panels: Vec<u32>,
+    panels: Aligned<u32>,
     k: usize,
     n: usize,
 }
@@ -72,7 +77,7 @@ impl Panels {
     pub(super) fn from_slice(w: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(w.len(), k * n, "weight is not [{k}, {n}]");
         let k2 = k.div_ceil(2);
-        let mut panels = vec![0u32; n.div_ceil(NR) * k2 * NR];
+        let mut panels = Aligned::zeroed(n.div_ceil(NR) * k2 * NR);
         for (p, panel) in panels.chunks_exact_mut(k2 * NR).enumerate() {
             let (c0, cols) = (p * NR, NR.min(n - p * NR));
             for (j, dst) in panel.chunks_exact_mut(NR).enumerate() {
@@ -113,27 +118,36 @@ impl Panels {
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         if kernel == Kernel::Amx {
             use super::amx;
-            let xb = pack_rows(x, k, amx::ROWS);
-            par_tiles(&mut out, m, n, amx::ROWS, |r0, rows, p, dst| {
+            const B: usize = 2 * amx::ROWS;
+            let xb = pack_rows(x, k, B);
+            // Column tile g (16 columns) sits in panel g / 3 at column (g % 3) * 16. An odd last
+            // tile pairs with itself; its copy's columns are not written.
+            let tiles = n.div_ceil(amx::ROWS);
+            let tile = |g: usize| {
+                let g = g.min(tiles - 1);
+                &self.panels[g / (NR / 16) * panel_len + g % (NR / 16) * 16..]
+            };
+            par_tiles(&mut out, m, n, B, B, |r0, rows, c, dst| {
                 let block = amx::Block {
-                    x: &xb[r0 * k2..(r0 + amx::ROWS) * k2],
+                    x: &xb[r0 * k2..(r0 + B) * k2],
                     k2,
-                    panel: &self.panels[p * panel_len..][..panel_len],
+                    w: [tile(2 * c), tile(2 * c + 1)],
+                    ldw: NR,
                     rows,
-                    cols: NR.min(n - p * NR),
+                    cols: B.min(n - c * B),
                     out: dst,
                     ldo: n,
                 };
                 // SAFETY: `Kernel::Amx` is chosen only where `amx_available()` held and
                 // `amx_shape()` (k2 a multiple of 16); `par_tiles` hands each task its own rows
-                // × panel columns of `out`.
+                // × columns of `out`.
                 unsafe { amx::block(&block) }
             });
             return out;
         }
         debug_assert!(kernel == Kernel::Avx512);
         let xb = pack_rows(x, k, 1);
-        par_tiles(&mut out, m, n, MR, |r0, rows, p, dst| {
+        par_tiles(&mut out, m, n, MR, NR, |r0, rows, p, dst| {
             let tile = Tile {
                 x: &xb[r0 * k2..(r0 + rows) * k2],
                 k2,
@@ -190,9 +204,8 @@ mod simd {
     /// are the pairs, so a row converts in order, 16 at a time (`vcvtneps2bf16` rounds to
     /// nearest even, as [`super::bf16_bits`] does).
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn pack_rows(x: &[f32], padded: usize) -> Vec<u32> {
-        assert!(x.len().is_multiple_of(32) && padded >= x.len() / 2);
-        let mut out = vec![0u32; padded];
+    pub(super) unsafe fn pack_rows(x: &[f32], out: &mut [u32]) {
+        assert!(x.len().is_multiple_of(32) && out.len() >= x.len() / 2);
         // SAFETY: chunk c reads x[16c..16c + 16] and writes 32 bytes at out[8c..8c + 8], both
         // inside the buffers (x.len() a multiple of 32, out at least half as long).
         unsafe {
@@ -205,7 +218,6 @@ mod simd {
                 );
             }
         }
-        out
     }
 
     /// # Safety
@@ -293,7 +305,7 @@ mod tests {
         x[5] = 1.0 + 1.0 / 256.0; // a tie
         x[6] = -0.0;
         let want: Vec<u32> = x.chunks_exact(2).map(|p| pair(p[0], p[1])).collect();
-        assert_eq!(pack_rows(&x, 64, 1), want);
+        assert_eq!(*pack_rows(&x, 64, 1), *want);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use candle_core::{Device, Result, Tensor};
 use rayon::prelude::*;
 
-use super::{bf16, with_slice};
+use super::{aligned::Aligned, bf16, with_slice};
 
 /// Output columns per panel: six 8-lane vectors.
 pub(super) const NR: usize = 48;
@@ -24,7 +24,7 @@ const ROW_BLOCK: usize = 64;
 /// A projection `x · W`, its `[k, n]` weight stored as zero-padded column panels.
 pub struct Linear {
     /// `[panels][k][NR]`, columns past `n` zero.
-    panels: Vec<f32>,
+    panels: Aligned<f32>,
     k: usize,
     n: usize,
     /// The plain `[k, n]` weight for candle's matmul, instead of panels, on CPUs without
@@ -63,7 +63,7 @@ impl Linear {
     pub fn new(w: &Tensor, precision: Precision) -> Result<Self> {
         let (k, n) = w.dims2()?;
         let plain = |fallback, bf16| Self {
-            panels: Vec::new(),
+            panels: Aligned::zeroed(0),
             k,
             n,
             fallback,
@@ -98,7 +98,7 @@ impl Linear {
     fn from_slice(w: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(w.len(), k * n, "weight is not [{k}, {n}]");
         let count = n.div_ceil(NR);
-        let mut panels = vec![0f32; count * k * NR];
+        let mut panels = Aligned::zeroed(count * k * NR);
         for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
             let (c0, cols) = (p * NR, NR.min(n - p * NR));
             for (r, dst) in panel.chunks_exact_mut(NR).enumerate() {
@@ -124,7 +124,7 @@ impl Linear {
             return out;
         }
         let panel_len = k * NR;
-        par_tiles(&mut out, m, n, MR, |r0, rows, p, dst| {
+        par_tiles(&mut out, m, n, MR, NR, |r0, rows, p, dst| {
             let part = Tile {
                 x: &x[r0 * k..(r0 + rows) * k],
                 k,
@@ -141,28 +141,30 @@ impl Linear {
     }
 }
 
-/// Runs `tile(r0, rows, panel, out)` over every register tile of an `[m, n]` product written
-/// to `out`, `rows` ≤ `mr` rows from `r0` times the `NR` columns of `panel`, `out` pointing at
-/// the tile's first element (row stride `n`). Task t is row block t / panels times panel
-/// t % panels, so a block of `x` stays in cache while it meets every panel, and few rows still
-/// split over panels. Each call gets elements no other call touches.
+/// Runs `tile(r0, rows, c, out)` over every register tile of an `[m, n]` product written to
+/// `out`: `rows` ≤ `mr` rows from `r0` times the `nc` columns from `c * nc` (a panel, for
+/// `nc = NR`), `out` pointing at the tile's first element (row stride `n`). Task t is row block
+/// t / column blocks times column block t % column blocks, so a block of `x` stays in cache
+/// while it meets every column, and few rows still split over columns. Each call gets elements
+/// no other call touches.
 pub(super) fn par_tiles(
     out: &mut [f32],
     m: usize,
     n: usize,
     mr: usize,
+    nc: usize,
     tile: impl Fn(usize, usize, usize, *mut f32) + Sync,
 ) {
     assert_eq!(out.len(), m * n);
     let ptr = OutPtr(out.as_mut_ptr());
-    let count = n.div_ceil(NR);
+    let count = n.div_ceil(nc);
     (0..m.div_ceil(ROW_BLOCK) * count)
         .into_par_iter()
         .for_each(|t| {
-            let (b, p) = (t / count, t % count);
+            let (b, c) = (t / count, t % count);
             for r0 in (b * ROW_BLOCK..m.min((b + 1) * ROW_BLOCK)).step_by(mr) {
-                // SAFETY: row r0 < m and column p * NR < n exist in `out`.
-                tile(r0, mr.min(m - r0), p, unsafe { ptr.at(r0 * n + p * NR) });
+                // SAFETY: row r0 < m and column c * nc < n exist in `out`.
+                tile(r0, mr.min(m - r0), c, unsafe { ptr.at(r0 * n + c * nc) });
             }
         });
 }

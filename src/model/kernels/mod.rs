@@ -260,9 +260,12 @@ pub fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     }
 }
 
+mod aligned;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod amx;
 mod attention;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod attention_amx;
 pub mod bf16;
 mod linear;
 

@@ -26,6 +26,7 @@ pub struct PackedBert {
     layers: Vec<Layer>,
     hidden: usize,
     heads: usize,
+    precision: Precision,
 }
 
 struct Layer {
@@ -44,7 +45,8 @@ struct Layer {
 }
 
 impl PackedBert {
-    /// Loads the weights; `precision` is the projections' arithmetic (everything else is f32).
+    /// Loads the weights; `precision` is the arithmetic of the projections and, where the CPU has
+    /// AMX, of attention's two products (everything else is f32).
     pub fn load(vb: VarBuilder, config: &Config, precision: Precision) -> Result<Self> {
         if !vb.device().is_cpu() {
             bail!("packed encoder is CPU-only");
@@ -78,6 +80,7 @@ impl PackedBert {
             layers,
             hidden: h,
             heads: config.num_attention_heads,
+            precision,
         })
     }
 
@@ -128,7 +131,7 @@ impl PackedBert {
         let tokens = x.len() / h;
         let x = Tensor::from_vec(x, (tokens, h), &Device::Cpu)?;
         for layer in &self.layers {
-            layer.forward(&x, &lens, self.heads)?;
+            layer.forward(&x, &lens, self.heads, self.precision)?;
         }
         Ok(x)
     }
@@ -165,9 +168,15 @@ impl Layer {
     }
 
     /// One encoder layer, updating the residual stream `x` in place.
-    fn forward(&self, x: &Tensor, lens: &[usize], heads: usize) -> Result<()> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        lens: &[usize],
+        heads: usize,
+        precision: Precision,
+    ) -> Result<()> {
         let qkv = self.qkv.forward(x)?;
-        let ctx = kernels::attention(&qkv, &self.qkv_bias, lens, heads)?;
+        let ctx = kernels::attention(&qkv, &self.qkv_bias, lens, heads, precision)?;
         drop(qkv);
         x.inplace_op2(&self.attn_out.forward(&ctx)?, &self.attn_norm)?;
         let inner = self.ffn_in.forward(x)?;
