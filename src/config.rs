@@ -108,7 +108,8 @@ impl std::str::FromStr for DeviceRequest {
 /// Numeric precision of the weights and activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DTypeRequest {
-    /// f16 on CUDA; on CPU bf16 projections where the CPU has AMX-BF16, else f32.
+    /// f16 on CUDA; on CPU bf16 matrix products (projections and attention) where the CPU has
+    /// AMX-BF16, else f32.
     Auto,
     F32,
     F16,
@@ -146,7 +147,7 @@ pub struct ModelArgs {
     #[arg(long, env = "INFERD_DEVICE", default_value = "auto")]
     pub device: DeviceRequest,
 
-    /// Precision: f32, bf16 (CUDA, or CPU projections where the CPU has AVX-512 BF16), f16
+    /// Precision: f32, bf16 (CUDA, or CPU matrix products where the CPU has AVX-512 BF16), f16
     /// (CUDA); auto picks f16 on CUDA, bf16 on CPUs with AMX-BF16 and f32 on other CPUs.
     #[arg(long, env = "INFERD_DTYPE", value_enum, default_value_t = DTypeRequest::Auto)]
     pub dtype: DTypeRequest,

@@ -52,7 +52,8 @@ impl Encoder {
         let weights = dir.join("model.safetensors");
         // SAFETY: the file is memory-mapped read-only; we rely on nobody truncating it while we
         // run, as every safetensors loader does.
-        // On the CPU, bf16 applies to the projections only; the rest of the forward is f32.
+        // On the CPU, bf16 applies to the matrix products only (the projections, and attention's
+        // where AMX runs it); the rest of the forward is f32.
         let (load_dtype, precision) = match (device.is_cpu(), dtype) {
             (true, DType::BF16) => (DType::F32, Precision::Bf16),
             _ => (dtype, Precision::F32),
