@@ -21,6 +21,8 @@ use std::{arch::asm, cell::Cell, sync::OnceLock};
 pub(super) const ROWS: usize = 16;
 /// Input pairs (32 bf16 inputs) per tile: 64 bytes a row.
 pub(super) const PAIRS: usize = 16;
+/// Rows and columns of one [`Block`]: 2 × 2 tiles.
+pub(super) const BLOCK: usize = 2 * ROWS;
 
 /// Whether AMX-BF16 runs here: the CPU has it and the kernel granted this process tile state.
 pub fn available() -> bool {
@@ -116,9 +118,9 @@ pub(super) struct Block<'a> {
 /// [`available`] must have returned true; `b` must obey [`Block`]'s contract.
 pub(super) unsafe fn block(b: &Block) {
     let (k2, ldw) = (b.k2, b.ldw);
-    assert!(k2.is_multiple_of(PAIRS) && b.x.len() == 2 * ROWS * k2 && ldw >= PAIRS);
+    assert!(k2.is_multiple_of(PAIRS) && b.x.len() == BLOCK * k2 && ldw >= PAIRS);
     assert!(b.w.iter().all(|w| w.len() >= (k2 - 1) * ldw + PAIRS));
-    assert!(b.rows <= 2 * ROWS && b.cols <= 2 * ROWS);
+    assert!(b.rows <= BLOCK && b.cols <= BLOCK);
     // SAFETY: tiles are enabled for this process (`available`); every tile load reads 16 rows of
     // 64 bytes inside `x` (row stride k2 * 4) or a weight tile (row stride ldw * 4), as
     // asserted; the stores go to `scratch` or, for a full block, to `out` per `Block`'s contract.
@@ -151,13 +153,12 @@ pub(super) unsafe fn block(b: &Block) {
                 options(nostack, readonly),
             );
         }
-        if b.rows == 2 * ROWS && b.cols == 2 * ROWS {
+        if b.rows == BLOCK && b.cols == BLOCK {
             store(b.out, b.ldo);
         } else {
-            const W: usize = 2 * ROWS;
-            let mut scratch = [0f32; W * W];
-            store(scratch.as_mut_ptr(), W);
-            for (i, row) in scratch.chunks_exact(W).take(b.rows).enumerate() {
+            let mut scratch = [0f32; BLOCK * BLOCK];
+            store(scratch.as_mut_ptr(), BLOCK);
+            for (i, row) in scratch.chunks_exact(BLOCK).take(b.rows).enumerate() {
                 std::ptr::copy_nonoverlapping(row.as_ptr(), b.out.add(i * b.ldo), b.cols);
             }
         }

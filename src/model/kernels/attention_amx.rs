@@ -20,7 +20,7 @@ use super::{
 };
 
 /// Rows and columns of one [`amx::Block`].
-const B: usize = 2 * amx::ROWS;
+const B: usize = amx::BLOCK;
 
 /// Whether [`attend_head`] runs heads `dim` wide here.
 pub(super) fn usable(dim: usize) -> bool {

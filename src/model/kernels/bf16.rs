@@ -118,7 +118,7 @@ impl Panels {
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         if kernel == Kernel::Amx {
             use super::amx;
-            const B: usize = 2 * amx::ROWS;
+            const B: usize = amx::BLOCK;
             let xb = pack_rows(x, k, B);
             // Column tile g (16 columns) sits in panel g / 3 at column (g % 3) * 16. An odd last
             // tile pairs with itself; its copy's columns are not written.
