@@ -23,7 +23,7 @@ echo "== contract: python venv ($VENV)"
 if [ -z "$BIN" ]; then
   echo "== contract: building target/debug/inferd"
   # Same feature set as `cargo test`, so CI reuses the test build instead of rebuilding.
-  cargo test --no-run --quiet --test dialects
+  cargo test --no-run --quiet --test integration
   BIN=target/debug/inferd
 fi
 [ -f "$MODEL/model.safetensors" ] || { echo "no model in $MODEL: run scripts/fetch-model.sh" >&2; exit 1; }

@@ -3,7 +3,7 @@
 //! Each server runs in its own process (the Prometheus recorder is process-wide, and signals
 //! must be real), learns its port from the `listening` log line, and is killed on drop.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code)] // not every helper is used by every feature folder
 
 pub mod tiny_model;
 

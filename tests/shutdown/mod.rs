@@ -1,7 +1,5 @@
 //! Graceful drain: SIGTERM while requests are queued loses none of them.
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
 use serde_json::json;
@@ -9,8 +7,13 @@ use serde_json::json;
 #[tokio::test]
 async fn sigterm_drains_queued_work_then_exits() {
     let server = Arc::new(
-        common::spawn_tiny_with(&["--debug-batch-delay", "100ms", "--max-batch-requests", "2"])
-            .await,
+        crate::common::spawn_tiny_with(&[
+            "--debug-batch-delay",
+            "100ms",
+            "--max-batch-requests",
+            "2",
+        ])
+        .await,
     );
     let n = 10;
     let handles: Vec<_> = (0..n)
@@ -45,7 +48,8 @@ async fn sigterm_drains_queued_work_then_exits() {
 #[tokio::test]
 async fn grace_bounds_the_drain() {
     let mut server =
-        common::spawn_tiny_with(&["--debug-batch-delay", "5s", "--shutdown-grace", "300ms"]).await;
+        crate::common::spawn_tiny_with(&["--debug-batch-delay", "5s", "--shutdown-grace", "300ms"])
+            .await;
     let s = server.client.clone();
     let url = server.url("/infer");
     let pending =

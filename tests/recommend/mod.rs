@@ -1,8 +1,6 @@
 //! Recommendations from the outside: build an index with the CLI, serve it, query it, write
 //! to it, crash it, and refuse indexes that do not belong to the served model.
 
-mod common;
-
 use std::{
     collections::HashMap,
     path::Path,
@@ -11,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use common::{cosine, spawn, tiny_model_dir, vectors, TestServer};
+use crate::common::{cosine, spawn, tiny_model_dir, vectors, TestServer};
 use serde_json::{json, Value};
 
 const KEY: &str = "test-secret";

@@ -2,11 +2,9 @@
 //! deadlines, dropped clients and a panicking worker. Slowness is injected with the hidden
 //! `--debug-batch-delay` flag; no test asserts on wall-clock speed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{spawn_tiny_with, vectors};
+use crate::common::{spawn_tiny_with, vectors};
 use futures_like::join_all;
 use serde_json::json;
 
@@ -60,7 +58,10 @@ async fn vectors_do_not_depend_on_batch_company() {
         .await;
     let a = &vectors(&alone)[0];
     let b = &vectors(&mixed)[1];
-    assert!(common::cosine(a, b) > 0.9999, "padding changed the vector");
+    assert!(
+        crate::common::cosine(a, b) > 0.9999,
+        "padding changed the vector"
+    );
 }
 
 #[tokio::test]

@@ -1,8 +1,6 @@
 //! Black-box tests of the HTTP contract against a spawned server with a tiny random model.
 
-mod common;
-
-use common::{cosine, spawn_tiny, tiny_model, vectors};
+use crate::common::{cosine, spawn_tiny, tiny_model, vectors};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -228,7 +226,7 @@ async fn bad_input_gets_clear_4xx() {
     assert_eq!(status, 200);
     let text = server.metrics().await;
     assert_eq!(
-        common::metric_value(
+        crate::common::metric_value(
             &text,
             "inferd_http_requests_total",
             &[r#"route="/infer""#, r#"status="5"#]
@@ -238,8 +236,8 @@ async fn bad_input_gets_clear_4xx() {
     );
 }
 
-async fn spawn_tiny_with_small_limits() -> common::TestServer {
-    common::spawn_tiny_with(&["--max-client-batch", "4", "--max-body-bytes", "4096"]).await
+async fn spawn_tiny_with_small_limits() -> crate::common::TestServer {
+    crate::common::spawn_tiny_with(&["--max-client-batch", "4", "--max-body-bytes", "4096"]).await
 }
 
 /// Unicode, emoji, control characters and markup all embed.

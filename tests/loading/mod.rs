@@ -1,8 +1,6 @@
 //! Model loading from outside: manifests and their hash pins, hub ids, and refusals that say
 //! what to do.
 
-mod common;
-
 use std::{path::Path, process::Command};
 
 use serde_json::json;
@@ -48,7 +46,7 @@ normalize = true
 [sha256]
 "model.safetensors" = "{weights_sha}"
 "#,
-        max = common::tiny_model::MAX_SEQ_LENGTH
+        max = crate::common::tiny_model::MAX_SEQ_LENGTH
     );
     let path = dir.join("tiny.toml");
     std::fs::write(&path, manifest).unwrap();
@@ -57,16 +55,16 @@ normalize = true
 
 fn tiny_with_manifest() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    common::tiny_model::write(&dir.path().join("model"));
+    crate::common::tiny_model::write(&dir.path().join("model"));
     let sha = sha256(&dir.path().join("model/model.safetensors"));
-    let manifest = write_manifest(dir.path(), &sha, common::tiny_model::HIDDEN);
+    let manifest = write_manifest(dir.path(), &sha, crate::common::tiny_model::HIDDEN);
     (dir, manifest)
 }
 
 #[tokio::test]
 async fn manifest_with_matching_hashes_serves_under_its_name_and_version() {
     let (_dir, manifest) = tiny_with_manifest();
-    let mut server = common::spawn(Path::new(&manifest), &[]);
+    let mut server = crate::common::spawn(Path::new(&manifest), &[]);
     server.wait_ready().await;
     let (status, body) = server
         .infer(json!({"inputs": "hi", "model": "tiny@v7"}))
@@ -81,7 +79,11 @@ async fn manifest_with_matching_hashes_serves_under_its_name_and_version() {
 #[test]
 fn hash_mismatch_refuses_to_start() {
     let (dir, _) = tiny_with_manifest();
-    let manifest = write_manifest(dir.path(), &"0".repeat(64), common::tiny_model::HIDDEN);
+    let manifest = write_manifest(
+        dir.path(),
+        &"0".repeat(64),
+        crate::common::tiny_model::HIDDEN,
+    );
     let out = refuses(&manifest, &[], &[]);
     assert!(
         out.contains("sha256 mismatch for model.safetensors"),
@@ -131,7 +133,7 @@ fn unreachable_hub_says_so() {
 fn nonsense_model_and_bad_flags_are_refused() {
     let out = refuses("/definitely/not/here", &[], &[]);
     assert!(out.contains("owner/name"), "{out}");
-    let dir = common::tiny_model_dir();
+    let dir = crate::common::tiny_model_dir();
     let model = dir.path().to_str().unwrap();
     let out = refuses(model, &[], &["--max-batch-tokens", "0"]);
     assert!(
@@ -148,9 +150,9 @@ fn nonsense_model_and_bad_flags_are_refused() {
 
 #[tokio::test]
 async fn explicit_cpu_device_and_auto_fallback() {
-    let dir = common::tiny_model_dir();
+    let dir = crate::common::tiny_model_dir();
     for device in ["cpu", "auto"] {
-        let mut server = common::spawn(dir.path(), &["--device", device]);
+        let mut server = crate::common::spawn(dir.path(), &["--device", device]);
         server.wait_ready().await;
         let (_, info) = server.get_json("/info").await;
         if cfg!(not(feature = "cuda")) {

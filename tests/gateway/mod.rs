@@ -1,10 +1,8 @@
 //! Black-box tests of the gateway duties: API keys, per-key rate limits, the response cache.
 
-mod common;
-
 use std::io::Write;
 
-use common::{spawn_tiny_with, vectors, TestServer};
+use crate::common::{spawn_tiny_with, vectors, TestServer};
 use serde_json::{json, Value};
 
 fn key_file() -> tempfile::NamedTempFile {

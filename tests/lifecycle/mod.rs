@@ -1,8 +1,6 @@
 //! Model lifecycle from outside: admin auth, loading versions, hash pins, canary stickiness,
 //! shadow agreement, promotion gate, hot swap under load, automatic rollback, restart replay.
 
-mod common;
-
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -13,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::TestServer;
+use crate::common::TestServer;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "s3cret";
@@ -25,11 +23,11 @@ fn manifest(dir: &Path, versions: &[(&str, u64)], bad_sha: Option<&str>) -> Path
         "name = \"tiny\"\nversion = \"{}\"\n[model]\ndimensions = {}\nmax_seq_length = {}\n\
          pooling = \"mean\"\nnormalize = true\n",
         versions[0].0,
-        common::tiny_model::HIDDEN,
-        common::tiny_model::MAX_SEQ_LENGTH
+        crate::common::tiny_model::HIDDEN,
+        crate::common::tiny_model::MAX_SEQ_LENGTH
     );
     for (label, seed) in versions {
-        common::tiny_model::write_seeded(&dir.join(label), *seed);
+        crate::common::tiny_model::write_seeded(&dir.join(label), *seed);
         let mut sha =
             inferd::model::manifest::sha256_file(&dir.join(label).join("model.safetensors"))
                 .unwrap();
@@ -65,7 +63,7 @@ async fn start(dir: &Path, extra: &[&str]) -> TestServer {
         "16",
     ];
     args.extend_from_slice(extra);
-    let mut server = common::spawn(&dir.join("tiny.toml"), &args);
+    let mut server = crate::common::spawn(&dir.join("tiny.toml"), &args);
     server.wait_ready().await;
     server
 }

@@ -6,15 +6,13 @@
 //! scrapes a spawned server and checks every name. It also runs `scripts/smoke-test.sh` against
 //! that server, since the same script gates real deploys.
 
-mod common;
-
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
     process::Command,
 };
 
-use common::{spawn_tiny, tiny_model};
+use crate::common::{spawn_tiny, tiny_model};
 use serde_json::json;
 
 /// Every file under version control that queries inferd metrics.

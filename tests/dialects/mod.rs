@@ -2,10 +2,8 @@
 //! spawned server with a tiny random model: shapes, dialect-shaped errors, and vectors that equal
 //! `/infer`'s.
 
-mod common;
-
+use crate::common::{cosine, spawn_tiny, spawn_tiny_with, tiny_model, vectors, TestServer};
 use base64::Engine;
-use common::{cosine, spawn_tiny, spawn_tiny_with, tiny_model, vectors, TestServer};
 use serde_json::{json, Value};
 
 /// `/infer`'s vectors for `texts` (normalised, truncating).

@@ -1,9 +1,7 @@
 //! Parity with sentence-transformers on the real all-MiniLM-L6-v2 (fetched by
 //! `scripts/fetch-model.sh`). The fixture holds sentence-transformers' own vectors.
 
-mod common;
-
-use common::{cosine, real_model_dir, spawn, vectors, TestServer};
+use crate::common::{cosine, real_model_dir, spawn, vectors, TestServer};
 use serde_json::{json, Value};
 
 struct Reference {

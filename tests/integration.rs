@@ -1,0 +1,16 @@
+//! The one integration test binary: every black-box suite spawns the real `inferd` binary on
+//! 127.0.0.1:0 (see [`common`]) and talks to it as a client would. One folder per feature;
+//! run one with a name filter, e.g. `cargo test --test integration dialects::`.
+
+mod common;
+
+mod api;
+mod batching;
+mod deploy_metrics;
+mod dialects;
+mod gateway;
+mod lifecycle;
+mod loading;
+mod real_model;
+mod recommend;
+mod shutdown;
