@@ -13,7 +13,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use inferd::{
-    config::{DTypeRequest, DeviceRequest},
+    cli::{DTypeRequest, DeviceRequest},
     model::{self, encoder::pad_batch, LoadOptions, LoadedModel},
 };
 

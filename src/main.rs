@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use inferd::config::{
+use inferd::cli::{
     Cli, Command, IndexBuildConfig, IndexCommand, LogFormat, ModelsCommand, ServeConfig,
 };
 use tracing_subscriber::EnvFilter;
@@ -41,7 +41,7 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    inferd::serve(config, listener, inferd::shutdown::signal()).await
+    inferd::serve(config, listener, inferd::app::shutdown::signal()).await
 }
 
 fn build_index(config: IndexBuildConfig) -> anyhow::Result<()> {

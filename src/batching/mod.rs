@@ -19,7 +19,7 @@ pub use admission::{Admission, Permit};
 pub use former::BatchLimits;
 pub use worker::WorkerConfig;
 
-use crate::{metrics::ModelLabels, model::encoder::Encoder};
+use crate::{model::encoder::Encoder, telemetry::ModelLabels};
 
 /// Why the worker could not produce a request's embeddings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

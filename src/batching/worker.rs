@@ -28,8 +28,8 @@ use super::{
     BatchError, Job,
 };
 use crate::{
-    metrics::ModelLabels,
     model::{encoder::Encoder, pooling::l2_normalize},
+    telemetry::ModelLabels,
 };
 
 /// Worker settings, including fault injection used by tests and drills.

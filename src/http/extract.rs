@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{http::error::ApiError, http::state::AppState};
 
 pub struct ApiJson<T>(pub T);
 

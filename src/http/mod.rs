@@ -4,15 +4,16 @@
 //! methods answer JSON like every other error; a panic in a handler becomes a generic JSON 500.
 //! Request metrics are labelled by the matched route, never the raw path.
 
+pub mod admin;
+pub mod error;
 mod extract;
-mod infer;
-mod info;
-mod items;
 mod kserve;
+pub mod middleware;
+mod native;
 mod openai;
 pub mod openapi;
-mod probes;
 mod recommend;
+pub mod state;
 mod tei;
 
 use std::time::Instant;
@@ -20,7 +21,7 @@ use std::time::Instant;
 use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::Uri,
-    middleware::{self, Next},
+    middleware::{from_fn, from_fn_with_state, map_response, Next},
     response::{IntoResponse, Response},
     Router,
 };
@@ -29,7 +30,16 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub(crate) use extract::map_rejection;
 pub use extract::ApiJson;
 
-use crate::{auth, error::ApiError, gateway, metrics, state::AppState};
+use crate::{
+    http::{
+        error::ApiError,
+        middleware::{auth, rate_limit},
+        state::AppState,
+    },
+    telemetry,
+};
+use native::{infer, info, probes};
+use recommend::items;
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
@@ -38,14 +48,8 @@ pub fn router(state: AppState) -> Router {
     // layer added runs first: the key is checked, then the key's rate limit.
     let keyed = |routes: Router<AppState>| {
         routes
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                gateway::ratelimit::enforce,
-            ))
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_api_key,
-            ))
+            .route_layer(from_fn_with_state(state.clone(), rate_limit::enforce))
+            .route_layer(from_fn_with_state(state.clone(), auth::require_api_key))
     };
     // Each dialect re-shapes errors (its handlers' and the key check's) outside the key check.
     let api = Router::new()
@@ -55,9 +59,9 @@ pub fn router(state: AppState) -> Router {
                 .merge(recommend::routes())
                 .merge(items::routes()),
         ))
-        .merge(keyed(tei::routes()).layer(middleware::map_response(tei::error_shape)))
-        .merge(keyed(openai::routes()).layer(middleware::map_response(openai::error_shape)))
-        .merge(keyed(kserve::routes()).layer(middleware::map_response(kserve::error_shape)));
+        .merge(keyed(tei::routes()).layer(map_response(tei::error_shape)))
+        .merge(keyed(openai::routes()).layer(map_response(openai::error_shape)))
+        .merge(keyed(kserve::routes()).layer(map_response(kserve::error_shape)));
     Router::new()
         .merge(api)
         .merge(probes::routes())
@@ -65,7 +69,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(track))
+        .layer(from_fn(track))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
@@ -91,10 +95,10 @@ async fn track(request: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
-    metrics::http_in_flight(1.0);
+    telemetry::http_in_flight(1.0);
     let response = next.run(request).await;
-    metrics::http_in_flight(-1.0);
-    metrics::http_request(
+    telemetry::http_in_flight(-1.0);
+    telemetry::http_request(
         &route,
         &method,
         response.status().as_u16(),

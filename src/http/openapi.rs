@@ -7,8 +7,14 @@ use axum::{response::Html, routing::get, Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::{infer, info, items, kserve, openai, probes, recommend, tei};
-use crate::state::AppState;
+use super::{
+    kserve,
+    native::{infer, info, probes},
+    openai,
+    recommend::{self, items},
+    tei,
+};
+use crate::http::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -24,7 +24,7 @@ use super::{
     store::{self, Metadata, Store},
     IndexHeader, Search, FORMAT_VERSION,
 };
-use crate::registry::ModelHandle;
+use crate::serving::handle::ModelHandle;
 
 /// Texts per embedding request.
 const CHUNK: usize = 64;

@@ -24,7 +24,7 @@ use super::{
     wal::{Wal, WalRecord},
     IndexHeader, Search,
 };
-use crate::{error::ApiError, metrics};
+use crate::{http::error::ApiError, telemetry};
 
 /// Metadata conditions: every field must equal one of its listed values.
 #[derive(Debug, Clone, Default)]
@@ -253,7 +253,7 @@ impl LiveIndex {
     }
 
     fn items_changed(&self) {
-        metrics::index_items(&self.name, self.len());
+        telemetry::index_items(&self.name, self.len());
     }
 }
 

@@ -6,7 +6,7 @@
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
 
-use crate::config::{DTypeRequest, DeviceRequest};
+use crate::cli::{DTypeRequest, DeviceRequest};
 
 pub fn select_device(request: DeviceRequest) -> anyhow::Result<Device> {
     match request {

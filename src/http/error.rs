@@ -13,7 +13,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::metrics;
+use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -176,7 +176,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
-        metrics::record_error(code);
+        telemetry::record_error(code);
         if let Self::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }

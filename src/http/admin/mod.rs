@@ -30,11 +30,11 @@ use axum::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{
+use crate::deploy::{
     audit::Event,
     controller::{Lifecycle, LoadRequest},
 };
-use crate::{auth::ApiKeys, error::ApiError, http::map_rejection};
+use crate::{auth::ApiKeys, http::error::ApiError, http::map_rejection};
 
 /// Admin request bodies are small; the limit only bounds a mistaken upload.
 const MAX_BODY: usize = 64 * 1024;

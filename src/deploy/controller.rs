@@ -24,11 +24,11 @@ use super::{
     Canary, Deployment, Policy, Role, RouteTable, ShadowTarget,
 };
 use crate::{
-    config::{DTypeRequest, DeviceRequest},
-    error::ApiError,
-    metrics::lifecycle as m,
+    cli::{DTypeRequest, DeviceRequest},
+    http::error::ApiError,
     model::{self, manifest::Manifest, LoadOptions},
-    registry::{HandleConfig, ModelHandle, Registry},
+    serving::handle::{HandleConfig, ModelHandle, Registry},
+    telemetry::lifecycle as m,
 };
 
 /// How new versions are loaded: the serve flags' device, precision and queue settings.

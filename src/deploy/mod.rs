@@ -16,7 +16,6 @@
 //!
 //! Nothing here runs a model; it only chooses which [`ModelHandle`] a request goes to.
 
-pub mod admin;
 pub mod agreement;
 pub mod audit;
 pub mod controller;
@@ -33,10 +32,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
-    error::ApiError,
-    metrics::lifecycle as m,
+    http::error::ApiError,
     model::tokenizer::Truncation,
-    registry::{Embedded, ModelHandle},
+    serving::handle::{Embedded, ModelHandle},
+    telemetry::lifecycle as m,
 };
 use audit::{Action, AuditLog, Event};
 use rollback::{CanaryLimits, CanaryMonitor};

@@ -12,7 +12,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 use crate::{
-    auth::ApiKeys, gateway::ratelimit::RateLimiter, index::IndexSet, metrics, registry::Registry,
+    auth::ApiKeys, http::middleware::rate_limit::RateLimiter, index::IndexSet,
+    serving::handle::Registry, telemetry,
 };
 
 /// Limits applied to each request before it reaches a model.
@@ -39,12 +40,12 @@ pub struct Health {
 impl Health {
     pub fn set_loaded(&self) {
         self.loaded.store(true, Ordering::Release);
-        metrics::set_ready(self.ready());
+        telemetry::set_ready(self.ready());
     }
 
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
-        metrics::set_ready(false);
+        telemetry::set_ready(false);
     }
 
     pub fn ready(&self) -> bool {

@@ -58,7 +58,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(READY).set(0.0);
     gauge!(HTTP_IN_FLIGHT).set(0.0);
-    for code in crate::error::ApiError::CODES {
+    for code in crate::http::error::ApiError::CODES {
         counter!(ERRORS, "code" => *code).absolute(0);
     }
     Ok(handle)
@@ -245,7 +245,7 @@ pub fn index_write(index: &str, op: &'static str) {
 pub mod lifecycle {
     use metrics::{counter, describe_counter, describe_gauge, gauge};
 
-    use crate::lifecycle::{agreement::Agreement, audit::Action, Role};
+    use crate::deploy::{agreement::Agreement, audit::Action, Role};
 
     pub const ROUTED: &str = "inferd_routed_requests_total";
     pub const MODEL_ROLE: &str = "inferd_model_role";

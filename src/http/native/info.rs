@@ -10,13 +10,13 @@ use axum::{extract::State, routing::get, Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::openapi::ErrorResponse;
+use crate::http::openapi::ErrorResponse;
 use crate::{
-    error::ApiError,
-    lifecycle::Role,
+    deploy::Role,
+    http::error::ApiError,
+    http::state::{AppState, RequestLimits},
     model::ModelInfo,
-    registry::{HandleConfig, ModelHandle},
-    state::{AppState, RequestLimits},
+    serving::handle::{HandleConfig, ModelHandle},
 };
 
 pub fn routes() -> Router<AppState> {
@@ -118,7 +118,7 @@ impl Batching {
 #[utoipa::path(get, path = "/info", tag = "inferd",
     responses((status = 200, body = InfoResponse),
         (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(super) async fn info(State(state): State<AppState>) -> Result<Json<InfoResponse>, ApiError> {
+pub(crate) async fn info(State(state): State<AppState>) -> Result<Json<InfoResponse>, ApiError> {
     let default = state.registry.get(None)?;
     Ok(Json(InfoResponse {
         default: default.info.clone(),

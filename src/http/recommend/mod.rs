@@ -9,18 +9,20 @@
 //! of the true neighbours).
 //! Shapes are checked before any work: a bad one is 422, an unknown id 404 `unknown_item`.
 
+pub mod items;
+
 use std::{collections::HashSet, sync::Arc, time::Instant};
 
 use axum::{extract::State, routing::post, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{openapi::ErrorResponse, ApiJson};
+use crate::http::{openapi::ErrorResponse, ApiJson};
 use crate::{
-    error::ApiError,
+    http::error::ApiError,
+    http::state::AppState,
     index::{hnsw::EF_SEARCH_MAX, Filter, LiveIndex, SearchSpec},
-    metrics,
-    state::AppState,
+    telemetry,
 };
 
 /// History entries one query may carry, at most.
@@ -106,7 +108,7 @@ impl Query {
     request_body = RecommendRequest,
     responses((status = 200, body = RecommendResponse),
         (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(super) async fn recommend(
+pub(crate) async fn recommend(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RecommendRequest>,
 ) -> Result<Json<RecommendResponse>, ApiError> {
@@ -165,7 +167,7 @@ pub(super) async fn recommend(
             ef_search: req.ef_search,
         };
         let found = search_index.search(&spec);
-        metrics::recommend(&search_index.name, kind, started.elapsed());
+        telemetry::recommend(&search_index.name, kind, started.elapsed());
         found
     })
     .await
@@ -284,10 +286,10 @@ fn history_vector(index: &LiveIndex, entries: &[(String, f32)]) -> Result<Vec<f3
 
 /// The loaded model version that built `index`: its vectors are comparable only with that
 /// model's, whichever version is promoted now.
-pub(super) fn index_model(
+pub(crate) fn index_model(
     state: &AppState,
     index: &LiveIndex,
-) -> Result<Arc<crate::registry::ModelHandle>, ApiError> {
+) -> Result<Arc<crate::serving::handle::ModelHandle>, ApiError> {
     state
         .registry
         .by_weights(&index.header.model_sha256)

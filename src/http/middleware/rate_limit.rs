@@ -23,7 +23,7 @@ use axum::{
     response::Response,
 };
 
-use crate::{auth::Caller, error::ApiError, metrics, state::AppState};
+use crate::{auth::Caller, http::error::ApiError, http::state::AppState, telemetry};
 
 /// The bucket shared by all callers when the service runs without API keys.
 pub const ANONYMOUS: &str = "anonymous";
@@ -90,7 +90,7 @@ pub async fn enforce(
             .and_then(|c| c.0.clone());
         let key = caller.as_deref().unwrap_or(ANONYMOUS);
         if let Err(retry_after) = limiter.check(key, Instant::now()) {
-            metrics::rate_limited(key);
+            telemetry::rate_limited(key);
             return Err(ApiError::RateLimited { retry_after });
         }
     }

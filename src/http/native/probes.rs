@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::openapi::ErrorResponse;
-use crate::{error::ApiError, state::AppState};
+use crate::http::openapi::ErrorResponse;
+use crate::{http::error::ApiError, http::state::AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -27,21 +27,21 @@ pub struct Status {
 
 /// Liveness: 200 while the process serves HTTP.
 #[utoipa::path(get, path = "/livez", tag = "probes", responses((status = 200, body = Status)))]
-pub(super) async fn livez() -> Json<serde_json::Value> {
+pub(crate) async fn livez() -> Json<serde_json::Value> {
     Json(json!({"status": "alive"}))
 }
 
 /// Alias of `/readyz` (TEI's health route).
 #[utoipa::path(get, path = "/health", tag = "probes",
     responses((status = 200, body = Status), (status = 503, body = ErrorResponse)))]
-pub(super) async fn health(state: State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(crate) async fn health(state: State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     readyz(state).await
 }
 
 /// Readiness: 200 once a model is loaded and warm and the service is not draining, else 503.
 #[utoipa::path(get, path = "/readyz", tag = "probes",
     responses((status = 200, body = Status), (status = 503, body = ErrorResponse)))]
-pub(super) async fn readyz(
+pub(crate) async fn readyz(
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if state.health.draining() {
@@ -56,7 +56,7 @@ pub(super) async fn readyz(
 /// Prometheus metrics, text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "probes",
     responses((status = 200, content_type = "text/plain", body = String)))]
-pub(super) async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,

@@ -21,7 +21,7 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{error::ApiError, state::AppState};
+use crate::http::{error::ApiError, state::AppState};
 
 /// The configured keys; never printed.
 pub struct ApiKeys {

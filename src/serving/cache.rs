@@ -2,7 +2,7 @@
 //!
 //! Keyed by (model `name@version`, `normalize`, `truncate`, text), so a new model version never
 //! serves an old vector and option variants never mix. It is consulted per input inside
-//! [`ModelHandle::embed`](crate::registry::ModelHandle::embed), so every route that embeds
+//! [`ModelHandle::embed`](crate::serving::handle::ModelHandle::embed), so every route that embeds
 //! (`/infer` and any dialect built on the registry) benefits: a request whose inputs all hit is
 //! answered at once; otherwise only the misses go to the batcher, and their vectors are
 //! inserted when they come back. `--cache-capacity` bounds the entries (0: off).
@@ -19,7 +19,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::{error::ApiError, metrics, registry::Embedded};
+use crate::{http::error::ApiError, serving::handle::Embedded, telemetry};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -110,7 +110,7 @@ impl EmbeddingCache {
         if capacity == 0 {
             return None;
         }
-        metrics::cache_registered();
+        telemetry::cache_registered();
         Some(Arc::new(Self {
             lru: Mutex::new(Lru::new(capacity)),
         }))
@@ -158,7 +158,7 @@ impl EmbeddingCache {
                 found.push(hit);
             }
         }
-        metrics::cache_lookups(found.len() - missed.len(), missed.len());
+        telemetry::cache_lookups(found.len() - missed.len(), missed.len());
         let mut prompt_tokens = 0;
         if !missed.is_empty() {
             let inputs = missed.iter().map(|(_, text)| text.clone()).collect();
@@ -182,7 +182,7 @@ impl EmbeddingCache {
                 lru.insert(key(text), Arc::clone(&vector));
                 found[index] = Some(vector);
             }
-            metrics::cache_entries(lru.len());
+            telemetry::cache_entries(lru.len());
         }
         let vectors = found
             .into_iter()

@@ -25,15 +25,17 @@ use utoipa::{
     ToSchema,
 };
 
-use super::{
-    infer::{check_batch, check_dimensions, embed_texts, json_type, one_of_texts, parse_texts},
+use crate::http::{
+    native::infer::{
+        check_batch, check_dimensions, embed_texts, json_type, one_of_texts, parse_texts,
+    },
     ApiJson,
 };
 use crate::{
-    error::{ApiError, ErrorParts},
+    http::error::{ApiError, ErrorParts},
+    http::state::AppState,
     model::tokenizer::Truncation,
-    registry::ModelHandle,
-    state::AppState,
+    serving::handle::ModelHandle,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -45,7 +47,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Re-shapes an inferd error into OpenAI's error object; a `map_response` layer.
 pub async fn error_shape(response: Response) -> Response {
-    crate::error::reshape(response, |parts: &ErrorParts, status: StatusCode| {
+    crate::http::error::reshape(response, |parts: &ErrorParts, status: StatusCode| {
         let kind = if status.is_server_error() {
             "server_error"
         } else {
@@ -172,7 +174,7 @@ pub struct OpenAiErrorBody {
 #[utoipa::path(post, path = "/v1/embeddings", tag = "openai", request_body = EmbeddingsRequest,
     responses((status = 200, body = EmbeddingsResponse),
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
-pub(super) async fn embeddings(
+pub(crate) async fn embeddings(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EmbeddingsRequest>,
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
@@ -287,7 +289,7 @@ async fn decode_all(handle: &ModelHandle, lists: Vec<Vec<u32>>) -> Result<Vec<St
 #[utoipa::path(get, path = "/v1/models", tag = "openai",
     responses((status = 200, body = ModelList),
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
-pub(super) async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
+pub(crate) async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
     let data = state
         .registry
         .all()
@@ -305,7 +307,7 @@ pub(super) async fn list_models(State(state): State<AppState>) -> Json<ModelList
     params(("model" = String, Path, description = "`name` or `name@version`")),
     responses((status = 200, body = ModelObject),
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
-pub(super) async fn get_model(
+pub(crate) async fn get_model(
     State(state): State<AppState>,
     Path(model): Path<String>,
 ) -> Result<Json<ModelObject>, ApiError> {

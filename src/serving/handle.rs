@@ -4,7 +4,7 @@
 //! `name@version` (or the default) and a caller route key — and call [`Routed::embed`]; nothing on
 //! the request path knows how many versions are loaded. Several versions of a model live side by
 //! side, each with its own queue and worker; which one answers `name` is the
-//! [`crate::lifecycle`]'s business ([`Registry::get`] is the canary-blind shortcut).
+//! [`crate::deploy`]'s business ([`Registry::get`] is the canary-blind shortcut).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -16,14 +16,14 @@ use tokio::sync::oneshot;
 
 use crate::{
     batching::{BatchError, BatchLimits, Batcher, WorkerConfig},
-    cache::EmbeddingCache,
-    error::ApiError,
-    lifecycle::{audit::AuditLog, Deployment, Policy, Role, Routed},
-    metrics::ModelLabels,
+    deploy::{audit::AuditLog, Deployment, Policy, Role, Routed},
+    http::error::ApiError,
     model::{
         tokenizer::{TextTokenizer, TokenizeError, Truncation},
         LoadedModel, ModelInfo,
     },
+    serving::cache::EmbeddingCache,
+    telemetry::ModelLabels,
 };
 
 /// Requests with at most this much text are tokenized on the async runtime itself: a few short
@@ -101,7 +101,7 @@ impl ModelHandle {
         })
     }
 
-    /// Embeds `texts`: cached inputs at once, the rest through the queue (see [`crate::cache`]).
+    /// Embeds `texts`: cached inputs at once, the rest through the queue (see [`crate::serving::cache`]).
     pub async fn embed(
         &self,
         texts: Vec<String>,

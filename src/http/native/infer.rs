@@ -22,13 +22,13 @@ use utoipa::{
     ToSchema,
 };
 
-use super::{openapi::ErrorResponse, ApiJson};
+use crate::http::{openapi::ErrorResponse, ApiJson};
 use crate::{
-    error::ApiError,
-    lifecycle::{routing::ROUTE_KEY_HEADER, Routed},
+    deploy::{routing::ROUTE_KEY_HEADER, Routed},
+    http::error::ApiError,
+    http::state::AppState,
     model::{tokenizer::Truncation, ModelInfo},
-    registry::{Embedded, ModelHandle},
-    state::AppState,
+    serving::handle::{Embedded, ModelHandle},
 };
 
 /// Response header naming the version that answered (`name@version` is the request's business).
@@ -106,7 +106,7 @@ pub fn route_key(headers: &HeaderMap) -> Option<&str> {
 #[utoipa::path(post, path = "/infer", tag = "inferd", request_body = InferRequest,
     responses((status = 200, body = InferResponse),
         (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(super) async fn infer(
+pub(crate) async fn infer(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<InferRequest>,

@@ -17,7 +17,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::agreement::{self, Agreement};
-use crate::{metrics::lifecycle as m, registry::ModelHandle};
+use crate::{serving::handle::ModelHandle, telemetry::lifecycle as m};
 
 /// One live request, copied for the candidate.
 pub struct ShadowJob {

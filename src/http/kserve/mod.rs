@@ -19,12 +19,12 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
-use super::infer::{check_batch, embed_texts};
+use crate::http::native::infer::{check_batch, embed_texts};
 use crate::{
-    error::{ApiError, ErrorParts},
+    http::error::{ApiError, ErrorParts},
+    http::state::AppState,
     model::tokenizer::Truncation,
-    registry::ModelHandle,
-    state::AppState,
+    serving::handle::ModelHandle,
 };
 
 const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -55,7 +55,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Re-shapes an inferd error into OIP's `{"error": "..."}`; a `map_response` layer.
 pub async fn error_shape(response: Response) -> Response {
-    crate::error::reshape(
+    crate::http::error::reshape(
         response,
         |parts: &ErrorParts, _: StatusCode| json!({ "error": parts.message }),
     )
@@ -76,7 +76,7 @@ pub struct ServerMetadata {
 /// Server metadata.
 #[utoipa::path(get, path = "/v2", tag = "kserve",
     responses((status = 200, body = ServerMetadata), (status = "4XX", body = KServeError)))]
-pub(super) async fn server_metadata() -> Json<ServerMetadata> {
+pub(crate) async fn server_metadata() -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: "inferd",
         version: env!("CARGO_PKG_VERSION"),
@@ -97,7 +97,7 @@ pub struct Ready {
 /// Liveness: 200 while the process serves HTTP.
 #[utoipa::path(get, path = "/v2/health/live", tag = "kserve",
     responses((status = 200, body = Live), (status = "4XX", body = KServeError)))]
-pub(super) async fn live() -> Json<Live> {
+pub(crate) async fn live() -> Json<Live> {
     Json(Live { live: true })
 }
 
@@ -105,7 +105,7 @@ pub(super) async fn live() -> Json<Live> {
 #[utoipa::path(get, path = "/v2/health/ready", tag = "kserve",
     responses((status = 200, body = Ready),
         (status = "4XX", body = KServeError), (status = "5XX", body = KServeError)))]
-pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     if state.health.draining() {
         return Err(ApiError::ShuttingDown);
     }
@@ -164,7 +164,7 @@ fn metadata(handle: &ModelHandle) -> ModelMetadata {
 #[utoipa::path(get, path = "/v2/models/{name}", tag = "kserve",
     params(("name" = String, Path, description = "model name")),
     responses((status = 200, body = ModelMetadata), (status = "4XX", body = KServeError)))]
-pub(super) async fn model_metadata(
+pub(crate) async fn model_metadata(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ModelMetadata>, ApiError> {
@@ -177,7 +177,7 @@ pub(super) async fn model_metadata(
     params(("name" = String, Path, description = "model name"),
         ("version" = String, Path, description = "model version")),
     responses((status = 200, body = ModelMetadata), (status = "4XX", body = KServeError)))]
-pub(super) async fn version_metadata(
+pub(crate) async fn version_metadata(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<ModelMetadata>, ApiError> {
@@ -211,7 +211,7 @@ async fn ready_for(
     params(("name" = String, Path, description = "model name")),
     responses((status = 200, body = ModelReady),
         (status = "4XX", body = KServeError), (status = "5XX", body = KServeError)))]
-pub(super) async fn model_ready(
+pub(crate) async fn model_ready(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ModelReady>, ApiError> {
@@ -224,7 +224,7 @@ pub(super) async fn model_ready(
         ("version" = String, Path, description = "model version")),
     responses((status = 200, body = ModelReady),
         (status = "4XX", body = KServeError), (status = "5XX", body = KServeError)))]
-pub(super) async fn version_ready(
+pub(crate) async fn version_ready(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<ModelReady>, ApiError> {
@@ -294,7 +294,7 @@ pub struct OutputTensor {
     responses((status = 200, description = "JSON, or with binary outputs the JSON header then the tensor bytes",
             content((InferResponse = "application/json"), (Vec<u8> = "application/octet-stream"))),
         (status = "4XX", body = KServeError), (status = "5XX", body = KServeError)))]
-pub(super) async fn infer(
+pub(crate) async fn infer(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -311,7 +311,7 @@ pub(super) async fn infer(
     responses((status = 200, description = "JSON, or with binary outputs the JSON header then the tensor bytes",
             content((InferResponse = "application/json"), (Vec<u8> = "application/octet-stream"))),
         (status = "4XX", body = KServeError), (status = "5XX", body = KServeError)))]
-pub(super) async fn version_infer(
+pub(crate) async fn version_infer(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,

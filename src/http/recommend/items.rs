@@ -18,13 +18,13 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{openapi::ErrorResponse, ApiJson};
+use crate::http::{openapi::ErrorResponse, ApiJson};
 use crate::{
     auth::RequireKey,
-    error::ApiError,
+    http::error::ApiError,
+    http::state::AppState,
     index::{wal::WalRecord, LiveIndex},
-    metrics,
-    state::AppState,
+    telemetry,
 };
 
 /// Longest item id accepted, in bytes.
@@ -69,7 +69,7 @@ pub struct ItemBody {
 #[utoipa::path(get, path = "/items/{id}", tag = "recommendations",
     params(("id" = String, Path, description = "item id"), IndexParam),
     responses((status = 200, body = ItemBody), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(super) async fn get_item(
+pub(crate) async fn get_item(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(param): Query<IndexParam>,
@@ -89,7 +89,7 @@ pub(super) async fn get_item(
     request_body = PutItem,
     responses((status = 200, description = "replaced", body = Object),
         (status = 201, description = "created", body = Object), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(super) async fn put_item(
+pub(crate) async fn put_item(
     State(state): State<AppState>,
     RequireKey(caller): RequireKey,
     Path(id): Path<String>,
@@ -104,7 +104,7 @@ pub(super) async fn put_item(
         return Err(ApiError::InvalidInput("`text` must not be empty".into()));
     }
     let index = state.indexes.get(param.index.as_deref())?;
-    let model = super::recommend::index_model(&state, &index)?;
+    let model = super::index_model(&state, &index)?;
     let timeout = state.limits.request_timeout;
     let mut embedded = model
         .embed(
@@ -121,7 +121,7 @@ pub(super) async fn put_item(
         vector: embedded.vectors.pop().expect("one text, one vector"),
     };
     let existed = write(&index, record).await?;
-    metrics::index_write(&index.name, "put");
+    telemetry::index_write(&index.name, "put");
     tracing::info!(index = %index.name, id, caller = %caller, existed, "item written");
     let status = if existed {
         StatusCode::OK
@@ -138,7 +138,7 @@ pub(super) async fn put_item(
 #[utoipa::path(delete, path = "/items/{id}", tag = "recommendations",
     params(("id" = String, Path, description = "item id"), IndexParam),
     responses((status = 200, body = Object), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(super) async fn delete_item(
+pub(crate) async fn delete_item(
     State(state): State<AppState>,
     RequireKey(caller): RequireKey,
     Path(id): Path<String>,
@@ -156,7 +156,7 @@ pub(super) async fn delete_item(
         // A concurrent delete won; the outcome is the same.
         return Err(ApiError::UnknownItem(id));
     }
-    metrics::index_write(&index.name, "delete");
+    telemetry::index_write(&index.name, "delete");
     tracing::info!(index = %index.name, id, caller = %caller, "item deleted");
     Ok(Json(
         json!({"id": id, "index": index.name, "deleted": true}),
@@ -183,7 +183,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 
 #[utoipa::path(get, path = "/indexes", tag = "recommendations",
     responses((status = 200, body = Object), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(super) async fn list_indexes(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn list_indexes(State(state): State<AppState>) -> Json<Value> {
     let indexes: Vec<Value> = state
         .indexes
         .names()
@@ -206,7 +206,7 @@ pub(super) async fn list_indexes(State(state): State<AppState>) -> Json<Value> {
 #[utoipa::path(post, path = "/indexes/{name}/compact", tag = "recommendations",
     params(("name" = String, Path, description = "index name")),
     responses((status = 200, body = Object), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(super) async fn compact(
+pub(crate) async fn compact(
     State(state): State<AppState>,
     RequireKey(_caller): RequireKey,
     Path(name): Path<String>,

@@ -13,17 +13,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::{
-    infer::{
+use crate::http::{
+    native::infer::{
         check_batch, check_dimensions, embed_texts, json_type, parse_inputs, parse_texts,
         texts_schema,
     },
     ApiJson,
 };
 use crate::{
-    error::{ApiError, ErrorParts},
+    http::error::{ApiError, ErrorParts},
+    http::state::AppState,
     model::tokenizer::{TokenizeError, Truncation},
-    state::AppState,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -38,7 +38,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Re-shapes an inferd error into TEI's error object; a `map_response` layer.
 pub async fn error_shape(response: Response) -> Response {
-    crate::error::reshape(
+    crate::http::error::reshape(
         response,
         |parts: &ErrorParts, status: StatusCode| json!({"error": parts.message, "error_type": error_type(parts.code, status), "code": parts.code}),
     )
@@ -112,7 +112,7 @@ fn yes() -> bool {
 #[utoipa::path(post, path = "/embed", tag = "tei", request_body = EmbedRequest,
     responses((status = 200, body = Vec<Vec<f32>>),
         (status = "4XX", body = TeiErrorResponse), (status = "5XX", body = TeiErrorResponse)))]
-pub(super) async fn embed(
+pub(crate) async fn embed(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EmbedRequest>,
 ) -> Result<Json<Vec<Vec<f32>>>, ApiError> {
@@ -163,7 +163,7 @@ pub struct SimpleToken {
 #[utoipa::path(post, path = "/tokenize", tag = "tei", request_body = TokenizeRequest,
     responses((status = 200, body = Vec<Vec<SimpleToken>>),
         (status = "4XX", body = TeiErrorResponse), (status = "5XX", body = TeiErrorResponse)))]
-pub(super) async fn tokenize(
+pub(crate) async fn tokenize(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<TokenizeRequest>,
 ) -> Result<Json<Vec<Vec<SimpleToken>>>, ApiError> {
@@ -225,7 +225,7 @@ pub enum TokenIds {
 #[utoipa::path(post, path = "/decode", tag = "tei", request_body = DecodeRequest,
     responses((status = 200, body = Vec<String>),
         (status = "4XX", body = TeiErrorResponse), (status = "5XX", body = TeiErrorResponse)))]
-pub(super) async fn decode(
+pub(crate) async fn decode(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<DecodeRequest>,
 ) -> Result<Json<Vec<String>>, ApiError> {
@@ -298,7 +298,7 @@ pub struct SimilarityParameters {
 #[utoipa::path(post, path = "/similarity", tag = "tei", request_body = SimilarityRequest,
     responses((status = 200, body = Vec<f32>),
         (status = "4XX", body = TeiErrorResponse), (status = "5XX", body = TeiErrorResponse)))]
-pub(super) async fn similarity(
+pub(crate) async fn similarity(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SimilarityRequest>,
 ) -> Result<Json<Vec<f32>>, ApiError> {
@@ -346,7 +346,7 @@ pub struct Rank {
 #[utoipa::path(post, path = "/rerank", tag = "tei", request_body = RerankRequest,
     responses((status = 200, body = Vec<Rank>),
         (status = "4XX", body = TeiErrorResponse), (status = "5XX", body = TeiErrorResponse)))]
-pub(super) async fn rerank(
+pub(crate) async fn rerank(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RerankRequest>,
 ) -> Result<Json<Vec<Rank>>, ApiError> {

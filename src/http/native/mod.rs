@@ -1,0 +1,5 @@
+//! inferd's own routes: `/infer`, `/info` and the probes.
+
+pub mod infer;
+pub mod info;
+pub mod probes;
