@@ -1,9 +1,30 @@
 //! inferd: one process that loads an embedding model once and serves it over HTTP through a
 //! bounded queue and a dynamic batcher.
 //!
-//! The request path reads top-down: [`http`] validates and routes, [`registry`] finds the model,
-//! [`batching`] admits, queues and batches, and [`model`] computes. [`serve`] wires them together
-//! for a given listener and shutdown signal, so tests can run it on port 0.
+//! The crate is layered: each top-level module imports only modules below it, and the two
+//! leaves import nothing from the crate (`layering` tests enforce it). A request reads
+//! top-down: [`http`] validates and routes, [`deploy`] picks the version (canary, shadow,
+//! pinned), [`serving`] embeds on that version (cache, tokenizer pool), [`batching`] admits,
+//! queues and batches, and [`model`] computes.
+//!
+//! ```text
+//! main ─▶ app ─▶ http ─▶ deploy ─▶ serving ─▶ batching ─▶ model (with its kernels)
+//!          │       │                  ▲ ▲                   ▲
+//!          │       └──▶ index ────────┘ └── (index build)   │
+//!          └─▶ cli ─▶ (model::device, index::Search, telemetry::LogFormat value types) ┘
+//! every layer ─▶ telemetry, auth   (leaves: import nothing from the crate)
+//! ```
+//!
+//! - [`app`]: the composition root ([`serve`], [`build_index`]), secrets, shutdown;
+//! - [`cli`]: clap types only; [`http`]: everything HTTP, one folder per dialect;
+//! - [`deploy`]: registry, canary, shadow, promotion, rollback, audit log;
+//! - [`index`]: item indexes (beside `deploy`: it embeds through [`serving`]);
+//! - [`serving`]: one loaded version, its typed [`serving::EmbedRequest`] and cache;
+//! - [`batching`], [`model`]: the queue and the model itself;
+//! - [`auth`] (API-key parsing and comparison), [`telemetry`] (metric names, recorder, tracing).
+//!
+//! [`serve`] wires them together for a given listener and shutdown signal, so tests can run it
+//! on port 0.
 
 pub mod app;
 pub mod auth;
@@ -15,5 +36,8 @@ pub mod index;
 pub mod model;
 pub mod serving;
 pub mod telemetry;
+
+#[cfg(test)]
+mod layering;
 
 pub use app::{build_index, serve};

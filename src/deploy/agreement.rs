@@ -17,7 +17,7 @@ use serde::Serialize;
 /// Neighbours compared by `topk_overlap`.
 pub const TOP_K: usize = 5;
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Agreement {
     /// Distinct texts in the window.
     pub samples: usize,

@@ -1,47 +1,29 @@
-//! Model lifecycle: several versions of a model served at once, and how traffic moves between
-//! them — canary, shadow, promotion, rollback — with every action audited and replayed.
+//! One model name's serving state: its route table, promotion history, canary monitor and
+//! shadow runner.
 //!
-//! Each model name has one [`Deployment`]: its route table (promoted version, optional canary
-//! with a weight, optional shadow with a sample rate) behind an `RwLock<Arc<_>>`. A request
-//! clones the `Arc` once and routes from that snapshot, so a promotion switches atomically and a
-//! request never sees half of one. Tables hold the handles themselves, so a version removed from
-//! the table finishes the requests that already hold it and drains before it is dropped.
-//!
-//! - [`routing`]: weighted, sticky canary buckets;
-//! - [`shadow`] and [`agreement`]: candidate copies off the critical path, and how alike the two
-//!   versions' similarity structures are;
-//! - [`rollback`]: canary error ratio / p99 window that triggers automatic rollback;
-//! - [`audit`]: the JSON-lines event log and its replay;
-//! - [`controller`]: the lifecycle operations the admin API calls; [`admin`]: that API.
-//!
-//! Nothing here runs a model; it only chooses which [`ModelHandle`] a request goes to.
-
-pub mod agreement;
-pub mod audit;
-pub mod controller;
-pub mod rollback;
-pub mod routing;
-pub mod shadow;
+//! The route table (promoted version, optional canary with a weight, optional shadow with a
+//! sample rate) sits behind an `RwLock<Arc<_>>`. A request clones the `Arc` once and routes from
+//! that snapshot, so a promotion switches atomically and a request never sees half of one.
+//! Tables hold the handles themselves, so a version removed from the table finishes the requests
+//! that already hold it and drains before it is dropped.
 
 use std::{
     sync::{Arc, Mutex, RwLock},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{
-    http::error::ApiError,
-    model::tokenizer::Truncation,
-    serving::handle::{Embedded, ModelHandle},
-    telemetry::lifecycle as m,
+use super::{
+    audit::{Action, AuditLog, Event},
+    metrics as m,
+    rollback::{self, CanaryLimits, CanaryMonitor},
+    routing,
+    shadow::ShadowRunner,
+    DeployError, Routed,
 };
-use audit::{Action, AuditLog, Event};
-use rollback::{CanaryLimits, CanaryMonitor};
-use shadow::{ShadowJob, ShadowRunner};
-
-pub use controller::Lifecycle;
+use crate::serving::ModelHandle;
 
 /// Lifecycle settings from the command line.
 #[derive(Debug, Clone)]
@@ -73,7 +55,7 @@ impl Default for Policy {
 }
 
 /// What a loaded version is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Serves requests for `name` (and the default model, for the default name).
@@ -185,8 +167,8 @@ impl Deployment {
     /// Replaces the table atomically with `change(current)`; returns the old one.
     pub(crate) fn update<T>(
         &self,
-        change: impl FnOnce(&RouteTable) -> Result<(RouteTable, T), ApiError>,
-    ) -> Result<(Arc<RouteTable>, T), ApiError> {
+        change: impl FnOnce(&RouteTable) -> Result<(RouteTable, T), DeployError>,
+    ) -> Result<(Arc<RouteTable>, T), DeployError> {
         let mut guard = self.table.write().expect("route table");
         let (next, out) = change(&guard)?;
         let old = std::mem::replace(&mut *guard, Arc::new(next));
@@ -232,16 +214,11 @@ impl Deployment {
             .filter(|s| s.handle.info.version != handle.info.version)
             .filter(|s| fastrand::f64() < s.sample_rate)
             .map(|s| Arc::clone(&s.handle));
-        Routed {
-            handle,
-            role,
-            deployment: Some(Arc::clone(self)),
-            shadow,
-        }
+        Routed::new(handle, role, Some(Arc::clone(self)), shadow)
     }
 
     /// Records a canary request; rolls the canary back when it breaches its limits.
-    fn record_canary(&self, version: &str, ok: bool, latency: Duration) {
+    pub(super) fn record_canary(&self, version: &str, ok: bool, latency: Duration) {
         let Some(breach) = self
             .monitor
             .record(version, ok, latency, &self.policy.canary)
@@ -273,12 +250,7 @@ impl Deployment {
 
     /// Appends to the audit log, when there is one; a failed write is logged, not fatal.
     pub(crate) fn audit(&self, event: &Event) {
-        m::lifecycle_event(event.action);
-        if let Some(log) = &self.audit {
-            if let Err(err) = log.append(event) {
-                tracing::error!(%err, path = %log.path().display(), "could not append audit event");
-            }
-        }
+        record(self.audit.as_deref(), event);
     }
 
     /// Exports roles and the canary weight as metrics.
@@ -304,67 +276,13 @@ impl Deployment {
     }
 }
 
-/// Where one request goes: the version that answers it, in which role, and whether a copy goes
-/// to a shadow candidate.
-pub struct Routed {
-    pub handle: Arc<ModelHandle>,
-    pub role: Role,
-    deployment: Option<Arc<Deployment>>,
-    shadow: Option<Arc<ModelHandle>>,
-}
-
-impl Routed {
-    /// A request pinned to `name@version`: no canary accounting, no shadow copy.
-    pub fn pinned(handle: Arc<ModelHandle>, role: Role) -> Self {
-        Self {
-            handle,
-            role,
-            deployment: None,
-            shadow: None,
+/// Counts a lifecycle event and appends it to `log`, when there is one; a failed write is
+/// logged, not fatal (the action already took effect).
+pub(crate) fn record(log: Option<&AuditLog>, event: &Event) {
+    m::lifecycle_event(event.action);
+    if let Some(log) = log {
+        if let Err(err) = log.append(event) {
+            tracing::error!(%err, path = %log.path().display(), "could not append audit event");
         }
-    }
-
-    /// The version label for the `x-model-version` response header.
-    pub fn version(&self) -> &str {
-        &self.handle.info.version
-    }
-
-    /// Embeds through the chosen version, then records canary health and offers the shadow
-    /// copy. Routes should call this rather than `handle.embed` so canaries are watched.
-    pub async fn embed(
-        &self,
-        texts: Vec<String>,
-        truncation: Truncation,
-        normalize: bool,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> Result<Embedded, ApiError> {
-        let started = Instant::now();
-        let shadow_texts = self.shadow.as_ref().map(|_| texts.clone());
-        let result = self
-            .handle
-            .embed_truncating(texts, truncation, normalize, deadline, timeout)
-            .await;
-        let truncate = truncation != Truncation::Refuse;
-        let info = &self.handle.info;
-        m::routed(&info.name, &info.version, self.role);
-        let Some(deployment) = &self.deployment else {
-            return result;
-        };
-        if self.role == Role::Canary {
-            let ok = !matches!(&result, Err(e) if e.status().is_server_error());
-            deployment.record_canary(&info.version, ok, started.elapsed());
-        }
-        if let (Some(candidate), Some(texts), Ok(embedded)) = (&self.shadow, shadow_texts, &result)
-        {
-            deployment.shadow.offer(ShadowJob {
-                candidate: Arc::clone(candidate),
-                texts,
-                primary: embedded.vectors.clone(),
-                truncate,
-                normalize,
-            });
-        }
-        result
     }
 }

@@ -42,7 +42,7 @@ impl Breach {
 }
 
 /// The canary's recent requests, as reported in the admin status.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CanaryHealth {
     pub requests: usize,
     pub errors: usize,

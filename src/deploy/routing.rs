@@ -1,13 +1,10 @@
 //! Weighted, sticky canary routing: which version of a model one request goes to.
 //!
 //! A request's bucket (0..10 000) comes from a stable hash of the model name and the caller's
-//! route key (`x-inferd-route-key`), so the same caller lands on the same version for as long as
-//! a canary runs, across processes and restarts, and stays on the canary as its weight grows
-//! (buckets below the weight go to the canary). Requests without a key get a random bucket.
+//! route key (the `x-inferd-route-key` header over HTTP), so the same caller lands on the same
+//! version for as long as a canary runs, across processes, restarts and API dialects, and stays
+//! on the canary as its weight grows (buckets below the weight go to the canary). Requests without a key get a random bucket.
 //! Pure functions only; nothing here knows about HTTP or models.
-
-/// Header a caller sets to be routed consistently (a user id, a tenant, a session).
-pub const ROUTE_KEY_HEADER: &str = "x-inferd-route-key";
 
 /// Resolution of canary weights: 0.01 %.
 pub const BUCKETS: u32 = 10_000;

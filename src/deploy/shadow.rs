@@ -11,20 +11,24 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tokio::sync::mpsc;
 
 use super::agreement::{self, Agreement};
-use crate::{serving::handle::ModelHandle, telemetry::lifecycle as m};
+use super::metrics as m;
+use crate::{
+    model::tokenizer::Truncation,
+    serving::{Deadline, EmbedRequest, ModelHandle},
+};
 
 /// One live request, copied for the candidate.
 pub struct ShadowJob {
     pub candidate: Arc<ModelHandle>,
     pub texts: Vec<String>,
     pub primary: Vec<Vec<f32>>,
-    pub truncate: bool,
+    pub truncation: Truncation,
     pub normalize: bool,
 }
 
@@ -111,12 +115,14 @@ async fn run(
 ) {
     while let Some(job) = rx.recv().await {
         let version = job.candidate.info.version.clone();
-        let deadline = Instant::now() + timeout;
         let texts = job.texts.clone();
-        let result = job
-            .candidate
-            .embed(job.texts, job.truncate, job.normalize, deadline, timeout)
-            .await;
+        let request = EmbedRequest {
+            texts: job.texts,
+            truncation: job.truncation,
+            normalize: job.normalize,
+            deadline: Deadline::after(timeout),
+        };
+        let result = job.candidate.embed(request).await;
         let Ok(embedded) = result else {
             m::shadow_request(&model, &version, "failed");
             continue;

@@ -2,7 +2,9 @@
 //!
 //! Every error the API returns is JSON `{"error": "...", "code": "..."}` with a stable code that
 //! clients may branch on (the README lists them). Client mistakes carry a useful message; server
-//! faults log their detail and answer with a generic body.
+//! faults log their detail and answer with a generic body. The domain layers return their own
+//! errors ([`EmbedError`], [`DeployError`], [`IndexError`]); the `From` impls here are the only
+//! mapping from them to statuses and codes, and dialects re-shape only the body ([`reshape`]).
 
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::telemetry;
+use super::metrics;
+use crate::{deploy::DeployError, index::IndexError, serving::EmbedError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -176,7 +179,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
-        telemetry::record_error(code);
+        metrics::record_error(code);
         if let Self::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
@@ -213,6 +216,49 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+impl From<EmbedError> for ApiError {
+    fn from(err: EmbedError) -> Self {
+        match err {
+            EmbedError::Overloaded { retry_after } => Self::Overloaded { retry_after },
+            EmbedError::DeadlineExceeded(budget) => Self::DeadlineExceeded(budget),
+            EmbedError::InputTooLong {
+                index,
+                tokens,
+                limit,
+            } => Self::InputTooLong {
+                index,
+                tokens,
+                limit,
+            },
+            EmbedError::InvalidInput(msg) => Self::InvalidInput(msg),
+            EmbedError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(err: DeployError) -> Self {
+        match err {
+            DeployError::NotReady => Self::NotReady,
+            DeployError::ModelNotFound(model) => Self::ModelNotFound(model),
+            DeployError::Conflict(msg) => Self::Conflict(msg),
+            DeployError::AgreementTooLow(msg) => Self::AgreementTooLow(msg),
+            DeployError::LoadFailed(msg) => Self::LoadFailed(msg),
+            DeployError::Invalid(msg) => Self::InvalidInput(msg),
+            DeployError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(err: IndexError) -> Self {
+        match err {
+            IndexError::UnknownIndex(which) => Self::UnknownIndex(which),
+            IndexError::Ambiguous(msg) => Self::InvalidInput(msg),
+        }
     }
 }
 
@@ -299,6 +345,49 @@ mod tests {
                 err.code()
             );
         }
+    }
+
+    #[test]
+    fn domain_errors_keep_their_status_and_code() {
+        let cases: Vec<(ApiError, &str)> = vec![
+            (
+                EmbedError::DeadlineExceeded(Duration::from_secs(2)).into(),
+                "deadline_exceeded",
+            ),
+            (
+                EmbedError::Overloaded {
+                    retry_after: Duration::from_secs(1),
+                }
+                .into(),
+                "overloaded",
+            ),
+            (EmbedError::InvalidInput("x".into()).into(), "invalid_input"),
+            (DeployError::NotReady.into(), "not_ready"),
+            (
+                DeployError::ModelNotFound("m@9".into()).into(),
+                "model_not_found",
+            ),
+            (DeployError::Invalid("x".into()).into(), "invalid_input"),
+            (
+                DeployError::AgreementTooLow("x".into()).into(),
+                "agreement_below_threshold",
+            ),
+            (IndexError::Ambiguous("x".into()).into(), "invalid_input"),
+            (
+                IndexError::UnknownIndex("\"x\"".into()).into(),
+                "unknown_index",
+            ),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code(), code);
+        }
+        let err: ApiError = EmbedError::DeadlineExceeded(Duration::from_secs(2)).into();
+        assert_eq!(
+            err.to_string(),
+            "the request did not complete within its 2s deadline"
+        );
+        assert!(EmbedError::Internal("x".into()).is_server_fault());
+        assert!(!EmbedError::InvalidInput("x".into()).is_server_fault());
     }
 
     #[test]

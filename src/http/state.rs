@@ -1,4 +1,5 @@
-//! Shared application state: the registry, health flags and request limits.
+//! The serving API's state: the registry, indexes, health flags, request limits, API keys and
+//! rate limiter, and the sub-states extractors take from it ([`FromRef`]).
 
 use std::{
     sync::{
@@ -8,13 +9,17 @@ use std::{
     time::Duration,
 };
 
+use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::{
-    auth::ApiKeys, http::middleware::rate_limit::RateLimiter, index::IndexSet,
-    serving::handle::Registry, telemetry,
+use super::{
+    error::ApiError,
+    extract::BodyLimit,
+    metrics,
+    middleware::{auth::Keys, rate_limit::RateLimiter},
 };
+use crate::{auth::ApiKeys, deploy::Registry, index::IndexSet, serving::Deadline};
 
 /// Limits applied to each request before it reaches a model.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -40,12 +45,12 @@ pub struct Health {
 impl Health {
     pub fn set_loaded(&self) {
         self.loaded.store(true, Ordering::Release);
-        telemetry::set_ready(self.ready());
+        metrics::set_ready(self.ready());
     }
 
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
-        telemetry::set_ready(false);
+        metrics::set_ready(false);
     }
 
     pub fn ready(&self) -> bool {
@@ -54,6 +59,23 @@ impl Health {
 
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// 503 `shutting_down` once draining: every route that starts new work asks first.
+    pub fn accepting(&self) -> Result<(), ApiError> {
+        match self.draining() {
+            true => Err(ApiError::ShuttingDown),
+            false => Ok(()),
+        }
+    }
+
+    /// The readiness probe's answer: `shutting_down` while draining, `not_ready` while loading.
+    pub fn check_ready(&self) -> Result<(), ApiError> {
+        self.accepting()?;
+        match self.ready() {
+            true => Ok(()),
+            false => Err(ApiError::NotReady),
+        }
     }
 }
 
@@ -71,4 +93,23 @@ pub struct AppState {
     pub indexes: Arc<IndexSet>,
     /// `--recommend-max-k`.
     pub recommend_max_k: usize,
+}
+
+impl AppState {
+    /// The deadline of a request arriving now (`--request-timeout`).
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(self.limits.request_timeout)
+    }
+}
+
+impl FromRef<AppState> for Keys {
+    fn from_ref(state: &AppState) -> Self {
+        Keys(state.api_keys.clone())
+    }
+}
+
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(state: &AppState) -> Self {
+        BodyLimit(state.limits.max_body_bytes)
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! Keyed by (model `name@version`, `normalize`, `truncate`, text), so a new model version never
 //! serves an old vector and option variants never mix. It is consulted per input inside
-//! [`ModelHandle::embed`](crate::serving::handle::ModelHandle::embed), so every route that embeds
-//! (`/infer` and any dialect built on the registry) benefits: a request whose inputs all hit is
+//! [`ModelHandle::embed`](super::ModelHandle::embed), so every caller that embeds (every
+//! dialect, `/recommend`, `/items`, shadow copies) benefits: a request whose inputs all hit is
 //! answered at once; otherwise only the misses go to the batcher, and their vectors are
 //! inserted when they come back. `--cache-capacity` bounds the entries (0: off).
 //!
@@ -19,11 +19,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::{http::error::ApiError, serving::handle::Embedded, telemetry};
+use super::{metrics, EmbedError, Embedded, ModelRef};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
-    model: Arc<str>,
+    model: Arc<ModelRef>,
     normalize: bool,
     truncate: bool,
     text: String,
@@ -110,7 +110,7 @@ impl EmbeddingCache {
         if capacity == 0 {
             return None;
         }
-        telemetry::cache_registered();
+        metrics::cache_registered();
         Some(Arc::new(Self {
             lru: Mutex::new(Lru::new(capacity)),
         }))
@@ -125,20 +125,20 @@ impl EmbeddingCache {
     }
 
     /// Answers the inputs found in the cache and sends only the misses to `compute` (the
-    /// uncached embed path of model `model`, `name@version`), inserting what it returns.
+    /// uncached embed path of version `model`), inserting what it returns.
     pub async fn embed_through<F, Fut>(
         &self,
-        model: &str,
+        model: &ModelRef,
         texts: Vec<String>,
         truncate: bool,
         normalize: bool,
         compute: F,
-    ) -> Result<Embedded, ApiError>
+    ) -> Result<Embedded, EmbedError>
     where
         F: FnOnce(Vec<String>) -> Fut,
-        Fut: Future<Output = Result<Embedded, ApiError>>,
+        Fut: Future<Output = Result<Embedded, EmbedError>>,
     {
-        let model: Arc<str> = model.into();
+        let model = Arc::new(model.clone());
         let key = |text: String| Key {
             model: Arc::clone(&model),
             normalize,
@@ -158,17 +158,17 @@ impl EmbeddingCache {
                 found.push(hit);
             }
         }
-        telemetry::cache_lookups(found.len() - missed.len(), missed.len());
+        metrics::cache_lookups(found.len() - missed.len(), missed.len());
         let mut prompt_tokens = 0;
         if !missed.is_empty() {
             let inputs = missed.iter().map(|(_, text)| text.clone()).collect();
             let computed = compute(inputs).await.map_err(|err| match err {
                 // The uncached path numbers inputs among the misses; report the caller's index.
-                ApiError::InputTooLong {
+                EmbedError::InputTooLong {
                     index,
                     tokens,
                     limit,
-                } => ApiError::InputTooLong {
+                } => EmbedError::InputTooLong {
                     index: missed.get(index).map_or(index, |(i, _)| *i),
                     tokens,
                     limit,
@@ -182,13 +182,13 @@ impl EmbeddingCache {
                 lru.insert(key(text), Arc::clone(&vector));
                 found[index] = Some(vector);
             }
-            telemetry::cache_entries(lru.len());
+            metrics::cache_entries(lru.len());
         }
         let vectors = found
             .into_iter()
             .map(|v| v.map(|v| v.to_vec()))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| ApiError::Internal("the model returned too few vectors".into()))?;
+            .ok_or_else(|| EmbedError::Internal("the model returned too few vectors".into()))?;
         Ok(Embedded {
             vectors,
             prompt_tokens,
@@ -217,10 +217,10 @@ mod tests {
         assert_eq!(lru.order.len(), lru.map.len());
     }
 
-    fn fake_model(calls: &AtomicUsize, texts: Vec<String>) -> Result<Embedded, ApiError> {
+    fn fake_model(calls: &AtomicUsize, texts: Vec<String>) -> Result<Embedded, EmbedError> {
         calls.fetch_add(texts.len(), Ordering::SeqCst);
         if let Some(index) = texts.iter().position(|t| t == "too long") {
-            return Err(ApiError::InputTooLong {
+            return Err(EmbedError::InputTooLong {
                 index,
                 tokens: 9,
                 limit: 1,
@@ -242,9 +242,13 @@ mod tests {
             let cache = &cache;
             async move {
                 cache
-                    .embed_through("m@1", texts, true, normalize, |t| async move {
-                        fake_model(calls, t)
-                    })
+                    .embed_through(
+                        &ModelRef::parse("m@1"),
+                        texts,
+                        true,
+                        normalize,
+                        |t| async move { fake_model(calls, t) },
+                    )
                     .await
             }
         };
@@ -259,7 +263,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 4, "other options miss");
         let err = run(&["a", "too long"], true).await.unwrap_err();
         assert!(
-            matches!(err, ApiError::InputTooLong { index: 1, .. }),
+            matches!(err, EmbedError::InputTooLong { index: 1, .. }),
             "{err:?}"
         );
         assert_eq!(cache.len(), 4);

@@ -1,29 +1,22 @@
-//! The model registry: served models by name, each owning its tokenizer pool, queue and worker.
+//! One served model version: its tokenizer pool, admission queue and batcher.
 //!
-//! Handlers ask the registry where a request goes — [`Registry::route`] by `name` or
-//! `name@version` (or the default) and a caller route key — and call [`Routed::embed`]; nothing on
-//! the request path knows how many versions are loaded. Several versions of a model live side by
-//! side, each with its own queue and worker; which one answers `name` is the
-//! [`crate::deploy`]'s business ([`Registry::get`] is the canary-blind shortcut).
+//! [`ModelHandle::embed`] is the only way into a version: callers state what they want as an
+//! [`EmbedRequest`]; cached inputs are answered at once (see [`super::cache`]), the rest are
+//! tokenized (in place when small, else on the tokenizer pool) and queued for the batcher,
+//! failing fast with [`EmbedError::Overloaded`] when the queue is full. Which version a request
+//! reaches is decided above, in `deploy`.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, RwLock},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::oneshot;
 
+use super::{cache::EmbeddingCache, EmbedError, EmbedRequest, Embedded, ModelRef};
 use crate::{
-    batching::{BatchError, BatchLimits, Batcher, WorkerConfig},
-    deploy::{audit::AuditLog, Deployment, Policy, Role, Routed},
-    http::error::ApiError,
+    batching::{BatchError, BatchLimits, Batcher, ModelLabels, WorkerConfig},
     model::{
         tokenizer::{TextTokenizer, TokenizeError, Truncation},
         LoadedModel, ModelInfo,
     },
-    serving::cache::EmbeddingCache,
-    telemetry::ModelLabels,
 };
 
 /// Requests with at most this much text are tokenized on the async runtime itself: a few short
@@ -42,11 +35,29 @@ pub struct HandleConfig {
     pub cache: Option<Arc<EmbeddingCache>>,
 }
 
-/// Result of embedding one request.
-#[derive(Debug)]
-pub struct Embedded {
-    pub vectors: Vec<Vec<f32>>,
-    pub prompt_tokens: usize,
+impl HandleConfig {
+    /// A queue of `queue_capacity` requests, batches of at most `max_tokens` tokens and
+    /// `max_sequences` inputs, no cache and no fault injection.
+    pub fn new(
+        queue_capacity: usize,
+        max_tokens: usize,
+        max_sequences: usize,
+        tokenizer_workers: usize,
+    ) -> Self {
+        Self {
+            queue_capacity,
+            limits: BatchLimits {
+                max_tokens,
+                max_sequences,
+                packed: false,     // set from the loaded encoder
+                attention_span: 0, // likewise
+            },
+            tokenizer_workers,
+            debug_delay: None,
+            debug_panic_on: None,
+            cache: None,
+        }
+    }
 }
 
 /// One served model version.
@@ -101,81 +112,68 @@ impl ModelHandle {
         })
     }
 
-    /// Embeds `texts`: cached inputs at once, the rest through the queue (see [`crate::serving::cache`]).
-    pub async fn embed(
-        &self,
-        texts: Vec<String>,
-        truncate: bool,
-        normalize: bool,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> Result<Embedded, ApiError> {
-        self.embed_truncating(
-            texts,
-            Truncation::from_flag(truncate),
-            normalize,
-            deadline,
-            timeout,
-        )
-        .await
+    /// `name@version` of this version.
+    pub fn model_ref(&self) -> ModelRef {
+        ModelRef::pinned(&self.info.name, &self.info.version)
     }
 
-    /// [`Self::embed`] with a choice of which end of a long text is cut. Goes through the
-    /// response cache when there is one (left-truncated requests bypass it).
-    pub async fn embed_truncating(
-        &self,
-        texts: Vec<String>,
-        truncation: Truncation,
-        normalize: bool,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> Result<Embedded, ApiError> {
-        let cache = match (&self.config.cache, truncation) {
+    /// Embeds `req.texts`: cached inputs at once, the rest through the queue. Left-truncated
+    /// requests bypass the cache (its key records only whether texts were cut, not which end).
+    pub async fn embed(&self, req: EmbedRequest) -> Result<Embedded, EmbedError> {
+        let cache = match (&self.config.cache, req.truncation) {
             (Some(cache), Truncation::Refuse | Truncation::Right) => cache,
-            _ => {
-                return self
-                    .embed_uncached(texts, truncation, normalize, deadline, timeout)
-                    .await
-            }
+            _ => return self.embed_uncached(req).await,
         };
-        let model = format!("{}@{}", self.info.name, self.info.version);
+        let EmbedRequest {
+            texts,
+            truncation,
+            normalize,
+            deadline,
+        } = req;
         let truncate = truncation == Truncation::Right;
         cache
-            .embed_through(&model, texts, truncate, normalize, |misses| {
-                self.embed_uncached(misses, truncation, normalize, deadline, timeout)
+            .embed_through(&self.model_ref(), texts, truncate, normalize, |misses| {
+                self.embed_uncached(EmbedRequest {
+                    texts: misses,
+                    truncation,
+                    normalize,
+                    deadline,
+                })
             })
             .await
     }
 
-    /// Embeds `texts` through the queue, or fails fast when the queue is full.
-    async fn embed_uncached(
-        &self,
-        texts: Vec<String>,
-        truncation: Truncation,
-        normalize: bool,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> Result<Embedded, ApiError> {
-        let permit = self.batcher.admit().ok_or(ApiError::Overloaded {
+    /// Embeds `req.texts` through the queue, or fails fast when the queue is full.
+    async fn embed_uncached(&self, req: EmbedRequest) -> Result<Embedded, EmbedError> {
+        let permit = self.batcher.admit().ok_or(EmbedError::Overloaded {
             retry_after: self.retry_after,
         })?;
+        let EmbedRequest {
+            texts,
+            truncation,
+            normalize,
+            deadline,
+        } = req;
+        let budget = deadline.budget();
         let run = async {
             let sequences = self.tokenize(texts, truncation).await?;
             let prompt_tokens = sequences.iter().map(|s| s.len()).sum();
-            let rx = self.batcher.submit(permit, sequences, normalize, deadline);
+            let rx = self
+                .batcher
+                .submit(permit, sequences, normalize, deadline.at());
             let vectors = match rx.await {
                 Ok(Ok(vectors)) => vectors,
-                Ok(Err(err)) => return Err(batch_error(err, timeout)),
-                Err(_) => return Err(batch_error(BatchError::WorkerGone, timeout)),
+                Ok(Err(err)) => return Err(batch_error(err, budget)),
+                Err(_) => return Err(batch_error(BatchError::WorkerGone, budget)),
             };
             Ok(Embedded {
                 vectors,
                 prompt_tokens,
             })
         };
-        tokio::time::timeout_at(deadline.into(), run)
+        tokio::time::timeout_at(deadline.at().into(), run)
             .await
-            .unwrap_or(Err(ApiError::DeadlineExceeded(timeout)))
+            .unwrap_or(Err(EmbedError::DeadlineExceeded(budget)))
     }
 
     /// Tokenizes small requests in place (tens of microseconds: cheaper than two thread
@@ -185,7 +183,7 @@ impl ModelHandle {
         &self,
         texts: Vec<String>,
         truncation: Truncation,
-    ) -> Result<Vec<Arc<[u32]>>, ApiError> {
+    ) -> Result<Vec<Arc<[u32]>>, EmbedError> {
         let texts_bytes: usize = texts.iter().map(String::len).sum();
         let encode = move |tokenizer: &TextTokenizer| {
             texts
@@ -206,12 +204,14 @@ impl ModelHandle {
         };
         match result {
             Ok(sequences) => Ok(sequences),
-            Err((index, TokenizeError::TooLong { tokens, limit })) => Err(ApiError::InputTooLong {
-                index,
-                tokens,
-                limit,
-            }),
-            Err((index, TokenizeError::Failed(msg))) => Err(ApiError::InvalidInput(format!(
+            Err((index, TokenizeError::TooLong { tokens, limit })) => {
+                Err(EmbedError::InputTooLong {
+                    index,
+                    tokens,
+                    limit,
+                })
+            }
+            Err((index, TokenizeError::Failed(msg))) => Err(EmbedError::InvalidInput(format!(
                 "input {index} could not be tokenized: {msg}"
             ))),
         }
@@ -222,14 +222,14 @@ impl ModelHandle {
     pub async fn with_tokenizer<R: Send + 'static>(
         &self,
         job: impl FnOnce(&TextTokenizer) -> R + Send + 'static,
-    ) -> Result<R, ApiError> {
+    ) -> Result<R, EmbedError> {
         let (tx, rx) = oneshot::channel();
         let tokenizer = Arc::clone(&self.tokenizer);
         self.pool.spawn(move || {
             let _ = tx.send(job(&tokenizer));
         });
         rx.await
-            .map_err(|_| ApiError::Internal("tokenizer pool dropped a job".into()))
+            .map_err(|_| EmbedError::Internal("tokenizer pool dropped a job".into()))
     }
 
     pub fn queue_depth(&self) -> usize {
@@ -237,176 +237,9 @@ impl ModelHandle {
     }
 }
 
-fn batch_error(err: BatchError, timeout: Duration) -> ApiError {
+fn batch_error(err: BatchError, budget: Duration) -> EmbedError {
     match err {
-        BatchError::DeadlineExceeded => ApiError::DeadlineExceeded(timeout),
-        BatchError::Failed | BatchError::WorkerGone => ApiError::Internal(err.to_string()),
+        BatchError::DeadlineExceeded => EmbedError::DeadlineExceeded(budget),
+        BatchError::Failed | BatchError::WorkerGone => EmbedError::Internal(err.to_string()),
     }
-}
-
-/// Served models: every loaded version by `name@version`, and per name the [`Deployment`] that
-/// routes `name` (promoted version, canary, shadow).
-pub struct Registry {
-    versions: RwLock<HashMap<String, Arc<ModelHandle>>>,
-    deployments: RwLock<BTreeMap<String, Arc<Deployment>>>,
-    default: RwLock<Option<String>>,
-    policy: Arc<Policy>,
-    audit: Option<Arc<AuditLog>>,
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Self::new(Arc::new(Policy::default()), None)
-    }
-}
-
-impl Registry {
-    /// A registry whose deployments follow `policy` and audit automatic actions to `audit`.
-    pub fn new(policy: Arc<Policy>, audit: Option<Arc<AuditLog>>) -> Self {
-        Self {
-            versions: RwLock::default(),
-            deployments: RwLock::default(),
-            default: RwLock::default(),
-            policy,
-            audit,
-        }
-    }
-
-    /// Adds a version. The first version of a name is promoted (later ones stand by until the
-    /// lifecycle gives them a role); the first name added becomes the default model.
-    pub fn insert(&self, handle: ModelHandle) -> Arc<ModelHandle> {
-        let handle = Arc::new(handle);
-        let name = handle.info.name.clone();
-        let mut versions = self.versions.write().expect("registry lock");
-        versions.insert(versioned(&name, &handle.info.version), Arc::clone(&handle));
-        drop(versions);
-        self.deployments
-            .write()
-            .expect("registry lock")
-            .entry(name.clone())
-            .or_insert_with(|| {
-                Arc::new(Deployment::new(
-                    Arc::clone(&handle),
-                    Arc::clone(&self.policy),
-                    self.audit.clone(),
-                ))
-            });
-        self.default
-            .write()
-            .expect("registry lock")
-            .get_or_insert(name);
-        handle
-    }
-
-    /// Looks a model up by `name` (its promoted version), `name@version`, or the default model's
-    /// promoted version when `None`. Ignores canaries: routes that should take part in canary
-    /// rollouts call [`Registry::route`] instead.
-    pub fn get(&self, model: Option<&str>) -> Result<Arc<ModelHandle>, ApiError> {
-        Ok(self.route_inner(model, None, false)?.handle)
-    }
-
-    /// Chooses the version for one request: `name@version` pins it; `name` (or `None`, the
-    /// default model) goes to the promoted version or, for a weighted share sticky by
-    /// `route_key` (the `x-inferd-route-key` header), to the canary. Call
-    /// [`Routed::embed`] on the result so canary health and shadow copies are recorded.
-    pub fn route(&self, model: Option<&str>, route_key: Option<&str>) -> Result<Routed, ApiError> {
-        self.route_inner(model, route_key, true)
-    }
-
-    fn route_inner(
-        &self,
-        model: Option<&str>,
-        route_key: Option<&str>,
-        canary: bool,
-    ) -> Result<Routed, ApiError> {
-        let default = self.default.read().expect("registry lock").clone();
-        let key = match model.or(default.as_deref()) {
-            Some(key) => key,
-            None => return Err(ApiError::NotReady),
-        };
-        if let Some((name, version)) = key.split_once('@') {
-            let handle = self
-                .version(name, version)
-                .ok_or_else(|| ApiError::ModelNotFound(key.to_string()))?;
-            let role = self.role_of(&handle);
-            return Ok(Routed::pinned(handle, role));
-        }
-        let deployment = self
-            .deployment(key)
-            .ok_or_else(|| ApiError::ModelNotFound(key.to_string()))?;
-        if canary {
-            return Ok(deployment.route(route_key));
-        }
-        let promoted = Arc::clone(&deployment.table().promoted);
-        Ok(Routed::pinned(promoted, Role::Promoted))
-    }
-
-    /// One loaded version.
-    pub fn version(&self, name: &str, version: &str) -> Option<Arc<ModelHandle>> {
-        let versions = self.versions.read().expect("registry lock");
-        versions.get(&versioned(name, version)).cloned()
-    }
-
-    /// The deployment routing `name`.
-    pub fn deployment(&self, name: &str) -> Option<Arc<Deployment>> {
-        self.deployments
-            .read()
-            .expect("registry lock")
-            .get(name)
-            .cloned()
-    }
-
-    pub fn deployments(&self) -> Vec<Arc<Deployment>> {
-        let deployments = self.deployments.read().expect("registry lock");
-        deployments.values().cloned().collect()
-    }
-
-    /// The default model's name.
-    pub fn default_name(&self) -> Option<String> {
-        self.default.read().expect("registry lock").clone()
-    }
-
-    /// Removes a version so no new request reaches it; requests holding it finish normally.
-    /// The caller makes sure no route table still names it.
-    pub fn remove(&self, name: &str, version: &str) -> Option<Arc<ModelHandle>> {
-        let mut versions = self.versions.write().expect("registry lock");
-        versions.remove(&versioned(name, version))
-    }
-
-    /// What a loaded version does now.
-    pub fn role_of(&self, handle: &ModelHandle) -> Role {
-        match self.deployment(&handle.info.name) {
-            Some(d) => d.table().role_of(&handle.info.version),
-            None => Role::Standby,
-        }
-    }
-
-    /// Every loaded version, by name then version.
-    pub fn all(&self) -> Vec<Arc<ModelHandle>> {
-        let versions = self.versions.read().expect("registry lock");
-        let mut all: Vec<Arc<ModelHandle>> = versions.values().cloned().collect();
-        all.sort_by(|a, b| (&a.info.name, &a.info.version).cmp(&(&b.info.name, &b.info.version)));
-        all
-    }
-
-    /// The loaded version whose weights hash to `sha256` (what an item index records).
-    pub fn by_weights(&self, sha256: &str) -> Option<Arc<ModelHandle>> {
-        let versions = self.versions.read().expect("registry lock");
-        versions.values().find(|h| h.info.sha256 == sha256).cloned()
-    }
-
-    /// Every loaded version of `name`.
-    pub fn versions_of(&self, name: &str) -> Vec<Arc<ModelHandle>> {
-        let mut all = self.all();
-        all.retain(|h| h.info.name == name);
-        all
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.versions.read().expect("registry lock").is_empty()
-    }
-}
-
-fn versioned(name: &str, version: &str) -> String {
-    format!("{name}@{version}")
 }

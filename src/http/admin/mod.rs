@@ -3,7 +3,7 @@
 //! Every route needs `Authorization: Bearer <token>` with a token from `--admin-token-file`
 //! (compared in constant time; the token's name is the actor in the audit log). The API is kept
 //! off the serving listener so it can stay on loopback or a private network while `/infer` is
-//! public; [`check_bind`] refuses a non-loopback admin address without a token file.
+//! public; `app` refuses a non-loopback admin address without a token file.
 //!
 //! | route | body | does |
 //! |---|---|---|
@@ -16,42 +16,35 @@
 //! | `POST /admin/promote` | `{model, version, force?}` | atomic switch, gated by agreement |
 //! | `POST /admin/rollback` | `{model}` | back to the previous promoted version |
 //! | `POST /admin/unload` | `{model, version}` | drain and drop a version |
+//! | `GET /admin/openapi.json` | | this API's own OpenAPI document |
+//!
+//! Its OpenAPI document is its own, not merged into the serving API's: these routes are not
+//! served on the serving listener, and a client generated from `/openapi.json` must not see them.
 
-use std::{net::SocketAddr, path::Path, sync::Arc};
+mod ops;
+mod types;
+
+use std::sync::Arc;
 
 use axum::{
-    extract::{Query, Request, State},
+    extract::{DefaultBodyLimit, FromRef, Request, State},
     http::{header, Uri},
-    middleware::{self, Next},
+    middleware::{from_fn_with_state, Next},
     response::Response,
-    routing::{get, post},
-    Extension, Json, Router,
+    routing::get,
+    Router,
 };
-use serde::Deserialize;
-use serde_json::Value;
+use utoipa::{
+    openapi::{InfoBuilder, OpenApi, OpenApiBuilder},
+    OpenApi as _,
+};
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::deploy::{
-    audit::Event,
-    controller::{Lifecycle, LoadRequest},
-};
-use crate::{auth::ApiKeys, http::error::ApiError, http::map_rejection};
+use super::{error::ApiError, extract::BodyLimit, middleware::auth::bearer};
+use crate::{auth::ApiKeys, deploy::Lifecycle};
 
 /// Admin request bodies are small; the limit only bounds a mistaken upload.
 const MAX_BODY: usize = 64 * 1024;
-
-/// JSON body whose rejections are [`ApiError`]s, like the serving API's.
-struct ApiJson<T>(T);
-
-impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AdminState> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AdminState) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(map_rejection(rejection, MAX_BODY)),
-        }
-    }
-}
 
 #[derive(Clone)]
 struct AdminState {
@@ -59,37 +52,59 @@ struct AdminState {
     tokens: Arc<ApiKeys>,
 }
 
+impl FromRef<AdminState> for BodyLimit {
+    fn from_ref(_: &AdminState) -> Self {
+        BodyLimit(MAX_BODY)
+    }
+}
+
 /// Who is acting, from the token's name.
 #[derive(Clone)]
 struct Actor(Arc<str>);
 
+#[derive(utoipa::OpenApi)]
+#[openapi(tags((name = "admin", description = "model lifecycle: load, canary, shadow, promote, \
+    rollback, unload (every route needs `Authorization: Bearer <admin token>`)")))]
+struct AdminApi;
+
 pub fn router(lifecycle: Arc<Lifecycle>, tokens: Arc<ApiKeys>) -> Router {
     let state = AdminState { lifecycle, tokens };
+    let (routes, doc) = api().split_for_parts();
+    let doc = doc
+        .to_json()
+        .expect("the admin OpenAPI document serialises");
     Router::new()
-        .route("/admin/status", get(status))
-        .route("/admin/events", get(events))
-        .route("/admin/load", post(load))
-        .route("/admin/canary", post(canary))
-        .route("/admin/shadow", post(shadow))
-        .route("/admin/shadow/stop", post(stop_shadow))
-        .route("/admin/promote", post(promote))
-        .route("/admin/rollback", post(rollback))
-        .route("/admin/unload", post(unload))
+        .merge(routes)
+        .route(
+            "/admin/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
+        )
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(from_fn_with_state(state.clone(), require_token))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-/// Refuses to expose the admin API beyond loopback without a token file.
-pub fn check_bind(addr: SocketAddr, token_file: Option<&Path>) -> anyhow::Result<()> {
-    if token_file.is_none() && !addr.ip().is_loopback() {
-        anyhow::bail!(
-            "refusing to serve the admin API on non-loopback address {addr} without \
-             --admin-token-file"
-        );
-    }
-    Ok(())
+/// The routes with their OpenAPI declarations.
+fn api() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::with_openapi(head().merge_from(AdminApi::openapi())).merge(ops::routes())
+}
+
+/// The admin API's OpenAPI document, as `GET /admin/openapi.json` serves it.
+pub fn document() -> OpenApi {
+    api().into_openapi()
+}
+
+fn head() -> OpenApi {
+    let info = InfoBuilder::new()
+        .title("inferd admin")
+        .description(Some(
+            "The model lifecycle API, served on `--admin-listen` only; every route needs \
+             `Authorization: Bearer <admin token>`.",
+        ))
+        .version(env!("CARGO_PKG_VERSION"))
+        .build();
+    OpenApiBuilder::new().info(info).build()
 }
 
 async fn require_token(
@@ -97,21 +112,17 @@ async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_string())
+    let presented = bearer(request.headers())
+        .flatten()
         .ok_or(ApiError::Unauthorized(
             "the admin API needs `Authorization: Bearer <admin token>`",
         ))?;
     let name = state
         .tokens
-        .verify(&presented)
+        .verify(presented)
         .ok_or(ApiError::Unauthorized("the admin token is not valid"))?;
-    request.extensions_mut().insert(Actor(name.into()));
+    let actor = Actor(name.into());
+    request.extensions_mut().insert(actor);
     Ok(next.run(request).await)
 }
 
@@ -119,122 +130,26 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(uri.path().to_string())
 }
 
-async fn status(State(s): State<AdminState>) -> Json<Value> {
-    Json(s.lifecycle.status())
-}
-
-#[derive(Deserialize)]
-struct EventsQuery {
-    limit: Option<usize>,
-}
-
-async fn events(
-    State(s): State<AdminState>,
-    Query(q): Query<EventsQuery>,
-) -> Result<Json<Vec<Event>>, ApiError> {
-    Ok(Json(s.lifecycle.events(q.limit.unwrap_or(100))?))
-}
-
-async fn load(
-    State(s): State<AdminState>,
-    Extension(actor): Extension<Actor>,
-    ApiJson(req): ApiJson<LoadRequest>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(s.lifecycle.load(&actor.0, req).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CanaryRequest {
-    model: String,
-    version: Option<String>,
-    weight: f64,
-}
-
-async fn canary(
-    State(s): State<AdminState>,
-    Extension(actor): Extension<Actor>,
-    ApiJson(req): ApiJson<CanaryRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let version = req.version.as_deref();
-    Ok(Json(
-        s.lifecycle
-            .set_canary(&actor.0, &req.model, version, req.weight)
-            .await?,
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShadowRequest {
-    model: String,
-    version: Option<String>,
-    #[serde(default = "full")]
-    sample_rate: f64,
-}
-
-fn full() -> f64 {
-    1.0
-}
-
-async fn shadow(
-    State(s): State<AdminState>,
-    Extension(actor): Extension<Actor>,
-    ApiJson(req): ApiJson<ShadowRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let version = req.version.as_deref();
-    Ok(Json(
-        s.lifecycle
-            .start_shadow(&actor.0, &req.model, version, req.sample_rate)
-            .await?,
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModelRequest {
-    model: String,
-    version: Option<String>,
-    #[serde(default)]
-    force: bool,
-}
-
-async fn stop_shadow(
-    State(s): State<AdminState>,
-    Extension(actor): Extension<Actor>,
-    ApiJson(req): ApiJson<ModelRequest>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(s.lifecycle.stop_shadow(&actor.0, &req.model).await?))
-}
-
-async fn promote(
-    State(s): State<AdminState>,
-    Extension(actor): Extension<Actor>,
-    ApiJson(req): ApiJson<ModelRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let version = req.version.as_deref();
-    Ok(Json(
-        s.lifecycle
-            .promote(&actor.0, &req.model, version, req.force)
-            .await?,
-    ))
-}
-
-async fn rollback(
-    State(s): State<AdminState>,
-    Extension(actor): Extension<Actor>,
-    ApiJson(req): ApiJson<ModelRequest>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(s.lifecycle.rollback(&actor.0, &req.model).await?))
-}
-
-async fn unload(
-    State(s): State<AdminState>,
-    Extension(actor): Extension<Actor>,
-    ApiJson(req): ApiJson<ModelRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let version = req.version.as_deref();
-    Ok(Json(
-        s.lifecycle.unload(&actor.0, &req.model, version).await?,
-    ))
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_admin_route_is_documented_once() {
+        let doc = super::document();
+        let paths: Vec<&str> = doc.paths.paths.keys().map(String::as_str).collect();
+        for route in [
+            "/admin/status",
+            "/admin/events",
+            "/admin/load",
+            "/admin/canary",
+            "/admin/shadow",
+            "/admin/shadow/stop",
+            "/admin/promote",
+            "/admin/rollback",
+            "/admin/unload",
+        ] {
+            assert!(paths.contains(&route), "{route} missing: {paths:?}");
+        }
+        let problems = crate::http::openapi::conflicts(&[doc, crate::http::document()]);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

@@ -1,6 +1,6 @@
-//! Middleware every API route shares: API keys and per-key rate limits.
+//! Middleware the routes share: API keys ([`auth`]), per-key rate limits ([`rate_limit`]),
+//! request metrics and panic recovery ([`track`]).
 
-pub mod auth {
-    pub use crate::auth::{require_api_key, Caller, RequireKey};
-}
+pub mod auth;
 pub mod rate_limit;
+pub mod track;

@@ -23,7 +23,8 @@ use axum::{
     response::Response,
 };
 
-use crate::{auth::Caller, http::error::ApiError, http::state::AppState, telemetry};
+use super::auth::Caller;
+use crate::http::{error::ApiError, metrics, state::AppState};
 
 /// The bucket shared by all callers when the service runs without API keys.
 pub const ANONYMOUS: &str = "anonymous";
@@ -77,7 +78,7 @@ impl RateLimiter {
     }
 }
 
-/// Middleware for the API routes, layered inside [`crate::auth::require_api_key`].
+/// Middleware for the API routes, layered inside [`super::auth::require_api_key`].
 pub async fn enforce(
     State(state): State<AppState>,
     request: Request,
@@ -90,7 +91,7 @@ pub async fn enforce(
             .and_then(|c| c.0.clone());
         let key = caller.as_deref().unwrap_or(ANONYMOUS);
         if let Err(retry_after) = limiter.check(key, Instant::now()) {
-            telemetry::rate_limited(key);
+            metrics::rate_limited(key);
             return Err(ApiError::RateLimited { retry_after });
         }
     }

@@ -6,21 +6,24 @@
 //! `version` (its router's version) is the one field that is not there: `version` is the model's
 //! version here, and inferd's own is `inferd_version`.
 
-use axum::{extract::State, routing::get, Json, Router};
+use axum::{extract::State, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::http::openapi::ErrorResponse;
 use crate::{
     deploy::Role,
-    http::error::ApiError,
-    http::state::{AppState, RequestLimits},
+    http::{
+        error::ApiError,
+        schema::ErrorResponse,
+        state::{AppState, RequestLimits},
+    },
     model::ModelInfo,
-    serving::handle::{HandleConfig, ModelHandle},
+    serving::{HandleConfig, ModelHandle},
 };
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/info", get(info))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(info))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -118,7 +121,7 @@ impl Batching {
 #[utoipa::path(get, path = "/info", tag = "inferd",
     responses((status = 200, body = InfoResponse),
         (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(crate) async fn info(State(state): State<AppState>) -> Result<Json<InfoResponse>, ApiError> {
+async fn info(State(state): State<AppState>) -> Result<Json<InfoResponse>, ApiError> {
     let default = state.registry.get(None)?;
     Ok(Json(InfoResponse {
         default: default.info.clone(),

@@ -1,53 +1,52 @@
 //! The OpenAI dialect: `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{model}`.
 //!
-//! Requests take the same path as `/infer` ([`embed_texts`]): same queue, limits and statuses.
-//! Only the shapes differ, and errors on these routes are re-shaped to OpenAI's
-//! `{"error": {"message", "type", "param", "code"}}` by [`error_shape`], with `code` the stable
-//! inferd code. Token-id inputs are decoded to text with the model's tokenizer and embedded like
-//! text, so truncation and special tokens behave exactly as for a string (the ids must be the
-//! served model's vocabulary, not tiktoken's).
+//! Requests take the same path as `/infer` ([`embed`](crate::http::embed)): same queue, limits,
+//! statuses, canary split and sticky `x-inferd-route-key`. Only the shapes differ, and errors on
+//! these routes are re-shaped to OpenAI's `{"error": {"message", "type", "param", "code"}}` by
+//! [`error_shape`], with `code` the stable inferd code. Token-id inputs are decoded to text with
+//! the answering version's tokenizer and embedded like text, so truncation and special tokens
+//! behave exactly as for a string (the ids must be the served model's vocabulary, not
+//! tiktoken's).
+
+mod types;
 
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::Response,
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use base64::Engine;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::{
-    openapi::{
-        schema::{ArrayBuilder, ObjectBuilder, Type},
-        RefOr, Schema,
-    },
-    ToSchema,
-};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::http::{
-    native::infer::{
-        check_batch, check_dimensions, embed_texts, json_type, one_of_texts, parse_texts,
-    },
-    ApiJson,
-};
 use crate::{
-    http::error::{ApiError, ErrorParts},
-    http::state::AppState,
+    http::{
+        embed::{self, check_batch, check_dimensions, f32_le_bytes, json_type, parse_texts},
+        error::{reshape, ApiError, ErrorParts},
+        extract::{ApiJson, RouteKey},
+        state::AppState,
+    },
     model::tokenizer::Truncation,
-    serving::handle::ModelHandle,
+    serving::{EmbedRequest, ModelHandle, ModelRef},
 };
+pub use types::*;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/embeddings", post(embeddings))
-        .route("/v1/models", get(list_models))
-        .route("/v1/models/{model}", get(get_model))
+#[derive(OpenApi)]
+#[openapi(tags((name = "openai", description = "OpenAI embeddings API")))]
+struct OpenAiApi;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(OpenAiApi::openapi())
+        .routes(routes!(embeddings))
+        .routes(routes!(list_models))
+        .routes(routes!(get_model))
 }
 
-/// Re-shapes an inferd error into OpenAI's error object; a `map_response` layer.
-pub async fn error_shape(response: Response) -> Response {
-    crate::http::error::reshape(response, |parts: &ErrorParts, status: StatusCode| {
+/// Re-shapes an inferd error into OpenAI's error object.
+pub fn error_shape(response: Response) -> Response {
+    reshape(response, |parts: &ErrorParts, status: StatusCode| {
         let kind = if status.is_server_error() {
             "server_error"
         } else {
@@ -62,132 +61,31 @@ pub async fn error_shape(response: Response) -> Response {
     })
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct EmbeddingsRequest {
-    /// A string, a list of strings, a list of token ids, or a list of token-id lists.
-    #[schema(schema_with = input_schema)]
-    pub input: Value,
-    /// A served model's `name` or `name@version` (see `GET /v1/models`).
-    pub model: String,
-    #[serde(default)]
-    pub encoding_format: EncodingFormat,
-    /// Must equal the model's native dimensions: inferd's models are not Matryoshka-trained.
-    #[schema(minimum = 1)]
-    pub dimensions: Option<usize>,
-    /// Accepted and ignored (OpenAI uses it for abuse monitoring).
-    #[allow(dead_code)] // parsed so a wrong type is still a clear 422
-    pub user: Option<String>,
-}
-
-/// The OpenAPI view of `input` (the request keeps a `Value` for precise messages).
-fn input_schema() -> RefOr<Schema> {
-    let ids = || {
-        ArrayBuilder::new()
-            .items(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .minimum(Some(0)),
-            )
-            .min_items(Some(1))
-    };
-    let lists = ArrayBuilder::new().items(ids()).min_items(Some(1));
-    one_of_texts(
-        vec![ids().into(), lists.into()],
-        "A non-empty text, a non-empty list of them, a list of token ids, or a list of such lists.",
-    )
-}
-
-#[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum EncodingFormat {
-    #[default]
-    Float,
-    /// Little-endian f32 bytes, base64-encoded (what the `openai` SDK asks for by default).
-    Base64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EmbeddingsResponse {
-    /// Always `list`.
-    pub object: &'static str,
-    pub data: Vec<EmbeddingData>,
-    pub model: String,
-    pub usage: OpenAiUsage,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EmbeddingData {
-    /// Always `embedding`.
-    pub object: &'static str,
-    pub index: usize,
-    pub embedding: EmbeddingVector,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum EmbeddingVector {
-    Float(Vec<f32>),
-    Base64(String),
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OpenAiUsage {
-    pub prompt_tokens: usize,
-    pub total_tokens: usize,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ModelList {
-    /// Always `list`.
-    pub object: &'static str,
-    pub data: Vec<ModelObject>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ModelObject {
-    pub id: String,
-    /// Always `model`.
-    pub object: &'static str,
-    /// Always 0: inferd does not track creation times.
-    pub created: u64,
-    /// Always `inferd`.
-    pub owned_by: &'static str,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OpenAiErrorResponse {
-    pub error: OpenAiErrorBody,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct OpenAiErrorBody {
-    pub message: String,
-    /// `invalid_request_error` for 4xx, `server_error` for 5xx.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub param: Option<String>,
-    /// inferd's stable error code.
-    pub code: String,
-}
-
 /// Creates embeddings (OpenAI's `embeddings.create`).
 #[utoipa::path(post, path = "/v1/embeddings", tag = "openai", request_body = EmbeddingsRequest,
     responses((status = 200, body = EmbeddingsResponse),
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
-pub(crate) async fn embeddings(
+async fn embeddings(
     State(state): State<AppState>,
+    route_key: RouteKey,
     ApiJson(req): ApiJson<EmbeddingsRequest>,
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
-    let handle = state.registry.get(Some(&req.model))?;
-    check_dimensions(&handle.info, req.dimensions)?;
+    // Routed first: the answering version checks `dimensions` and decodes token ids.
+    let routed = embed::route(&state, &embed::target(Some(&req.model), route_key))?;
+    check_dimensions(&routed.handle.info, req.dimensions)?;
     let max = state.limits.max_client_batch;
     let texts = match token_lists(&req.input, max)? {
-        Some(lists) => decode_all(&handle, lists).await?,
+        Some(lists) => decode_all(&routed.handle, lists).await?,
         None => parse_texts("input", req.input, max)?,
     };
     // OpenAI refuses over-long inputs rather than cutting them; so does this route.
-    let (model, embedded) =
-        embed_texts(&state, Some(&req.model), texts, Truncation::Refuse, true).await?;
+    let request = EmbedRequest {
+        texts,
+        truncation: Truncation::Refuse,
+        normalize: true,
+        deadline: state.deadline(),
+    };
+    let embedded = routed.embed(request).await?;
     let data = embedded
         .vectors
         .into_iter()
@@ -201,7 +99,7 @@ pub(crate) async fn embeddings(
     Ok(Json(EmbeddingsResponse {
         object: "list",
         data,
-        model: model.info.name.clone(),
+        model: routed.handle.info.name.clone(),
         usage: OpenAiUsage {
             prompt_tokens: embedded.prompt_tokens,
             total_tokens: embedded.prompt_tokens,
@@ -212,10 +110,9 @@ pub(crate) async fn embeddings(
 fn encode(vector: Vec<f32>, format: EncodingFormat) -> EmbeddingVector {
     match format {
         EncodingFormat::Float => EmbeddingVector::Float(vector),
-        EncodingFormat::Base64 => {
-            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-            EmbeddingVector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
-        }
+        EncodingFormat::Base64 => EmbeddingVector::Base64(
+            base64::engine::general_purpose::STANDARD.encode(f32_le_bytes(&vector)),
+        ),
     }
 }
 
@@ -289,7 +186,7 @@ async fn decode_all(handle: &ModelHandle, lists: Vec<Vec<u32>>) -> Result<Vec<St
 #[utoipa::path(get, path = "/v1/models", tag = "openai",
     responses((status = 200, body = ModelList),
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
-pub(crate) async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
+async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
     let data = state
         .registry
         .all()
@@ -307,11 +204,11 @@ pub(crate) async fn list_models(State(state): State<AppState>) -> Json<ModelList
     params(("model" = String, Path, description = "`name` or `name@version`")),
     responses((status = 200, body = ModelObject),
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
-pub(crate) async fn get_model(
+async fn get_model(
     State(state): State<AppState>,
     Path(model): Path<String>,
 ) -> Result<Json<ModelObject>, ApiError> {
-    let handle = state.registry.get(Some(&model))?;
+    let handle = state.registry.get(Some(&ModelRef::parse(&model)))?;
     Ok(Json(model_object(&handle)))
 }
 

@@ -9,28 +9,36 @@
 //! of the true neighbours).
 //! Shapes are checked before any work: a bad one is 422, an unknown id 404 `unknown_item`.
 
-pub mod items;
+mod items;
 
 use std::{collections::HashSet, sync::Arc, time::Instant};
 
-use axum::{extract::State, routing::post, Json, Router};
+use axum::{extract::State, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::http::{openapi::ErrorResponse, ApiJson};
 use crate::{
-    http::error::ApiError,
-    http::state::AppState,
-    index::{hnsw::EF_SEARCH_MAX, Filter, LiveIndex, SearchSpec},
-    telemetry,
+    deploy::Target,
+    http::{embed, error::ApiError, extract::ApiJson, schema::ErrorResponse, state::AppState},
+    index::{self, hnsw::EF_SEARCH_MAX, Filter, LiveIndex, SearchSpec},
+    serving::{EmbedRequest, ModelHandle},
 };
 
 /// History entries one query may carry, at most.
 const MAX_HISTORY: usize = 1000;
 const DEFAULT_K: usize = 10;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/recommend", post(recommend))
+#[derive(OpenApi)]
+#[openapi(tags((name = "recommendations", description = "top-k similar items from item indexes")))]
+struct RecommendApi;
+
+/// `/recommend`, `/items/{id}` and `/indexes`, with their OpenAPI fragment.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(RecommendApi::openapi())
+        .routes(routes!(recommend))
+        .merge(items::routes())
 }
 
 /// Exactly one of `text`, `item_id` or `history`.
@@ -108,13 +116,11 @@ impl Query {
     request_body = RecommendRequest,
     responses((status = 200, body = RecommendResponse),
         (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
-pub(crate) async fn recommend(
+async fn recommend(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RecommendRequest>,
 ) -> Result<Json<RecommendResponse>, ApiError> {
-    if state.health.draining() {
-        return Err(ApiError::ShuttingDown);
-    }
+    state.health.accepting()?;
     let k = req.k.unwrap_or(DEFAULT_K);
     if k == 0 || k > state.recommend_max_k {
         return Err(invalid(format!(
@@ -134,14 +140,7 @@ pub(crate) async fn recommend(
     let index = state.indexes.get(req.index.as_deref())?;
     let mut exclude: HashSet<String> = req.exclude.into_iter().collect();
     let vector = match &query {
-        Query::Text(text) => {
-            let timeout = state.limits.request_timeout;
-            let deadline = Instant::now() + timeout;
-            let mut embedded = index_model(&state, &index)?
-                .embed(vec![text.clone()], true, true, deadline, timeout)
-                .await?;
-            embedded.vectors.pop().expect("one text, one vector")
-        }
+        Query::Text(text) => embed_for(&state, &index, text.clone()).await?,
         Query::Item(id) => {
             exclude.insert(id.clone());
             index
@@ -156,7 +155,7 @@ pub(crate) async fn recommend(
     };
     let kind = query.kind();
     let search_index = Arc::clone(&index);
-    let found = tokio::task::spawn_blocking(move || {
+    let found = blocking("search", move || {
         let started = Instant::now();
         let spec = SearchSpec {
             vector: &vector,
@@ -167,11 +166,10 @@ pub(crate) async fn recommend(
             ef_search: req.ef_search,
         };
         let found = search_index.search(&spec);
-        telemetry::recommend(&search_index.name, kind, started.elapsed());
+        index::metrics::recommend(&search_index.name, kind, started.elapsed());
         found
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("search task failed: {e}")))?;
+    .await?;
     Ok(Json(RecommendResponse {
         items: found
             .into_iter()
@@ -284,12 +282,31 @@ fn history_vector(index: &LiveIndex, entries: &[(String, f32)]) -> Result<Vec<f3
     Ok(sum)
 }
 
-/// The loaded model version that built `index`: its vectors are comparable only with that
-/// model's, whichever version is promoted now.
-pub(crate) fn index_model(
+/// Embeds `text` with the version that built `index`, pinned (its vectors are comparable only
+/// with that model's, whichever version is promoted now), through the one embedding path.
+async fn embed_for(
     state: &AppState,
     index: &LiveIndex,
-) -> Result<Arc<crate::serving::handle::ModelHandle>, ApiError> {
+    text: String,
+) -> Result<Vec<f32>, ApiError> {
+    let target = Target::pinned(index_model(state, index)?.model_ref());
+    let request = EmbedRequest::new(vec![text], state.deadline());
+    let (_, mut embedded) = embed::embed(state, &target, request).await?;
+    Ok(embedded.vectors.pop().expect("one text, one vector"))
+}
+
+/// Runs `job` off the async runtime; a panic in it is a 500 naming `what`.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| ApiError::Internal(format!("{what} task failed: {e}")))
+}
+
+/// The loaded model version that built `index`.
+fn index_model(state: &AppState, index: &LiveIndex) -> Result<Arc<ModelHandle>, ApiError> {
     state
         .registry
         .by_weights(&index.header.model_sha256)
