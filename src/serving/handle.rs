@@ -119,27 +119,26 @@ impl ModelHandle {
 
     /// Embeds `req.texts`: cached inputs at once, the rest through the queue. Left-truncated
     /// requests bypass the cache (its key records only whether texts were cut, not which end).
-    pub async fn embed(&self, req: EmbedRequest) -> Result<Embedded, EmbedError> {
+    pub async fn embed(&self, mut req: EmbedRequest) -> Result<Embedded, EmbedError> {
         let cache = match (&self.config.cache, req.truncation) {
             (Some(cache), Truncation::Refuse | Truncation::Right) => cache,
             _ => return self.embed_uncached(req).await,
         };
-        let EmbedRequest {
-            texts,
-            truncation,
-            normalize,
-            deadline,
-        } = req;
-        let truncate = truncation == Truncation::Right;
+        let texts = std::mem::take(&mut req.texts);
+        let truncate = req.truncation == Truncation::Right;
         cache
-            .embed_through(&self.model_ref(), texts, truncate, normalize, |misses| {
-                self.embed_uncached(EmbedRequest {
-                    texts: misses,
-                    truncation,
-                    normalize,
-                    deadline,
-                })
-            })
+            .embed_through(
+                &self.model_ref(),
+                texts,
+                truncate,
+                req.normalize,
+                |misses| {
+                    self.embed_uncached(EmbedRequest {
+                        texts: misses,
+                        ..req
+                    })
+                },
+            )
             .await
     }
 
@@ -230,6 +229,27 @@ impl ModelHandle {
         });
         rx.await
             .map_err(|_| EmbedError::Internal("tokenizer pool dropped a job".into()))
+    }
+
+    /// Token ids back to text on the tokenizer pool, one text per list; the index of the first
+    /// list that does not decode, with why.
+    pub async fn decode(
+        &self,
+        lists: Vec<Vec<u32>>,
+        skip_special_tokens: bool,
+    ) -> Result<Result<Vec<String>, (usize, TokenizeError)>, EmbedError> {
+        self.with_tokenizer(move |tokenizer| {
+            lists
+                .iter()
+                .enumerate()
+                .map(|(i, ids)| {
+                    tokenizer
+                        .decode(ids, skip_special_tokens)
+                        .map_err(|e| (i, e))
+                })
+                .collect()
+        })
+        .await
     }
 
     pub fn queue_depth(&self) -> usize {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::common::{
     cosine,
-    lifecycle::{manifest, start, TOKEN},
+    lifecycle::{infer_as, manifest, start, TOKEN},
     TestServer,
 };
 
@@ -85,18 +85,8 @@ impl References {
 
 /// The version each dialect answered `key` with: `/infer` (its header), OpenAI, TEI, KServe.
 async fn versions_for(server: &TestServer, refs: &References, key: &str) -> [String; 4] {
-    let r = server
-        .client
-        .post(server.url("/infer"))
-        .header("x-inferd-route-key", key)
-        .json(&json!({"inputs": TEXT}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let infer = r.headers()["x-model-version"].to_str().unwrap().to_string();
-    let body = r.json::<Value>().await.unwrap();
-    assert_eq!(refs.version_of(&floats(&body["embeddings"][0])), infer);
+    let (status, infer) = infer_as(server, key, TEXT).await;
+    assert_eq!(status, 200);
 
     let key = Some(key);
     let openai = json!({"model": "tiny", "input": TEXT});

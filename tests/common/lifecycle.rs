@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde_json::json;
+
 use super::TestServer;
 
 /// The admin token the servers started here accept (name `ops`).
@@ -58,4 +60,22 @@ pub async fn start(dir: &Path, extra: &[&str]) -> TestServer {
     let mut server = super::spawn(&dir.join("tiny.toml"), &args);
     server.wait_ready().await;
     server
+}
+
+/// `/infer` with a route key; returns status and the answering version.
+pub async fn infer_as(server: &TestServer, key: &str, text: &str) -> (u16, String) {
+    let r = server
+        .client
+        .post(server.url("/infer"))
+        .header("x-inferd-route-key", key)
+        .json(&json!({"inputs": text}))
+        .send()
+        .await
+        .unwrap();
+    let version = r
+        .headers()
+        .get("x-model-version")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (r.status().as_u16(), version)
 }

@@ -13,7 +13,7 @@ use std::{
 use crate::common::TestServer;
 use serde_json::{json, Value};
 
-use crate::common::lifecycle::{manifest, start, TOKEN};
+use crate::common::lifecycle::{infer_as, manifest, start, TOKEN};
 
 async fn admin(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
     server.admin(Some(TOKEN), path, Some(body)).await
@@ -34,24 +34,6 @@ async fn promote_forced(server: &TestServer, model: &str) {
     )
     .await;
     assert_eq!(code, 200, "{body}");
-}
-
-/// `/infer` with a route key; returns status and the answering version.
-async fn infer_as(server: &TestServer, key: &str, text: &str) -> (u16, String) {
-    let r = server
-        .client
-        .post(server.url("/infer"))
-        .header("x-inferd-route-key", key)
-        .json(&json!({"inputs": text}))
-        .send()
-        .await
-        .unwrap();
-    let version = r
-        .headers()
-        .get("x-model-version")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (r.status().as_u16(), version)
 }
 
 /// Sends distinct texts until the shadow window of `version` holds `n` samples.

@@ -162,18 +162,9 @@ fn token_lists(input: &Value, max_client_batch: usize) -> Result<Option<Vec<Vec<
 /// Token ids → text with the model's tokenizer, on the tokenizer pool.
 async fn decode_all(handle: &ModelHandle, lists: Vec<Vec<u32>>) -> Result<Vec<String>, ApiError> {
     let decoded = handle
-        .with_tokenizer(move |tokenizer| {
-            lists
-                .iter()
-                .enumerate()
-                .map(|(i, ids)| {
-                    tokenizer
-                        .decode(ids, true)
-                        .map_err(|e| ApiError::InvalidInput(format!("`input[{i}]`: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await??;
+        .decode(lists, true)
+        .await?
+        .map_err(|(i, e)| ApiError::InvalidInput(format!("`input[{i}]`: {e}")))?;
     match decoded.iter().position(|t| t.is_empty()) {
         Some(i) => Err(ApiError::InvalidInput(format!(
             "`input[{i}]` decodes to empty text (only special tokens?)"

@@ -68,20 +68,10 @@ pub(super) async fn decode(
 ) -> Result<Json<Vec<String>>, ApiError> {
     let lists = id_lists(req.ids, state.limits.max_client_batch)?;
     let model = state.registry.get(None)?;
-    let skip = req.skip_special_tokens;
     let texts = model
-        .with_tokenizer(move |tokenizer| {
-            lists
-                .iter()
-                .enumerate()
-                .map(|(i, ids)| {
-                    tokenizer
-                        .decode(ids, skip)
-                        .map_err(|e| tokenize_error(i, e))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await??;
+        .decode(lists, req.skip_special_tokens)
+        .await?
+        .map_err(|(i, e)| tokenize_error(i, e))?;
     Ok(Json(texts))
 }
 
