@@ -184,6 +184,7 @@ fn every_module_imports_only_what_is_below_it() {
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     let mut problems = BTreeMap::new();
+    let mut seen = BTreeSet::new();
     for file in files {
         let relative = file.strip_prefix(&src).expect("under src/");
         if SKIPPED.iter().any(|s| relative == Path::new(s)) {
@@ -191,6 +192,7 @@ fn every_module_imports_only_what_is_below_it() {
         }
         let module = module_path(relative);
         let module: Vec<&str> = module.iter().map(String::as_str).collect();
+        seen.insert(module[0].to_string());
         let code = std::fs::read_to_string(&file).expect("readable source");
         let found = violations(&module, &code);
         if !found.is_empty() {
@@ -198,6 +200,11 @@ fn every_module_imports_only_what_is_below_it() {
         }
     }
     assert!(problems.is_empty(), "layering violations: {problems:#?}");
+    let placed: BTreeSet<String> = LAYERS.iter().map(|(t, _)| t.to_string()).collect();
+    assert_eq!(
+        seen, placed,
+        "the scan must read every module in LAYERS, and only those"
+    );
 }
 
 #[test]
