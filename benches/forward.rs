@@ -12,9 +12,8 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use inferd::{
-    config::{DTypeRequest, DeviceRequest},
-    model::{self, encoder::pad_batch, LoadOptions, LoadedModel},
+use inferd::model::{
+    self, encoder::pad_batch, DTypeRequest, DeviceRequest, LoadOptions, LoadedModel,
 };
 
 /// The reference: candle-transformers' BERT on a batch padded to its longest sequence.

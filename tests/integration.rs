@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod batching;
+mod canary_dialects;
 mod deploy_metrics;
 mod dialects;
 mod gateway;

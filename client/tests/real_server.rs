@@ -18,7 +18,7 @@ use std::{
 };
 
 use clap::Parser;
-use inferd::config::{Cli, Command};
+use inferd::cli::{Cli, Command};
 use inferd_client::{BreakerConfig, Client, EmbedRequest, Error, RetryPolicy};
 use tokio::sync::oneshot;
 

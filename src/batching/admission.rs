@@ -10,7 +10,7 @@ use std::sync::{
     Arc,
 };
 
-use crate::metrics::ModelLabels;
+use super::ModelLabels;
 
 pub struct Admission {
     capacity: usize,

@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod former;
+pub mod metrics;
 pub mod worker;
 
 use std::{sync::Arc, time::Instant};
@@ -19,7 +20,9 @@ pub use admission::{Admission, Permit};
 pub use former::BatchLimits;
 pub use worker::WorkerConfig;
 
-use crate::{metrics::ModelLabels, model::encoder::Encoder};
+pub use self::metrics::ModelLabels;
+
+use crate::model::encoder::Encoder;
 
 /// Why the worker could not produce a request's embeddings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -25,12 +25,9 @@ use tokio::sync::oneshot;
 use super::{
     admission::Permit,
     former::{self, BatchLimits},
-    BatchError, Job,
+    BatchError, Job, ModelLabels,
 };
-use crate::{
-    metrics::ModelLabels,
-    model::{encoder::Encoder, pooling::l2_normalize},
-};
+use crate::model::{encoder::Encoder, pooling::l2_normalize};
 
 /// Worker settings, including fault injection used by tests and drills.
 #[derive(Debug, Clone)]

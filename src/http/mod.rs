@@ -1,73 +1,132 @@
-//! The HTTP surface: routes, the JSON extractor, and the middleware every route shares.
+//! Everything HTTP: the serving API's router, state, extractors, middleware, error mapping, one
+//! folder per dialect mirroring the URL tree, and the admin API. Nothing outside `app` imports it.
 //!
-//! Each route group lives in its own file with a `routes()` function. Unknown routes and wrong
-//! methods answer JSON like every other error; a panic in a handler becomes a generic JSON 500.
-//! Request metrics are labelled by the matched route, never the raw path.
+//! - [`native`]: `/infer`, `/info`, probes; [`openai`]: `/v1/...`; [`tei`]: `/embed`,
+//!   `/tokenize`, ...; [`kserve`]: `/v2/...`; [`recommend`]: `/recommend`, `/items`, `/indexes`;
+//!   [`admin`]: `/admin/...` on its own listener;
+//! - [`embed`]: the one embedding path every dialect takes, and the shared input checks;
+//! - [`error`]: the one place errors become responses; [`extract`], [`middleware`], [`state`];
+//! - [`openapi`]: merges each folder's OpenAPI fragment (declared with its routes) into
+//!   `/openapi.json`.
+//!
+//! Unknown routes and wrong methods answer JSON like every other error; a panic in a handler
+//! becomes a generic JSON 500. Request metrics are labelled by the matched route.
 
-mod extract;
-mod infer;
-mod info;
-mod items;
-mod kserve;
-mod openai;
+pub mod admin;
+pub mod embed;
+pub mod error;
+pub mod extract;
+pub mod kserve;
+pub mod metrics;
+pub mod middleware;
+pub mod native;
+pub mod openai;
 pub mod openapi;
-mod probes;
-mod recommend;
-mod tei;
-
-use std::time::Instant;
+pub mod recommend;
+pub mod schema;
+pub mod state;
+pub mod tei;
 
 use axum::{
-    extract::{DefaultBodyLimit, MatchedPath, Request},
+    extract::DefaultBodyLimit,
     http::Uri,
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
+    middleware::{from_fn, from_fn_with_state, map_response},
+    response::Response,
     Router,
 };
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa_axum::router::OpenApiRouter;
 
-pub(crate) use extract::map_rejection;
-pub use extract::ApiJson;
+use error::ApiError;
+use middleware::{auth, rate_limit, track};
+use state::AppState;
 
-use crate::{auth, error::ApiError, gateway, metrics, state::AppState};
+/// One folder's routes with their OpenAPI fragment, whether they serve models (and so need the
+/// API key when keys are configured), and how the dialect shapes error bodies.
+struct Group {
+    routes: OpenApiRouter<AppState>,
+    keyed: bool,
+    shape: Option<fn(Response) -> Response>,
+}
 
+impl Group {
+    fn keyed(routes: OpenApiRouter<AppState>) -> Self {
+        Self {
+            routes,
+            keyed: true,
+            shape: None,
+        }
+    }
+
+    fn shaped(mut self, shape: fn(Response) -> Response) -> Self {
+        self.shape = Some(shape);
+        self
+    }
+
+    /// The routes with their layers. The last layer added runs first: the dialect's error shape
+    /// wraps the key check, which runs before the key's rate limit.
+    fn layered(self, state: &AppState) -> OpenApiRouter<AppState> {
+        let mut routes = self.routes;
+        if self.keyed {
+            routes = routes
+                .route_layer(from_fn_with_state(state.clone(), rate_limit::enforce))
+                .route_layer(from_fn_with_state(state.clone(), auth::require_api_key));
+        }
+        match self.shape {
+            Some(shape) => routes.layer(map_response(move |r: Response| async move { shape(r) })),
+            None => routes,
+        }
+    }
+}
+
+/// Every route group, in the order the API description lists them. Probes, `/metrics` and the
+/// API description stay open for the orchestrator, the scraper and readers.
+fn groups() -> Vec<Group> {
+    vec![
+        Group::keyed(native::routes()),
+        Group {
+            routes: native::probe_routes(),
+            keyed: false,
+            shape: None,
+        },
+        Group::keyed(openai::routes()).shaped(openai::error_shape),
+        Group::keyed(tei::routes()).shaped(tei::error_shape),
+        Group::keyed(kserve::routes()).shaped(kserve::error_shape),
+        Group::keyed(recommend::routes()),
+    ]
+}
+
+/// The serving API: every group, `/openapi.json` and `/docs` built from the same declarations,
+/// the JSON fallbacks, body limit, request metrics and panic recovery.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
-    // Routes that serve models need a key when `--api-key-file` is set; probes, /metrics and
-    // the API description stay open for the orchestrator, the scraper and readers. The last
-    // layer added runs first: the key is checked, then the key's rate limit.
-    let keyed = |routes: Router<AppState>| {
-        routes
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                gateway::ratelimit::enforce,
-            ))
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_api_key,
-            ))
-    };
-    // Each dialect re-shapes errors (its handlers' and the key check's) outside the key check.
-    let api = Router::new()
-        .merge(keyed(
-            infer::routes()
-                .merge(info::routes())
-                .merge(recommend::routes())
-                .merge(items::routes()),
-        ))
-        .merge(keyed(tei::routes()).layer(middleware::map_response(tei::error_shape)))
-        .merge(keyed(openai::routes()).layer(middleware::map_response(openai::error_shape)))
-        .merge(keyed(kserve::routes()).layer(middleware::map_response(kserve::error_shape)));
+    let api = groups().into_iter().fold(
+        OpenApiRouter::with_openapi(openapi::base()),
+        |api, group| api.merge(group.layered(&state)),
+    );
+    let (api, doc) = api.split_for_parts();
     Router::new()
         .merge(api)
-        .merge(probes::routes())
-        .merge(openapi::routes())
+        .merge(openapi::routes(doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(track))
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn(track::track))
+        .layer(CatchPanicLayer::custom(track::panic_response))
         .with_state(state)
+}
+
+/// The serving API's OpenAPI document, as `/openapi.json` serves it.
+pub fn document() -> utoipa::openapi::OpenApi {
+    openapi::merged(groups().into_iter().map(|g| g.routes.into_openapi()))
+}
+
+/// Each group's own fragment, for the checks that no two fragments disagree.
+pub fn fragments() -> Vec<utoipa::openapi::OpenApi> {
+    groups()
+        .into_iter()
+        .map(|g| g.routes.into_openapi())
+        .collect()
 }
 
 async fn not_found(uri: Uri) -> ApiError {
@@ -76,29 +135,4 @@ async fn not_found(uri: Uri) -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Internal("handler panicked".into()).into_response()
-}
-
-/// Counts and times every request by matched route.
-async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
-    metrics::http_in_flight(1.0);
-    let response = next.run(request).await;
-    metrics::http_in_flight(-1.0);
-    metrics::http_request(
-        &route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
 }

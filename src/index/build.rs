@@ -24,12 +24,14 @@ use super::{
     store::{self, Metadata, Store},
     IndexHeader, Search, FORMAT_VERSION,
 };
-use crate::registry::ModelHandle;
+use crate::serving::{Deadline, EmbedRequest, ModelHandle};
 
 /// Texts per embedding request.
 const CHUNK: usize = 64;
 /// Requests in flight at once, so the batcher always has the next batch queued.
 const IN_FLIGHT: usize = 8;
+/// Time one chunk may take, queueing included: generous, a build has no caller waiting.
+const CHUNK_BUDGET: Duration = Duration::from_secs(3600);
 
 /// One catalog line.
 #[derive(Debug, Clone)]
@@ -119,12 +121,8 @@ pub async fn build(
             let Some(chunk) = chunks.next() else { break };
             let texts: Vec<String> = chunk.iter().map(|i| i.text.clone()).collect();
             let model = Arc::clone(&model);
-            pending.push_back(tokio::spawn(async move {
-                let timeout = Duration::from_secs(3600);
-                model
-                    .embed(texts, true, true, Instant::now() + timeout, timeout)
-                    .await
-            }));
+            let request = EmbedRequest::new(texts, Deadline::after(CHUNK_BUDGET));
+            pending.push_back(tokio::spawn(async move { model.embed(request).await }));
         }
         let Some(next) = pending.pop_front() else {
             break;

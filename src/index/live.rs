@@ -24,7 +24,7 @@ use super::{
     wal::{Wal, WalRecord},
     IndexHeader, Search,
 };
-use crate::{error::ApiError, metrics};
+use super::{metrics, IndexError};
 
 /// Metadata conditions: every field must equal one of its listed values.
 #[derive(Debug, Clone, Default)]
@@ -282,18 +282,18 @@ impl IndexSet {
     }
 
     /// The index called `name`, or the only one when `name` is `None`.
-    pub fn get(&self, name: Option<&str>) -> Result<Arc<LiveIndex>, ApiError> {
+    pub fn get(&self, name: Option<&str>) -> Result<Arc<LiveIndex>, IndexError> {
         let indexes = self.indexes.read().expect("index set lock");
         match name {
             Some(name) => indexes
                 .get(name)
                 .cloned()
-                .ok_or_else(|| ApiError::UnknownIndex(format!("{name:?}"))),
+                .ok_or_else(|| IndexError::UnknownIndex(format!("{name:?}"))),
             None if indexes.len() == 1 => Ok(Arc::clone(indexes.values().next().expect("one"))),
-            None if indexes.is_empty() => Err(ApiError::UnknownIndex(
+            None if indexes.is_empty() => Err(IndexError::UnknownIndex(
                 "(none loaded: start the server with --index)".into(),
             )),
-            None => Err(ApiError::InvalidInput(format!(
+            None => Err(IndexError::Ambiguous(format!(
                 "several indexes are loaded; name one with `index`: {}",
                 self.names().join(", ")
             ))),

@@ -9,21 +9,25 @@
 //! - [`wal`]: the write-ahead log that makes live writes durable.
 //! - [`live`]: one served index: search, live writes, replay and compaction.
 //! - [`build`]: `inferd index build`, a catalog embedded through the batched model.
+//! - [`error`]: [`IndexError`]; [`metrics`]: items, writes and search time per index.
 //!
 //! An index records which model built it (name, version, weights' sha256) and is refused by a
 //! server running any other weights: vectors from two models must never mix. Nothing here knows
 //! HTTP.
 
 pub mod build;
+pub mod error;
 pub mod exact;
 pub mod hnsw;
 pub mod live;
+pub mod metrics;
 pub mod store;
 pub mod synthetic;
 pub mod wal;
 
 use serde::{Deserialize, Serialize};
 
+pub use error::IndexError;
 pub use live::{Filter, Found, IndexSet, LiveIndex, SearchSpec};
 
 /// The on-disk format this build reads and writes.

@@ -2,11 +2,47 @@
 //!
 //! `auto` tries CUDA device 0 and falls back to CPU when no device initialises (including builds
 //! without the `cuda` feature), logging what it chose. An explicit `cuda:N` that fails is an error.
+//! [`DeviceRequest`] and [`DTypeRequest`] are what `--device` and `--dtype` parse into.
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
 
-use crate::config::{DTypeRequest, DeviceRequest};
+/// Where the service runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRequest {
+    /// CUDA device 0 when one initialises, otherwise CPU.
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceRequest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("expected auto, cpu, cuda or cuda:N, got {other:?}")),
+        }
+    }
+}
+
+/// Numeric precision of the weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DTypeRequest {
+    /// f16 on CUDA; on CPU bf16 matrix products (projections and attention) where the CPU has
+    /// AMX-BF16, else f32.
+    Auto,
+    F32,
+    F16,
+    Bf16,
+}
 
 pub fn select_device(request: DeviceRequest) -> anyhow::Result<Device> {
     match request {
@@ -64,6 +100,15 @@ pub fn dtype_name(dtype: DType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!("auto".parse(), Ok(DeviceRequest::Auto));
+        assert_eq!("cpu".parse(), Ok(DeviceRequest::Cpu));
+        assert_eq!("cuda".parse(), Ok(DeviceRequest::Cuda(0)));
+        assert_eq!("cuda:3".parse(), Ok(DeviceRequest::Cuda(3)));
+        assert!("tpu".parse::<DeviceRequest>().is_err());
+    }
 
     #[test]
     fn auto_falls_back_to_cpu_without_a_gpu() {

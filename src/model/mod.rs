@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::config::{DTypeRequest, DeviceRequest};
+pub use device::{DTypeRequest, DeviceRequest};
 use encoder::Encoder;
 use source::{ModelSource, Resolved};
 use st_config::PipelineConfig;

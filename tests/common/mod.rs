@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // not every helper is used by every feature folder
 
+pub mod lifecycle;
 pub mod tiny_model;
 
 use std::{

@@ -253,12 +253,19 @@ fn exp2_shifted(x: __m512, m: __m512) -> __m512 {
 mod tests {
     use candle_core::{Device, Result, Tensor};
 
-    use super::super::{attention, tests::noise, Precision};
+    use super::super::{
+        attention,
+        tests::{noise, skip},
+        Precision,
+    };
 
     #[test]
     fn matches_the_f32_attention() -> Result<()> {
         if !super::usable(32) {
-            eprintln!("skipping: this CPU (or OS) has no AMX-BF16");
+            skip(
+                "attention_amx::matches_the_f32_attention",
+                "this CPU (or OS) has no AMX-BF16",
+            );
             return Ok(());
         }
         for (heads, dim) in [(3, 32), (2, 64)] {

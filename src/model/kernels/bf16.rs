@@ -289,7 +289,7 @@ mod simd {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::noise;
+    use super::super::tests::{noise, skip};
     use super::*;
 
     fn round(x: f32) -> f64 {
@@ -299,6 +299,10 @@ mod tests {
     #[test]
     fn vector_packing_equals_scalar_rounding() {
         if !available() {
+            skip(
+                "bf16::vector_packing_equals_scalar_rounding",
+                "this CPU has no AVX-512 BF16",
+            );
             return;
         }
         let mut x = noise(64 * 3, 9, 3.0);
@@ -320,7 +324,10 @@ mod tests {
     #[test]
     fn amx_matches_the_avx512_kernel() {
         if !amx_available() {
-            eprintln!("skipping: this CPU (or OS) has no AMX-BF16");
+            skip(
+                "bf16::amx_matches_the_avx512_kernel",
+                "this CPU (or OS) has no AMX-BF16",
+            );
             return;
         }
         for (s, &(m, k, n)) in [(1, 32, 48), (9, 384, 1152), (16, 64, 97), (37, 1536, 384)]
@@ -348,7 +355,10 @@ mod tests {
     #[test]
     fn matches_product_of_rounded_operands() {
         if !available() {
-            eprintln!("skipping: this CPU has no AVX-512 BF16");
+            skip(
+                "bf16::matches_product_of_rounded_operands",
+                "this CPU has no AVX-512 BF16",
+            );
             return;
         }
         for (s, &(m, k, n)) in [

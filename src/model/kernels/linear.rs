@@ -323,7 +323,7 @@ mod simd {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::noise;
+    use super::super::tests::{noise, skip};
     use super::*;
 
     fn reference(x: &[f32], w: &[f32], k: usize, n: usize) -> Vec<f32> {
@@ -342,7 +342,10 @@ mod tests {
     #[test]
     fn matches_reference_on_odd_shapes() {
         if !simd::available() {
-            eprintln!("skipping: no AVX2+FMA, projections use candle's matmul");
+            skip(
+                "linear::matches_reference_on_odd_shapes",
+                "no AVX2+FMA, projections use candle's matmul",
+            );
             return;
         }
         let shapes = [(1, 1, 1), (1, 384, 1152), (7, 33, 50), (8, 16, 48)];

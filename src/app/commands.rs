@@ -1,0 +1,60 @@
+//! What the binary runs per subcommand: tracing, thread count, runtime, listener, and the
+//! reports printed to stdout. `main` only parses the command line and picks one of these.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::{
+    cli::{IndexBuildConfig, ServeConfig},
+    model::verify,
+    telemetry,
+};
+
+/// `inferd serve`: binds `--listen` and serves until SIGTERM/SIGINT.
+pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    telemetry::init_tracing(config.log_format);
+    config.validate().map_err(anyhow::Error::msg)?;
+    set_threads(config.threads);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("inferd-http")
+        .build()?
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?;
+            tracing::info!(addr = %listener.local_addr()?, "listening");
+            super::serve(config, listener, super::shutdown::signal()).await
+        })
+}
+
+/// `inferd index build`: embeds the catalog and prints what it built.
+pub fn build_index(config: IndexBuildConfig) -> anyhow::Result<()> {
+    telemetry::init_tracing(config.log_format);
+    set_threads(config.threads);
+    let out = config.out.clone();
+    let report = tokio::runtime::Runtime::new()?.block_on(super::build_index(config))?;
+    println!(
+        "built index {} (generation {}): {} items in {:.1} s, {:.1} items/s",
+        out.display(),
+        report.generation,
+        report.items,
+        report.seconds,
+        report.items_per_second()
+    );
+    Ok(())
+}
+
+/// `inferd models verify`: prints the report; `Ok(false)` when anything failed.
+pub fn verify_models(manifest_dir: &Path, require_local: bool) -> anyhow::Result<bool> {
+    let report = verify::verify_dir(manifest_dir)?;
+    Ok(verify::print_report(&report, require_local))
+}
+
+/// candle's CPU kernels and gemm size their pools from `RAYON_NUM_THREADS` before first use.
+fn set_threads(threads: Option<usize>) {
+    if let Some(threads) = threads {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}

@@ -1,0 +1,203 @@
+//! The composition root: the only code that knows every layer.
+//!
+//! [`serve`] wires the registry, lifecycle, indexes and both HTTP routers for a given listener
+//! and shutdown signal (mini-redis style), so tests can run it on port 0; [`build_index`] runs
+//! `inferd index build`; [`commands`] is what the binary's `main` calls per subcommand.
+//!
+//! - [`wiring`]: serve flags → the policy, handle settings and request limits;
+//! - [`admin`]: the admin listener, its bind check and generated token;
+//! - [`indexes`]: `--index` at start-up, and `index build`;
+//! - [`shutdown`]: SIGTERM and SIGINT.
+
+pub mod admin;
+pub mod commands;
+pub mod indexes;
+pub mod shutdown;
+pub mod wiring;
+
+use std::{
+    future::{Future, IntoFuture},
+    sync::{Arc, Mutex},
+};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::{net::TcpListener, sync::watch};
+
+pub use indexes::build_index;
+
+use crate::{
+    auth::ApiKeys,
+    cli::ServeConfig,
+    deploy::{audit::AuditLog, Lifecycle, LoadDefaults, Registry},
+    http::{
+        self,
+        middleware::rate_limit::RateLimiter,
+        state::{AppState, Health},
+    },
+    index::IndexSet,
+    model::{self, LoadOptions},
+    serving::{HandleConfig, ModelHandle},
+    telemetry,
+};
+
+/// Serves until `shutdown` resolves, then drains within `--shutdown-grace`.
+///
+/// The listener accepts at once, so `/livez` answers and `/readyz` says 503 while the model loads;
+/// readiness turns 200 only after the model is loaded and warmed. A model that fails to load is
+/// an error (the process exits non-zero and the orchestrator restarts it).
+pub async fn serve(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    admin::check_bind(config.admin_listen, config.admin_token_file.as_deref())?;
+    let audit = config
+        .state_dir
+        .as_deref()
+        .map(AuditLog::open)
+        .transpose()?
+        .map(Arc::new);
+    let policy = Arc::new(wiring::policy(&config));
+    let registry = Arc::new(Registry::new(Arc::clone(&policy), audit.clone()));
+    let handle_config = wiring::handle_config(&config);
+    let lifecycle = Arc::new(Lifecycle::new(
+        Arc::clone(&registry),
+        audit,
+        policy,
+        LoadDefaults {
+            device: config.load.device,
+            dtype: config.load.dtype,
+            handle: handle_config.clone(),
+            manifest_dir: config.manifest_dir.clone(),
+        },
+    ));
+    let state = app_state(&config, registry)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let health = Arc::clone(&state.health);
+    let mut drain_signal = stop_rx.clone();
+    let app = http::router(state.clone());
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = drain_signal.wait_for(|stop| *stop).await;
+                health.start_draining();
+            })
+            .into_future(),
+    );
+
+    let admin = match admin::tokens(&config)? {
+        Some(tokens) => {
+            Some(admin::serve(&config, Arc::clone(&lifecycle), tokens, stop_rx.clone()).await?)
+        }
+        None => None,
+    };
+
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|stop| *stop) => tracing::info!("shutdown requested while loading"),
+        loaded = start_model(config.load.load_options(), handle_config) => {
+            bring_up(&config, &state, &lifecycle, loaded?).await?;
+        }
+    }
+
+    let _ = stop.wait_for(|stop| *stop).await;
+    match tokio::time::timeout(config.shutdown_grace, server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("drained; exiting"),
+        Ok(Ok(Err(err))) => return Err(err).context("HTTP server failed"),
+        Ok(Err(join)) => return Err(join).context("HTTP server task failed"),
+        Err(_) => {
+            tracing::warn!(grace = ?config.shutdown_grace, "shutdown grace expired with requests in flight")
+        }
+    }
+    if let Some(admin) = admin {
+        admin.abort();
+    }
+    Ok(())
+}
+
+fn app_state(config: &ServeConfig, registry: Arc<Registry>) -> anyhow::Result<AppState> {
+    Ok(AppState {
+        registry,
+        health: Arc::new(Health::default()),
+        limits: Arc::new(wiring::request_limits(config)),
+        metrics: metrics_handle()?,
+        api_keys: config
+            .api_key_file
+            .as_deref()
+            .map(ApiKeys::load)
+            .transpose()?
+            .map(Arc::new),
+        rate_limiter: RateLimiter::new(config.rate_limit, config.rate_limit_burst),
+        indexes: Arc::new(IndexSet::default()),
+        recommend_max_k: config.recommend_max_k,
+    })
+}
+
+/// The boot version is loaded: register it, replay the audit log, open the indexes, turn ready.
+async fn bring_up(
+    config: &ServeConfig,
+    state: &AppState,
+    lifecycle: &Lifecycle,
+    handle: ModelHandle,
+) -> anyhow::Result<()> {
+    tracing::info!(
+        model = %handle.info.name, version = %handle.info.version,
+        device = %handle.info.device, dtype = %handle.info.dtype,
+        dimensions = handle.info.dimensions, load_seconds = handle.info.load_seconds,
+        "model ready"
+    );
+    let name = handle.info.name.clone();
+    state.registry.insert(handle);
+    lifecycle.remember_source(&name, &config.load.model);
+    lifecycle
+        .replay()
+        .await
+        .context("replaying the lifecycle audit log")?;
+    let specs = config.indexes.clone();
+    let compact_after = config.index_compact_after;
+    let models = indexes::loaded_models(&state.registry)?;
+    let opened = tokio::task::spawn_blocking(move || indexes::open(&specs, &models, compact_after))
+        .await
+        .context("index loader panicked")??;
+    for index in opened {
+        state.indexes.insert(index);
+    }
+    state.health.set_loaded();
+    Ok(())
+}
+
+/// Loads and starts a model on a blocking thread (reading weights and warming are blocking).
+async fn start_model(
+    opts: LoadOptions,
+    handle_config: HandleConfig,
+) -> anyhow::Result<ModelHandle> {
+    tokio::task::spawn_blocking(move || {
+        let loaded =
+            model::load(&opts).with_context(|| format!("loading model {:?}", opts.source))?;
+        ModelHandle::start(loaded, handle_config)
+    })
+    .await
+    .context("model loader panicked")?
+}
+
+/// The process-wide Prometheus recorder, installed on first use with every series the HTTP
+/// layer owns registered at zero. The lock makes concurrent first calls (several servers in one
+/// process) install it once.
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut handle = HANDLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if handle.is_none() {
+        *handle = Some(telemetry::install()?);
+        http::metrics::register_error_codes();
+    }
+    Ok(handle.clone().expect("installed above"))
+}

@@ -1,0 +1,44 @@
+//! `inferd index build`: embed a catalog into an index directory.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{LogFormat, ModelArgs};
+use crate::index::Search;
+
+/// Options of `inferd index build`.
+#[derive(Debug, Clone, Args)]
+pub struct IndexBuildConfig {
+    /// The model to embed with; a server refuses the index under other weights.
+    #[command(flatten)]
+    pub load: ModelArgs,
+
+    /// Catalog: JSON lines `{"id", "text", ...metadata}`, gzipped when it ends in `.gz`.
+    #[arg(long)]
+    pub catalog: PathBuf,
+
+    /// Index directory to write (created; an existing index there is replaced atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+
+    /// Default search of the index: exact (brute force) or hnsw (approximate, large catalogs).
+    #[arg(long, value_enum, default_value_t = Search::Exact)]
+    pub search: Search,
+
+    /// Token budget of one forward batch (as `serve`).
+    #[arg(long, env = "INFERD_MAX_BATCH_TOKENS", default_value_t = 16384)]
+    pub max_batch_tokens: usize,
+
+    /// Inputs in one forward batch, at most (as `serve`).
+    #[arg(long, env = "INFERD_MAX_BATCH_REQUESTS", default_value_t = 64)]
+    pub max_batch_requests: usize,
+
+    /// Threads the model's CPU kernels use (default: all cores).
+    #[arg(long, env = "INFERD_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Log format.
+    #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}

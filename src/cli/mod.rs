@@ -1,0 +1,152 @@
+//! Command-line and environment configuration: clap types only.
+//!
+//! Every flag has an `INFERD_*` environment variable and a doc comment, which is what `--help`
+//! prints. This module only parses; it never touches the model or the network. It imports only
+//! value types from below ([`crate::model`]'s device and precision, [`crate::index`]'s search
+//! kind, [`crate::telemetry`]'s log format); `app` turns the parsed flags into settings.
+
+mod index;
+mod parse;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::{DTypeRequest, DeviceRequest, LoadOptions};
+pub use crate::telemetry::LogFormat;
+pub use index::IndexBuildConfig;
+pub use parse::{parse_duration, IndexSpec};
+pub use serve::ServeConfig;
+
+/// inferd: a dedicated inference microservice for embedding models.
+#[derive(Debug, Parser)]
+#[command(name = "inferd", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load a model and serve it over HTTP.
+    Serve(Box<ServeConfig>),
+    /// Inspect model manifests.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Item indexes for `POST /recommend`.
+    #[command(subcommand)]
+    Index(IndexCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Check every version of every manifest: parse, lineage, and the sha256 of every weight
+    /// file present locally. Exits non-zero on any mismatch or invalid manifest.
+    Verify {
+        /// Folder of `*.toml` manifests.
+        #[arg(long, env = "INFERD_MANIFEST_DIR", default_value = "models")]
+        manifest_dir: PathBuf,
+        /// Also fail when a version's files are not present locally.
+        #[arg(long)]
+        require_local: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Embed a JSON-lines catalog with a model and write an index directory.
+    Build(Box<IndexBuildConfig>),
+}
+
+/// Which model to load, and on what: shared by `serve` and `index build`.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Model: a manifest (.toml under models/), a local Hugging Face directory, or a
+    /// Hugging Face repo id with an optional revision (`owner/name@revision`).
+    #[arg(
+        long,
+        env = "INFERD_MODEL",
+        default_value = "models/all-MiniLM-L6-v2.toml"
+    )]
+    pub model: String,
+
+    /// Name the model is served under (default: the manifest's name or the directory/repo name).
+    #[arg(long, env = "INFERD_MODEL_NAME")]
+    pub model_name: Option<String>,
+
+    /// Version to serve from a multi-version manifest (default: the manifest's `version`, else
+    /// its last listed); for a directory or hub id, the version label.
+    #[arg(long, env = "INFERD_MODEL_VERSION")]
+    pub model_version: Option<String>,
+
+    /// Device: auto (CUDA when one initialises, else CPU), cpu, cuda or cuda:N.
+    #[arg(long, env = "INFERD_DEVICE", default_value = "auto")]
+    pub device: DeviceRequest,
+
+    /// Precision: f32, bf16 (CUDA, or CPU matrix products where the CPU has AVX-512 BF16), f16
+    /// (CUDA); auto picks f16 on CUDA, bf16 on CPUs with AMX-BF16 and f32 on other CPUs.
+    #[arg(long, env = "INFERD_DTYPE", value_enum, default_value_t = DTypeRequest::Auto)]
+    pub dtype: DTypeRequest,
+}
+
+impl ModelArgs {
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            source: self.model.clone(),
+            name: self.model_name.clone(),
+            version: self.model_version.clone(),
+            device: self.device,
+            dtype: self.dtype,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn index_specs_parse() {
+        let spec: IndexSpec = "catalog=/data/idx".parse().unwrap();
+        assert_eq!(spec.name, "catalog");
+        assert_eq!(spec.dir, PathBuf::from("/data/idx"));
+        assert_eq!("/data/items".parse::<IndexSpec>().unwrap().name, "items");
+        assert!("bad name=/x".parse::<IndexSpec>().is_err());
+        assert!("x=".parse::<IndexSpec>().is_err());
+        let cli = Cli::try_parse_from(["inferd", "serve", "--index", "a=/1", "--index", "b=/2"]);
+        let Command::Serve(cfg) = cli.unwrap().command else {
+            panic!("serve parses as serve")
+        };
+        assert_eq!(cfg.indexes.len(), 2);
+    }
+
+    #[test]
+    fn every_flag_has_an_env_var() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        for arg in serve.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            assert!(arg.get_env().is_some(), "--{id} has no INFERD_* env var");
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_zero_limits_are_refused() {
+        let cli = Cli::try_parse_from(["inferd", "serve"]).unwrap();
+        let Command::Serve(mut cfg) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(cfg.max_queue_requests, 1024);
+        assert_eq!(cfg.request_timeout, Duration::from_secs(30));
+        assert!(cfg.validate().is_ok());
+        cfg.max_batch_tokens = 0;
+        assert!(cfg.validate().unwrap_err().contains("--max-batch-tokens"));
+    }
+}

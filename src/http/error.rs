@@ -1,0 +1,400 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every error the API returns is JSON `{"error": "...", "code": "..."}` with a stable code that
+//! clients may branch on (the README lists them). Client mistakes carry a useful message; server
+//! faults log their detail and answer with a generic body. The domain layers return their own
+//! errors ([`EmbedError`], [`DeployError`], [`IndexError`]); the `From` impls here are the only
+//! mapping from them to statuses and codes, and dialects re-shape only the body ([`reshape`]).
+
+use std::time::Duration;
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+
+use super::metrics;
+use crate::{deploy::DeployError, index::IndexError, serving::EmbedError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed JSON: {0}")]
+    InvalidJson(String),
+    #[error("expected a request body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    #[error("request body is larger than the {limit} bytes allowed")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A parameter the API knows but this model or route cannot honour (e.g. OpenAI `dimensions`).
+    #[error("{message}")]
+    UnsupportedParameter {
+        param: &'static str,
+        message: String,
+    },
+    #[error("input {index} has {tokens} tokens, more than the model's limit of {limit}; send `\"truncate\": true` to cut it")]
+    InputTooLong {
+        index: usize,
+        tokens: usize,
+        limit: usize,
+    },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("rate limit exceeded (--rate-limit); retry after {}s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("unknown model {0:?}")]
+    ModelNotFound(String),
+    #[error("unknown item {0:?}")]
+    UnknownItem(String),
+    #[error("unknown index {0}")]
+    UnknownIndex(String),
+    #[error("the server is overloaded: the request queue is full; retry later")]
+    Overloaded { retry_after: Duration },
+    #[error("the request did not complete within its {0:?} deadline")]
+    DeadlineExceeded(Duration),
+    #[error("the model is not ready to serve yet")]
+    NotReady,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// A lifecycle action that contradicts the current state (e.g. unloading the promoted version).
+    #[error("{0}")]
+    Conflict(String),
+    /// `promote` refused: the candidate's measured agreement is below the threshold or unmeasured.
+    #[error("{0}")]
+    AgreementTooLow(String),
+    /// An admin load failed: missing files, a sha256 mismatch, a shape the manifest does not promise.
+    #[error("{0}")]
+    LoadFailed(String),
+    /// A server fault: the detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The error behind a response, left in its extensions so a dialect (OpenAI, TEI, KServe) can
+/// re-shape the body while status, code and headers stay exactly what this module decided.
+#[derive(Debug, Clone)]
+pub struct ErrorParts {
+    pub code: &'static str,
+    pub message: String,
+    /// The request field at fault, where one is.
+    pub param: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: String,
+    code: &'a str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_) | Self::UnsupportedParameter { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } | Self::InputTooLong { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::ModelNotFound(_)
+            | Self::UnknownItem(_)
+            | Self::UnknownIndex(_)
+            | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) | Self::AgreementTooLow(_) => StatusCode::CONFLICT,
+            Self::LoadFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Overloaded { .. } | Self::NotReady | Self::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code; part of the API contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::InvalidInput(_) => "invalid_input",
+            Self::UnsupportedParameter { .. } => "unsupported_parameter",
+            Self::InputTooLong { .. } => "input_too_long",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::ModelNotFound(_) => "model_not_found",
+            Self::UnknownItem(_) => "unknown_item",
+            Self::UnknownIndex(_) => "unknown_index",
+            Self::Overloaded { .. } => "overloaded",
+            Self::DeadlineExceeded(_) => "deadline_exceeded",
+            Self::NotReady => "not_ready",
+            Self::ShuttingDown => "shutting_down",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::AgreementTooLow(_) => "agreement_below_threshold",
+            Self::LoadFailed(_) => "load_failed",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Every code, for metrics pre-registration and the docs test.
+    pub const CODES: &'static [&'static str] = &[
+        "invalid_json",
+        "unsupported_media_type",
+        "payload_too_large",
+        "invalid_input",
+        "unsupported_parameter",
+        "input_too_long",
+        "unauthorized",
+        "forbidden",
+        "rate_limited",
+        "model_not_found",
+        "unknown_item",
+        "unknown_index",
+        "overloaded",
+        "deadline_exceeded",
+        "not_ready",
+        "shutting_down",
+        "not_found",
+        "method_not_allowed",
+        "conflict",
+        "agreement_below_threshold",
+        "load_failed",
+        "internal_error",
+    ];
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        metrics::record_error(code);
+        if let Self::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let message = self.to_string();
+        let parts = ErrorParts {
+            code,
+            message: message.clone(),
+            param: match &self {
+                Self::UnsupportedParameter { param, .. } => Some(*param),
+                _ => None,
+            },
+        };
+        let body = ErrorBody {
+            error: message,
+            code,
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        response.extensions_mut().insert(parts);
+        if let Self::Unauthorized(_) = &self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        let retry_after = match &self {
+            Self::Overloaded { retry_after } | Self::RateLimited { retry_after } => {
+                Some(retry_after.as_secs().max(1))
+            }
+            Self::NotReady | Self::ShuttingDown => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<EmbedError> for ApiError {
+    fn from(err: EmbedError) -> Self {
+        match err {
+            EmbedError::Overloaded { retry_after } => Self::Overloaded { retry_after },
+            EmbedError::DeadlineExceeded(budget) => Self::DeadlineExceeded(budget),
+            EmbedError::InputTooLong {
+                index,
+                tokens,
+                limit,
+            } => Self::InputTooLong {
+                index,
+                tokens,
+                limit,
+            },
+            EmbedError::InvalidInput(msg) => Self::InvalidInput(msg),
+            EmbedError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(err: DeployError) -> Self {
+        match err {
+            DeployError::NotReady => Self::NotReady,
+            DeployError::ModelNotFound(model) => Self::ModelNotFound(model),
+            DeployError::Conflict(msg) => Self::Conflict(msg),
+            DeployError::AgreementTooLow(msg) => Self::AgreementTooLow(msg),
+            DeployError::LoadFailed(msg) => Self::LoadFailed(msg),
+            DeployError::Invalid(msg) => Self::InvalidInput(msg),
+            DeployError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(err: IndexError) -> Self {
+        match err {
+            IndexError::UnknownIndex(which) => Self::UnknownIndex(which),
+            IndexError::Ambiguous(msg) => Self::InvalidInput(msg),
+        }
+    }
+}
+
+/// Replaces an error response's body with `shape(parts, status)`, keeping status and headers;
+/// other responses pass through. Dialects use it as a `map_response` layer.
+pub fn reshape(
+    mut response: Response,
+    shape: impl FnOnce(&ErrorParts, StatusCode) -> serde_json::Value,
+) -> Response {
+    let Some(parts) = response.extensions_mut().remove::<ErrorParts>() else {
+        return response;
+    };
+    let body = shape(&parts, response.status());
+    let (mut head, _) = response.into_parts();
+    head.headers.remove(header::CONTENT_LENGTH);
+    head.extensions.insert(parts);
+    Response::from_parts(head, axum::body::Body::from(body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_variants() -> Vec<ApiError> {
+        vec![
+            ApiError::InvalidJson("x".into()),
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::InvalidInput("x".into()),
+            ApiError::UnsupportedParameter {
+                param: "p",
+                message: "x".into(),
+            },
+            ApiError::InputTooLong {
+                index: 0,
+                tokens: 2,
+                limit: 1,
+            },
+            ApiError::Unauthorized("x"),
+            ApiError::Forbidden("x"),
+            ApiError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            },
+            ApiError::ModelNotFound("m".into()),
+            ApiError::UnknownItem("i".into()),
+            ApiError::UnknownIndex("x".into()),
+            ApiError::Overloaded {
+                retry_after: Duration::from_secs(1),
+            },
+            ApiError::DeadlineExceeded(Duration::from_secs(1)),
+            ApiError::NotReady,
+            ApiError::ShuttingDown,
+            ApiError::NotFound("/x".into()),
+            ApiError::MethodNotAllowed,
+            ApiError::Conflict("x".into()),
+            ApiError::AgreementTooLow("x".into()),
+            ApiError::LoadFailed("x".into()),
+            ApiError::Internal("boom".into()),
+        ]
+    }
+
+    #[test]
+    fn codes_are_listed_and_client_errors_are_4xx() {
+        let variants = all_variants();
+        assert_eq!(variants.len(), ApiError::CODES.len());
+        for err in variants {
+            assert!(
+                ApiError::CODES.contains(&err.code()),
+                "{} unlisted",
+                err.code()
+            );
+            let server_side = matches!(
+                err,
+                ApiError::Internal(_)
+                    | ApiError::Overloaded { .. }
+                    | ApiError::DeadlineExceeded(_)
+                    | ApiError::NotReady
+                    | ApiError::ShuttingDown
+            );
+            assert_eq!(
+                err.status().is_server_error(),
+                server_side,
+                "{}",
+                err.code()
+            );
+        }
+    }
+
+    #[test]
+    fn domain_errors_keep_their_status_and_code() {
+        let cases: Vec<(ApiError, &str)> = vec![
+            (
+                EmbedError::DeadlineExceeded(Duration::from_secs(2)).into(),
+                "deadline_exceeded",
+            ),
+            (
+                EmbedError::Overloaded {
+                    retry_after: Duration::from_secs(1),
+                }
+                .into(),
+                "overloaded",
+            ),
+            (EmbedError::InvalidInput("x".into()).into(), "invalid_input"),
+            (DeployError::NotReady.into(), "not_ready"),
+            (
+                DeployError::ModelNotFound("m@9".into()).into(),
+                "model_not_found",
+            ),
+            (DeployError::Invalid("x".into()).into(), "invalid_input"),
+            (
+                DeployError::AgreementTooLow("x".into()).into(),
+                "agreement_below_threshold",
+            ),
+            (IndexError::Ambiguous("x".into()).into(), "invalid_input"),
+            (
+                IndexError::UnknownIndex("\"x\"".into()).into(),
+                "unknown_index",
+            ),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code(), code);
+        }
+        let err: ApiError = EmbedError::DeadlineExceeded(Duration::from_secs(2)).into();
+        assert_eq!(
+            err.to_string(),
+            "the request did not complete within its 2s deadline"
+        );
+        assert!(EmbedError::Internal("x".into()).is_server_fault());
+        assert!(!EmbedError::InvalidInput("x".into()).is_server_fault());
+    }
+
+    #[test]
+    fn internal_detail_is_not_sent() {
+        assert_eq!(
+            ApiError::Internal("secret path".into()).to_string(),
+            "internal error"
+        );
+    }
+}

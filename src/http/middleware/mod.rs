@@ -1,0 +1,6 @@
+//! Middleware the routes share: API keys ([`auth`]), per-key rate limits ([`rate_limit`]),
+//! request metrics and panic recovery ([`track`]).
+
+pub mod auth;
+pub mod rate_limit;
+pub mod track;

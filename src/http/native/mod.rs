@@ -1,0 +1,31 @@
+//! inferd's own routes: `POST /infer`, `GET /info` and the probes (`/livez`, `/readyz`,
+//! `/health`, `/metrics`), with their OpenAPI fragment (tags `inferd` and `probes`).
+
+pub mod infer;
+pub mod info;
+pub mod probes;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::http::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(tags((name = "inferd", description = "inferd's own API")))]
+struct NativeApi;
+
+#[derive(OpenApi)]
+#[openapi(tags((name = "probes", description = "health and metrics")))]
+struct ProbesApi;
+
+/// `/infer` and `/info`: model routes (behind the API key when keys are configured).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(NativeApi::openapi())
+        .merge(infer::routes())
+        .merge(info::routes())
+}
+
+/// The probes and `/metrics`: always open, for the orchestrator and the scraper.
+pub fn probe_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ProbesApi::openapi()).merge(probes::routes())
+}

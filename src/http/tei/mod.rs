@@ -1,0 +1,129 @@
+//! The Hugging Face text-embeddings-inference (TEI) dialect: `POST /embed` (and `POST /`, TEI's
+//! route for `huggingface_hub`'s `feature_extraction`), `/tokenize`, `/decode`, `/similarity`,
+//! `/rerank`. TEI's `GET /info` fields are served by `/info` itself (see `native/info.rs`).
+//!
+//! Embedding goes through [`embed`](crate::http::embed) like `/infer` (canary split and sticky
+//! `x-inferd-route-key` included); `/tokenize` and `/decode` run on the model's tokenizer pool.
+//! These routes always use the default model, as TEI serves one. Errors are re-shaped by
+//! [`error_shape`] to TEI's `{"error", "error_type"}`, keeping inferd's status and adding its
+//! `code`. `/rerank` and `/similarity` are bi-encoder cosine similarities of normalised
+//! embeddings, not a cross-encoder's scores.
+
+mod similarity;
+mod tokens;
+mod types;
+
+use axum::{extract::State, http::StatusCode, response::Response, routing::post, Json};
+use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    http::{
+        embed::{self, check_dimensions, parse_inputs},
+        error::{reshape, ApiError, ErrorParts},
+        extract::{ApiJson, RouteKey},
+        state::AppState,
+    },
+    model::tokenizer::Truncation,
+    serving,
+};
+pub use types::*;
+
+#[derive(OpenApi)]
+#[openapi(tags((name = "tei", description = "Hugging Face text-embeddings-inference API")))]
+struct TeiApi;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(TeiApi::openapi())
+        .routes(routes!(embed))
+        .route("/", post(embed))
+        .routes(routes!(tokens::tokenize))
+        .routes(routes!(tokens::decode))
+        .routes(routes!(similarity::similarity))
+        .routes(routes!(similarity::rerank))
+}
+
+/// Re-shapes an inferd error into TEI's error object.
+pub fn error_shape(response: Response) -> Response {
+    reshape(
+        response,
+        |parts: &ErrorParts, status: StatusCode| json!({"error": parts.message, "error_type": error_type(parts.code, status), "code": parts.code}),
+    )
+}
+
+/// TEI's `error_type` for an inferd code.
+fn error_type(code: &str, status: StatusCode) -> &'static str {
+    match code {
+        "overloaded" => "Overloaded",
+        "not_ready" | "shutting_down" => "Unhealthy",
+        "invalid_input" if status == StatusCode::UNPROCESSABLE_ENTITY => "Validation",
+        _ if status.is_server_error() => "Backend",
+        _ => "Validation",
+    }
+}
+
+/// TEI's `truncate` (default false: refuse long inputs) and `truncation_direction`.
+fn truncation(truncate: Option<bool>, direction: TruncationDirection) -> Truncation {
+    match (truncate.unwrap_or(false), direction) {
+        (false, _) => Truncation::Refuse,
+        (true, TruncationDirection::Right) => Truncation::Right,
+        (true, TruncationDirection::Left) => Truncation::Left,
+    }
+}
+
+/// inferd has no prompt templates; naming one is a clear 400 rather than silently ignored.
+fn no_prompt(prompt_name: &Option<String>) -> Result<(), ApiError> {
+    match prompt_name {
+        None => Ok(()),
+        Some(name) => Err(ApiError::UnsupportedParameter {
+            param: "prompt_name",
+            message: format!("prompt {name:?} is not defined: inferd models carry no prompts"),
+        }),
+    }
+}
+
+/// Embeds texts, TEI style: a list of vectors, one per input.
+#[utoipa::path(post, path = "/embed", tag = "tei", request_body = EmbedRequest,
+    responses((status = 200, body = Vec<Vec<f32>>),
+        (status = "4XX", body = TeiErrorResponse), (status = "5XX", body = TeiErrorResponse)))]
+async fn embed(
+    State(state): State<AppState>,
+    route_key: RouteKey,
+    ApiJson(req): ApiJson<EmbedRequest>,
+) -> Result<Json<Vec<Vec<f32>>>, ApiError> {
+    no_prompt(&req.prompt_name)?;
+    let routed = embed::route(&state, &embed::target(None, route_key))?;
+    check_dimensions(&routed.handle.info, req.dimensions)?;
+    if req.encoding_format.as_deref().is_some_and(|f| f != "float") {
+        return Err(ApiError::UnsupportedParameter {
+            param: "encoding_format",
+            message: "`/embed` answers floats only; use `/v1/embeddings` for base64".into(),
+        });
+    }
+    let texts = parse_inputs(req.inputs, state.limits.max_client_batch)?;
+    let request = serving::EmbedRequest {
+        texts,
+        truncation: truncation(req.truncate, req.truncation_direction),
+        normalize: req.normalize,
+        deadline: state.deadline(),
+    };
+    Ok(Json(routed.embed(request).await?.vectors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_defaults_to_refusing() {
+        assert_eq!(
+            truncation(None, TruncationDirection::Left),
+            Truncation::Refuse
+        );
+        assert_eq!(
+            truncation(Some(true), TruncationDirection::Left),
+            Truncation::Left
+        );
+    }
+}

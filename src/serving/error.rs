@@ -1,0 +1,36 @@
+//! Why a loaded version could not embed a request. `http` maps each to a status and a stable
+//! code; nothing here knows HTTP.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EmbedError {
+    /// The version's queue is full; the request was refused before any work.
+    #[error("the request queue is full; retry after {}s", retry_after.as_secs().max(1))]
+    Overloaded { retry_after: Duration },
+    /// The request's deadline passed (the budget it was given).
+    #[error("the request did not complete within its {0:?} deadline")]
+    DeadlineExceeded(Duration),
+    #[error("input {index} has {tokens} tokens, more than the model's limit of {limit}")]
+    InputTooLong {
+        index: usize,
+        tokens: usize,
+        limit: usize,
+    },
+    /// A text the tokenizer refused.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A fault on the server's side (worker gone, a failed forward pass).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EmbedError {
+    /// Whether the server, not the request, is at fault: these count against a canary.
+    pub fn is_server_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::Overloaded { .. } | Self::DeadlineExceeded(_) | Self::Internal(_)
+        )
+    }
+}

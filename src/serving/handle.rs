@@ -1,0 +1,265 @@
+//! One served model version: its tokenizer pool, admission queue and batcher.
+//!
+//! [`ModelHandle::embed`] is the only way into a version: callers state what they want as an
+//! [`EmbedRequest`]; cached inputs are answered at once (see [`super::cache`]), the rest are
+//! tokenized (in place when small, else on the tokenizer pool) and queued for the batcher,
+//! failing fast with [`EmbedError::Overloaded`] when the queue is full. Which version a request
+//! reaches is decided above, in `deploy`.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::oneshot;
+
+use super::{cache::EmbeddingCache, EmbedError, EmbedRequest, Embedded, ModelRef};
+use crate::{
+    batching::{BatchError, BatchLimits, Batcher, ModelLabels, WorkerConfig},
+    model::{
+        tokenizer::{TextTokenizer, TokenizeError, Truncation},
+        LoadedModel, ModelInfo,
+    },
+};
+
+/// Requests with at most this much text are tokenized on the async runtime itself: a few short
+/// texts take tens of microseconds, less than handing them to the pool and back.
+const INLINE_TOKENIZE_BYTES: usize = 1024;
+
+/// Per-model serving settings.
+#[derive(Debug, Clone)]
+pub struct HandleConfig {
+    pub queue_capacity: usize,
+    pub limits: BatchLimits,
+    pub tokenizer_workers: usize,
+    pub debug_delay: Option<Duration>,
+    pub debug_panic_on: Option<String>,
+    /// The shared response cache (`--cache-capacity`); `None` when off.
+    pub cache: Option<Arc<EmbeddingCache>>,
+}
+
+impl HandleConfig {
+    /// A queue of `queue_capacity` requests, batches of at most `max_tokens` tokens and
+    /// `max_sequences` inputs, no cache and no fault injection.
+    pub fn new(
+        queue_capacity: usize,
+        max_tokens: usize,
+        max_sequences: usize,
+        tokenizer_workers: usize,
+    ) -> Self {
+        Self {
+            queue_capacity,
+            limits: BatchLimits {
+                max_tokens,
+                max_sequences,
+                packed: false,     // set from the loaded encoder
+                attention_span: 0, // likewise
+            },
+            tokenizer_workers,
+            debug_delay: None,
+            debug_panic_on: None,
+            cache: None,
+        }
+    }
+}
+
+/// One served model version.
+pub struct ModelHandle {
+    pub info: ModelInfo,
+    pub config: HandleConfig,
+    tokenizer: Arc<TextTokenizer>,
+    pool: rayon::ThreadPool,
+    batcher: Batcher,
+    retry_after: Duration,
+}
+
+impl ModelHandle {
+    pub fn start(model: LoadedModel, mut config: HandleConfig) -> anyhow::Result<Self> {
+        let LoadedModel {
+            info,
+            tokenizer,
+            encoder,
+        } = model;
+        config.limits.packed = encoder.is_packed();
+        config.limits.attention_span = encoder.attention_span();
+        let labels = ModelLabels {
+            model: info.name.clone(),
+            version: info.version.clone(),
+        };
+        labels.loaded(
+            &info.device,
+            &info.dtype,
+            Duration::from_secs_f64(info.load_seconds),
+        );
+        let debug_panic_on = match &config.debug_panic_on {
+            Some(text) => Some(tokenizer.encode(text, true)?.ids),
+            None => None,
+        };
+        let worker = WorkerConfig {
+            limits: config.limits,
+            debug_delay: config.debug_delay,
+            debug_panic_on,
+        };
+        let batcher = Batcher::spawn(Arc::new(encoder), worker, config.queue_capacity, labels)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.tokenizer_workers)
+            .thread_name(|i| format!("inferd-tokenize-{i}"))
+            .build()?;
+        Ok(Self {
+            info,
+            tokenizer: Arc::new(tokenizer),
+            pool,
+            batcher,
+            retry_after: Duration::from_secs(1),
+            config,
+        })
+    }
+
+    /// `name@version` of this version.
+    pub fn model_ref(&self) -> ModelRef {
+        ModelRef::pinned(&self.info.name, &self.info.version)
+    }
+
+    /// Embeds `req.texts`: cached inputs at once, the rest through the queue. Left-truncated
+    /// requests bypass the cache (its key records only whether texts were cut, not which end).
+    pub async fn embed(&self, mut req: EmbedRequest) -> Result<Embedded, EmbedError> {
+        let cache = match (&self.config.cache, req.truncation) {
+            (Some(cache), Truncation::Refuse | Truncation::Right) => cache,
+            _ => return self.embed_uncached(req).await,
+        };
+        let texts = std::mem::take(&mut req.texts);
+        let truncate = req.truncation == Truncation::Right;
+        cache
+            .embed_through(
+                &self.model_ref(),
+                texts,
+                truncate,
+                req.normalize,
+                |misses| {
+                    self.embed_uncached(EmbedRequest {
+                        texts: misses,
+                        ..req
+                    })
+                },
+            )
+            .await
+    }
+
+    /// Embeds `req.texts` through the queue, or fails fast when the queue is full.
+    async fn embed_uncached(&self, req: EmbedRequest) -> Result<Embedded, EmbedError> {
+        let permit = self.batcher.admit().ok_or(EmbedError::Overloaded {
+            retry_after: self.retry_after,
+        })?;
+        let EmbedRequest {
+            texts,
+            truncation,
+            normalize,
+            deadline,
+        } = req;
+        let budget = deadline.budget();
+        let run = async {
+            let sequences = self.tokenize(texts, truncation).await?;
+            let prompt_tokens = sequences.iter().map(|s| s.len()).sum();
+            let rx = self
+                .batcher
+                .submit(permit, sequences, normalize, deadline.at());
+            let vectors = match rx.await {
+                Ok(Ok(vectors)) => vectors,
+                Ok(Err(err)) => return Err(batch_error(err, budget)),
+                Err(_) => return Err(batch_error(BatchError::WorkerGone, budget)),
+            };
+            Ok(Embedded {
+                vectors,
+                prompt_tokens,
+            })
+        };
+        tokio::time::timeout_at(deadline.at().into(), run)
+            .await
+            .unwrap_or(Err(EmbedError::DeadlineExceeded(budget)))
+    }
+
+    /// Tokenizes small requests in place (tens of microseconds: cheaper than two thread
+    /// hand-offs) and larger ones on the pool, so neither the runtime nor the model thread
+    /// spends long on it.
+    async fn tokenize(
+        &self,
+        texts: Vec<String>,
+        truncation: Truncation,
+    ) -> Result<Vec<Arc<[u32]>>, EmbedError> {
+        let texts_bytes: usize = texts.iter().map(String::len).sum();
+        let encode = move |tokenizer: &TextTokenizer| {
+            texts
+                .iter()
+                .enumerate()
+                .map(|(index, text)| {
+                    tokenizer
+                        .encode_with(text, truncation)
+                        .map(|t| Arc::from(t.ids))
+                        .map_err(|e| (index, e))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let result = if texts_bytes <= INLINE_TOKENIZE_BYTES {
+            encode(&self.tokenizer)
+        } else {
+            self.with_tokenizer(encode).await?
+        };
+        match result {
+            Ok(sequences) => Ok(sequences),
+            Err((index, TokenizeError::TooLong { tokens, limit })) => {
+                Err(EmbedError::InputTooLong {
+                    index,
+                    tokens,
+                    limit,
+                })
+            }
+            Err((index, TokenizeError::Failed(msg))) => Err(EmbedError::InvalidInput(format!(
+                "input {index} could not be tokenized: {msg}"
+            ))),
+        }
+    }
+
+    /// Runs `job` on the tokenizer pool, so tokenizer work (`/tokenize`, `/decode` too) never
+    /// runs on the async runtime or the model thread.
+    pub async fn with_tokenizer<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&TextTokenizer) -> R + Send + 'static,
+    ) -> Result<R, EmbedError> {
+        let (tx, rx) = oneshot::channel();
+        let tokenizer = Arc::clone(&self.tokenizer);
+        self.pool.spawn(move || {
+            let _ = tx.send(job(&tokenizer));
+        });
+        rx.await
+            .map_err(|_| EmbedError::Internal("tokenizer pool dropped a job".into()))
+    }
+
+    /// Token ids back to text on the tokenizer pool, one text per list; the index of the first
+    /// list that does not decode, with why.
+    pub async fn decode(
+        &self,
+        lists: Vec<Vec<u32>>,
+        skip_special_tokens: bool,
+    ) -> Result<Result<Vec<String>, (usize, TokenizeError)>, EmbedError> {
+        self.with_tokenizer(move |tokenizer| {
+            lists
+                .iter()
+                .enumerate()
+                .map(|(i, ids)| {
+                    tokenizer
+                        .decode(ids, skip_special_tokens)
+                        .map_err(|e| (i, e))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.batcher.depth()
+    }
+}
+
+fn batch_error(err: BatchError, budget: Duration) -> EmbedError {
+    match err {
+        BatchError::DeadlineExceeded => EmbedError::DeadlineExceeded(budget),
+        BatchError::Failed | BatchError::WorkerGone => EmbedError::Internal(err.to_string()),
+    }
+}

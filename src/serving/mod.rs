@@ -1,0 +1,23 @@
+//! One loaded model version, ready to embed.
+//!
+//! - [`handle`]: [`ModelHandle`], one served version: its tokenizer pool, admission queue and
+//!   batcher, and the only `embed` on a version;
+//! - [`request`]: [`EmbedRequest`] (texts, truncation, normalize, deadline) and [`Embedded`];
+//! - [`cache`]: the LRU response cache consulted inside [`ModelHandle::embed`];
+//! - [`model_ref`]: [`ModelRef`], the one parser and formatter of `name@version`;
+//! - [`error`]: why a version could not embed, [`EmbedError`].
+//!
+//! Which version answers a request is `deploy`'s business; nothing here knows about canaries,
+//! routes or HTTP.
+
+pub mod cache;
+pub mod error;
+pub mod handle;
+mod metrics;
+pub mod model_ref;
+pub mod request;
+
+pub use error::EmbedError;
+pub use handle::{HandleConfig, ModelHandle};
+pub use model_ref::ModelRef;
+pub use request::{Deadline, EmbedRequest, Embedded};
