@@ -42,6 +42,8 @@ pub const CACHE_ENTRIES: &str = "inferd_cache_entries";
 pub const RECOMMEND_DURATION: &str = "inferd_recommend_duration_seconds";
 pub const INDEX_ITEMS: &str = "inferd_index_items";
 pub const INDEX_WRITES: &str = "inferd_index_writes_total";
+pub const INDEX_WRITE_FAILURES: &str = "inferd_index_write_failures_total";
+pub const INDEX_WRITABLE: &str = "inferd_index_writable";
 
 pub const ROUTED: &str = "inferd_routed_requests_total";
 pub const MODEL_ROLE: &str = "inferd_model_role";
@@ -158,4 +160,13 @@ fn describe_all() {
     );
     describe_gauge!(INDEX_ITEMS, "Live items in each loaded index.");
     describe_counter!(INDEX_WRITES, "Acknowledged item writes, by index and op.");
+    describe_counter!(
+        INDEX_WRITE_FAILURES,
+        "Item writes refused because the log could not make them durable, by index and outcome \
+         (rolled_back: the partial record was removed; read_only: it could not be)."
+    );
+    describe_gauge!(
+        INDEX_WRITABLE,
+        "1 while an index accepts writes, 0 while its log is read-only after a failed repair."
+    );
 }
