@@ -27,6 +27,14 @@ pub struct TestServer {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The `inferd` binary under test: this build's, or `INFERD_TEST_BIN` (e.g. a build of another
+/// commit, to show a test fails there).
+pub fn inferd_bin() -> PathBuf {
+    std::env::var_os("INFERD_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_inferd")))
+}
+
 /// A fresh tiny random model in a temp dir.
 pub fn tiny_model_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -49,7 +57,7 @@ pub async fn spawn_tiny_with(args: &[&str]) -> TestServer {
 
 /// Spawns a server on `model` with extra flags; returns once it listens (not necessarily ready).
 pub fn spawn(model: &Path, args: &[&str]) -> TestServer {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inferd"))
+    let mut child = Command::new(inferd_bin())
         .arg("serve")
         .arg("--model")
         .arg(model)
