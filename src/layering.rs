@@ -51,6 +51,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("auth", &[]),
     ("telemetry", &[]),
     ("journal", &[]),
+    ("allocator", &[]),
 ];
 
 /// Files the scan skips: the crate root (it only declares modules) and this checker, whose

@@ -27,6 +27,7 @@
 //! [`serve`] wires them together for a given listener and shutdown signal, so tests can run it
 //! on port 0.
 
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod batching;

@@ -12,6 +12,8 @@
 
 mod logs;
 
+use std::time::Duration;
+
 use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -72,11 +74,27 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), SIZE_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(BATCH_TOKENS.into()), TOKEN_BUCKETS)?;
     let handle = builder.install_recorder()?;
+    spawn_upkeep(handle.clone())?;
     describe_all();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(READY).set(0.0);
     gauge!(HTTP_IN_FLIGHT).set(0.0);
     Ok(handle)
+}
+
+/// How often recorded histogram samples are folded into their buckets. The recorder keeps every
+/// sample until then (or until a scrape), about 20 bytes per request, so a server nobody scrapes
+/// would grow without bound.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+fn spawn_upkeep(handle: PrometheusHandle) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("inferd-metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        })
+        .map(drop)
 }
 
 fn describe_all() {
