@@ -4,11 +4,13 @@
 #
 #   scripts/soak.sh                      # 300k requests, 1 in 10 an /infer, 4 clients
 #   REQUESTS=1000000 scripts/soak.sh     # the issue's bound: RSS within +20 MB after warm-up
+#   BURST=1 REQUESTS=0 scripts/soak.sh   # only the burst: 8 concurrent ~1.9 MB /tokenize bodies
 #
 # Settings (environment): BIN (default target/release/inferd, else target/debug/inferd),
 # MODEL (models/all-MiniLM-L6-v2), REQUESTS (300000), INFER_EVERY (10: one request in N is an
 # /infer), CLIENTS (4), WARMUP (20000 requests before the baseline sample), PORT (18473),
-# EXTRA (more serve flags). Needs python3 (standard library only). Not a test: a measurement.
+# EXTRA (more serve flags), BURST (1: after the soak, 8 concurrent ~1.9 MB /tokenize requests,
+# then the peak RSS and the RSS 10 s later: does the allocator give a burst back?). Needs python3 (standard library only). Not a test: a measurement.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,12 +37,13 @@ done
 
 echo "binary $BIN, model $MODEL, pid $PID"
 PID=$PID PORT=$PORT REQUESTS=${REQUESTS:-300000} INFER_EVERY=${INFER_EVERY:-10} \
-  CLIENTS=${CLIENTS:-4} WARMUP=${WARMUP:-20000} python3 - <<'PY'
+  CLIENTS=${CLIENTS:-4} WARMUP=${WARMUP:-20000} BURST=${BURST:-0} python3 - <<'PY'
 import http.client, json, os, threading, time
 
 pid, port = int(os.environ["PID"]), int(os.environ["PORT"])
 total, every = int(os.environ["REQUESTS"]), int(os.environ["INFER_EVERY"])
 clients, warmup = int(os.environ["CLIENTS"]), int(os.environ["WARMUP"])
+burst = os.environ["BURST"] == "1"
 done, failed, lock = [0], [0], threading.Lock()
 
 def rss_mb():
@@ -92,4 +95,23 @@ print(f"{done[0]:>10} {end:>8.1f} {done[0] / (time.time() - start):>8.0f}")
 if baseline:
     print(f"RSS after {baseline[0]} warm-up requests: {baseline[1]:.1f} MB; after {done[0]}: "
           f"{end:.1f} MB; growth {end - baseline[1]:+.1f} MB; non-200 answers: {failed[0]}")
+
+def tokenize_big(text):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request("POST", "/tokenize", json.dumps({"inputs": text}),
+                 {"content-type": "application/json"})
+    conn.getresponse().read()
+
+if burst:
+    text = ("memory " * 280000)[:1_900_000]
+    before, peak = rss_mb(), 0.0
+    workers = [threading.Thread(target=tokenize_big, args=(text,)) for _ in range(8)]
+    for w in workers:
+        w.start()
+    while any(w.is_alive() for w in workers):
+        peak = max(peak, rss_mb())
+        time.sleep(0.05)
+    time.sleep(10)
+    print(f"burst of 8 x 1.9 MB /tokenize: RSS {before:.1f} MB before, {peak:.1f} MB peak, "
+          f"{rss_mb():.1f} MB 10 s later")
 PY
