@@ -228,14 +228,25 @@ mod tests {
         }
     }
 
+    /// A log of `n` upserts whose second record has a flipped payload byte, and where that
+    /// record starts.
+    fn damaged_log(n: usize) -> (Vec<u8>, usize) {
+        let mut bytes = Vec::new();
+        let mut second = 0;
+        for i in 0..n {
+            if i == 1 {
+                second = bytes.len();
+            }
+            bytes.extend(encode(&upsert(&format!("id{i}"), i as f32)));
+        }
+        bytes[second + 12] ^= 0xff; // the CRC no longer matches
+        (bytes, second)
+    }
+
     #[test]
     fn damage_before_valid_records_refuses_the_log_and_leaves_it_intact() {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = encode(&upsert("a", 1.0));
-        let second = bytes.len();
-        bytes.extend(encode(&upsert("b", 2.0)));
-        bytes.extend(encode(&upsert("c", 3.0)));
-        bytes[second + 12] ^= 0xff; // flip a payload byte: the CRC no longer matches
+        let (bytes, second) = damaged_log(3);
         let path = Wal::path_for(dir.path(), 1);
         std::fs::write(&path, &bytes).unwrap();
         let err = format!("{:#}", Wal::open(dir.path(), 1).err().unwrap());
@@ -247,13 +258,10 @@ mod tests {
     #[test]
     fn a_damaged_last_record_is_indistinguishable_from_a_torn_one() {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = encode(&upsert("a", 1.0));
-        let second = bytes.len();
-        bytes.extend(encode(&upsert("b", 2.0)));
-        bytes[second + 12] ^= 0xff;
+        let (bytes, _) = damaged_log(2);
         std::fs::write(Wal::path_for(dir.path(), 1), &bytes).unwrap();
         let (_, replayed) = Wal::open(dir.path(), 1).unwrap();
-        assert_eq!(replayed, [upsert("a", 1.0)]);
+        assert_eq!(replayed, [upsert("id0", 0.0)]);
     }
 
     #[test]

@@ -87,13 +87,7 @@ async fn full_queue_answers_503_with_retry_after_at_once() {
                 .send()
                 .await
                 .unwrap();
-            let retry_after = r
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().to_string());
-            let status = r.status().as_u16();
-            let body: serde_json::Value = r.json().await.unwrap();
-            (status, retry_after, body)
+            crate::common::status_retry_body(r).await
         }
     });
     let results = join_all(reqs.collect()).await;

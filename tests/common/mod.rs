@@ -271,6 +271,16 @@ impl Drop for TestServer {
     }
 }
 
+/// Status, `Retry-After` and JSON body of a response.
+pub async fn status_retry_body(r: reqwest::Response) -> (u16, Option<String>, Value) {
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let status = r.status().as_u16();
+    (status, retry_after, r.json().await.unwrap_or(Value::Null))
+}
+
 /// Parses Prometheus text: sum of samples of `name` carrying every label pair in `labels`.
 pub fn metric_value(text: &str, name: &str, labels: &[&str]) -> f64 {
     text.lines()

@@ -5,11 +5,23 @@ use std::{io::Write, path::Path, time::Duration};
 
 use serde_json::json;
 
-use crate::common::lifecycle::{manifest, start};
-use crate::lifecycle::{admin, status};
+use crate::{
+    common::{
+        lifecycle::{manifest, start},
+        TestServer,
+    },
+    lifecycle::{admin, status},
+};
 
 fn audit_log(dir: &Path) -> std::path::PathBuf {
     dir.join("state/lifecycle.jsonl")
+}
+
+/// Sends 30 % of traffic to `tiny@v2`; must be accepted.
+async fn canary_v2(server: &TestServer) {
+    let body = json!({"model": "tiny@v2", "weight": 0.3});
+    let (code, body) = admin(server, "/admin/canary", body).await;
+    assert_eq!(code, 200, "{body}");
 }
 
 #[tokio::test]
@@ -29,13 +41,7 @@ async fn the_admin_action_after_a_torn_line_survives_a_restart() {
         .unwrap();
 
     let mut server = start(dir.path(), &[]).await;
-    let (code, body) = admin(
-        &server,
-        "/admin/canary",
-        json!({"model": "tiny@v2", "weight": 0.3}),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
+    canary_v2(&server).await;
     server.sigkill();
 
     let server = start(dir.path(), &[]).await;
@@ -56,13 +62,7 @@ async fn a_damaged_line_before_readable_ones_refuses_the_start() {
     manifest(dir.path(), &[("v1", 1), ("v2", 2)], None);
     let mut server = start(dir.path(), &[]).await;
     admin(&server, "/admin/load", json!({"model": "tiny@v2"})).await;
-    let (code, body) = admin(
-        &server,
-        "/admin/canary",
-        json!({"model": "tiny@v2", "weight": 0.3}),
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
+    canary_v2(&server).await;
     server.sigkill();
 
     let path = audit_log(dir.path());

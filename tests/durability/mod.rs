@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use serde_json::{json, Value};
 
 use crate::{
-    common::{spawn, TestServer},
+    common::{spawn, status_retry_body, TestServer},
     recommend::{Fixture, KEY},
 };
 
@@ -48,12 +48,7 @@ async fn put(server: &TestServer, id: &str, n: u64) -> (u16, Option<String>, Val
         .send()
         .await
         .unwrap();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let status = r.status().as_u16();
-    (status, retry_after, r.json().await.unwrap_or(Value::Null))
+    status_retry_body(r).await
 }
 
 /// Writes `ids`, which must all be acknowledged, into `expected`.
