@@ -1,7 +1,7 @@
 //! inferd: one process that loads an embedding model once and serves it over HTTP through a
 //! bounded queue and a dynamic batcher.
 //!
-//! The crate is layered: each top-level module imports only modules below it, and the two
+//! The crate is layered: each top-level module imports only modules below it, and the
 //! leaves import nothing from the crate (`layering` tests enforce it). A request reads
 //! top-down: [`http`] validates and routes, [`deploy`] picks the version (canary, shadow,
 //! pinned), [`serving`] embeds on that version (cache, tokenizer pool), [`batching`] admits,
@@ -12,7 +12,7 @@
 //!          │       │                  ▲ ▲                   ▲
 //!          │       └──▶ index ────────┘ └── (index build)   │
 //!          └─▶ cli ─▶ (model::device, index::Search, telemetry::LogFormat value types) ┘
-//! every layer ─▶ telemetry, auth   (leaves: import nothing from the crate)
+//! every layer ─▶ telemetry, auth; index, deploy ─▶ journal   (leaves: import nothing)
 //! ```
 //!
 //! - [`app`]: the composition root ([`serve`], [`build_index`]), secrets, shutdown;
@@ -21,11 +21,13 @@
 //! - [`index`]: item indexes (beside `deploy`: it embeds through [`serving`]);
 //! - [`serving`]: one loaded version, its typed [`serving::EmbedRequest`] and cache;
 //! - [`batching`], [`model`]: the queue and the model itself;
-//! - [`auth`] (API-key parsing and comparison), [`telemetry`] (metric names, recorder, tracing).
+//! - [`auth`] (API-key parsing and comparison), [`telemetry`] (metric names, recorder, tracing),
+//!   [`journal`] (durable append-only logs: the index WAL and the audit log).
 //!
 //! [`serve`] wires them together for a given listener and shutdown signal, so tests can run it
 //! on port 0.
 
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod batching;
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod deploy;
 pub mod http;
 pub mod index;
+pub mod journal;
 pub mod model;
 pub mod serving;
 pub mod telemetry;

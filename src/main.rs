@@ -6,7 +6,18 @@ use inferd::{
     cli::{Cli, Command, IndexCommand, ModelsCommand},
 };
 
+#[global_allocator]
+static ALLOCATOR: inferd::allocator::Allocator = inferd::allocator::Allocator;
+
+/// Tunes the allocator before Rust's runtime allocates (see `inferd::allocator`).
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static TUNE_ALLOCATOR: extern "C" fn() = inferd::allocator::tune_before_main;
+
 fn main() -> anyhow::Result<()> {
+    #[cfg(not(target_os = "linux"))]
+    inferd::allocator::tune();
     match Cli::parse().command {
         Command::Serve(config) => commands::serve(*config),
         Command::Index(IndexCommand::Build(config)) => commands::build_index(*config),

@@ -9,6 +9,7 @@ mod batching;
 mod canary_dialects;
 mod deploy_metrics;
 mod dialects;
+mod durability;
 mod gateway;
 mod lifecycle;
 mod loading;

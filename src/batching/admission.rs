@@ -1,7 +1,8 @@
 //! Admission control: the bounded queue's capacity.
 //!
-//! A request takes a [`Permit`] before any work is done for it and holds it until it is answered
-//! (or dropped). When all permits are taken the request is refused at once with 503 `overloaded`
+//! A request takes a [`Permit`] before any work is done for it and holds it until the worker
+//! hands its result back (or it is dropped): the permits count work, not open connections, so a
+//! slot is free before the client has even read its answer. When all permits are taken the request is refused at once with 503 `overloaded`
 //! and `Retry-After` — it never waits, so latency cannot grow without bound and the accept loop is
 //! never blocked. The number of permits out is the `inferd_queue_depth` gauge.
 

@@ -1,9 +1,14 @@
 //! The model worker: one thread that owns the model and runs every forward pass.
 //!
 //! Loop: block for work, drain everything else that arrived meanwhile, drop what no longer needs
-//! computing (client gone, deadline passed), form one batch ([`super::former`]), run it, deliver.
-//! While a batch runs, new requests pile up in the channel — that pile is the next batch, so
-//! batches grow with load without any timer.
+//! computing (deadline passed, client gone), form one batch ([`super::former`]), check it again
+//! right before its forward pass, run it, deliver. While a batch runs, new requests pile up in
+//! the channel — that pile is the next batch, so batches grow with load without any timer.
+//!
+//! A request's admission [`Permit`] is released the moment its result (or error) is handed back,
+//! before the reply is sent: once a client can see its answer its queue slot is free, so a client
+//! that sends its next request at once is never refused for its own finished one. Expiry is
+//! counted as `deadline_exceeded` even when the caller's timer already dropped the reply.
 //!
 //! Requests are split into sequences; a request is answered when its last sequence is done.
 //! A panic inside a forward pass fails only that batch's requests; the loop goes on with the
@@ -50,7 +55,37 @@ struct JobState {
     deadline: Instant,
     enqueued: Instant,
     started: bool,
-    _permit: Permit,
+    /// The queue slot, held until the result is handed back.
+    permit: Option<Permit>,
+}
+
+impl JobState {
+    /// Frees the queue slot, then hands `result` back (to a caller that may be gone).
+    fn finish(&mut self, result: Result<Vec<Vec<f32>>, BatchError>) {
+        self.permit = None;
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Whether this request still needs computing at `now`; ends it (and counts why) if not.
+    fn wanted(&mut self, now: Instant, labels: &ModelLabels) -> bool {
+        let Some(reply) = &self.reply else {
+            return false; // answered already (a failed batch) or dropped
+        };
+        if now >= self.deadline {
+            labels.rejected("deadline_exceeded", 1);
+            self.finish(Err(BatchError::DeadlineExceeded));
+            return false;
+        }
+        if reply.is_closed() {
+            labels.rejected("client_gone", 1);
+            self.reply = None;
+            self.permit = None;
+            return false;
+        }
+        true
+    }
 }
 
 /// One sequence waiting for a batch.
@@ -109,7 +144,7 @@ fn enqueue(queue: &mut VecDeque<Item>, job: Job) {
         deadline: job.deadline,
         enqueued: job.enqueued,
         started: false,
-        _permit: job.permit,
+        permit: Some(job.permit),
     }));
     for (index, ids) in job.sequences.into_iter().enumerate() {
         queue.push_back(Item {
@@ -120,28 +155,10 @@ fn enqueue(queue: &mut VecDeque<Item>, job: Job) {
     }
 }
 
-/// Drops sequences whose request no longer needs them: answered already (failed), client gone,
-/// or deadline passed. Expired requests get their 504 here, before any compute is spent.
+/// Drops sequences whose request no longer needs them: answered already (failed), deadline
+/// passed, or client gone. Expired requests get their 504 here, before any compute is spent.
 fn prune(queue: &mut VecDeque<Item>, now: Instant, labels: &ModelLabels) {
-    queue.retain(|item| {
-        let mut job = item.job.borrow_mut();
-        let Some(reply) = &job.reply else {
-            return false;
-        };
-        if reply.is_closed() {
-            job.reply = None;
-            labels.rejected("client_gone", 1);
-            return false;
-        }
-        if now >= job.deadline {
-            if let Some(reply) = job.reply.take() {
-                let _ = reply.send(Err(BatchError::DeadlineExceeded));
-            }
-            labels.rejected("deadline_exceeded", 1);
-            return false;
-        }
-        true
-    });
+    queue.retain(|item| item.job.borrow_mut().wanted(now, labels));
 }
 
 fn take_batch(queue: &mut VecDeque<Item>, limits: BatchLimits) -> Vec<Item> {
@@ -157,7 +174,7 @@ fn take_batch(queue: &mut VecDeque<Item>, limits: BatchLimits) -> Vec<Item> {
     batch
 }
 
-fn run_batch(batch: Vec<Item>, encoder: &Encoder, config: &WorkerConfig, labels: &ModelLabels) {
+fn run_batch(mut batch: Vec<Item>, encoder: &Encoder, config: &WorkerConfig, labels: &ModelLabels) {
     let started = Instant::now();
     for item in &batch {
         let mut job = item.job.borrow_mut();
@@ -168,6 +185,12 @@ fn run_batch(batch: Vec<Item>, encoder: &Encoder, config: &WorkerConfig, labels:
     }
     if let Some(delay) = config.debug_delay {
         std::thread::sleep(delay);
+    }
+    // Checked again as the batch goes in: what expired meanwhile is not computed.
+    let now = Instant::now();
+    batch.retain(|item| item.job.borrow_mut().wanted(now, labels));
+    if batch.is_empty() {
+        return;
     }
     let seqs: Vec<&[u32]> = batch.iter().map(|item| &item.ids[..]).collect();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -211,16 +234,13 @@ fn deliver(batch: Vec<Item>, vectors: Vec<Vec<f32>>) {
         job.remaining -= 1;
         if job.remaining == 0 {
             let results = std::mem::take(&mut job.results);
-            let reply = job.reply.take().expect("checked above");
-            let _ = reply.send(Ok(results.into_iter().flatten().collect()));
+            job.finish(Ok(results.into_iter().flatten().collect()));
         }
     }
 }
 
 fn fail(batch: Vec<Item>) {
     for item in batch {
-        if let Some(reply) = item.job.borrow_mut().reply.take() {
-            let _ = reply.send(Err(BatchError::Failed));
-        }
+        item.job.borrow_mut().finish(Err(BatchError::Failed));
     }
 }

@@ -3,13 +3,19 @@
 //! Every lifecycle action (load, canary, shadow, promote, rollback, unload, and automatic
 //! rollbacks) is appended and fsynced *after* it took effect, with who did it, when, and the
 //! weights' sha256. On start, [`replay`] folds the log into the state to restore: which versions
-//! were loaded (and from where, with which hash), which is promoted, the canary and the shadow.
-//! A torn last line (crash mid-write) is skipped with a warning; the log is never rewritten.
+//! were loaded (and from where, with which hash), which is promoted, the canary, the shadow and
+//! the rollback history. The rollback history follows [`history_after_promote`] and
+//! [`history_after_rollback`], the same functions the live operations call, so replay rebuilds
+//! exactly the history that was live.
+//!
+//! The file is a [`Journal`] of lines, so [`crate::journal`]'s rules hold: a torn last line (a
+//! crash mid-append) is cut off, with a warning, when the log is opened — before the next append,
+//! which would otherwise be glued to it and lost — and an unreadable line followed by readable
+//! ones refuses the start, naming the file and byte offset. A line that is intact JSON but not an
+//! event this build knows (written by a newer inferd) is skipped with a warning, not refused.
 
 use std::{
     collections::BTreeMap,
-    fs::{File, OpenOptions},
-    io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     sync::Mutex,
     time::{SystemTime, UNIX_EPOCH},
@@ -18,6 +24,8 @@ use std::{
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::journal::{self, AppendError, Framing, Journal};
 
 pub const FILE_NAME: &str = "lifecycle.jsonl";
 
@@ -91,22 +99,21 @@ impl Event {
 /// Append-only, fsynced event log.
 pub struct AuditLog {
     path: PathBuf,
-    file: Mutex<File>,
+    journal: Mutex<Journal>,
 }
 
 impl AuditLog {
+    /// Opens (creating) the log in `state_dir`, cutting a torn last line; refuses a log damaged
+    /// before its last line.
     pub fn open(state_dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("creating --state-dir {}", state_dir.display()))?;
         let path = state_dir.join(FILE_NAME);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening audit log {}", path.display()))?;
+        let (journal, _) = Journal::open(&path, decode_line, Framing::Lines)
+            .context("opening the lifecycle audit log")?;
         Ok(Self {
             path,
-            file: Mutex::new(file),
+            journal: Mutex::new(journal),
         })
     }
 
@@ -114,31 +121,39 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends one event and syncs it to disk before returning.
-    pub fn append(&self, event: &Event) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(event)?;
+    /// Appends one event and syncs it to disk before returning; a failed append leaves nothing
+    /// behind for the next one to be glued to.
+    pub fn append(&self, event: &Event) -> Result<(), AppendError> {
+        let mut line = serde_json::to_vec(event).expect("events serialise");
         line.push(b'\n');
-        let mut file = self.file.lock().expect("audit log");
-        file.write_all(&line)?;
-        file.sync_data()
+        self.journal.lock().expect("audit log").append(&line)
     }
 
     /// Every readable event, oldest first.
     pub fn read(&self) -> anyhow::Result<Vec<Event>> {
-        let file = File::open(&self.path)?;
-        let mut events = Vec::new();
-        for (n, line) in BufReader::new(file).lines().enumerate() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str(&line) {
-                Ok(event) => events.push(event),
-                Err(err) => tracing::warn!(line = n + 1, %err, "skipping unreadable audit event"),
-            }
-        }
-        Ok(events)
+        // Under the journal's lock no append is half-written, so every line is whole.
+        let _appends = self.journal.lock().expect("audit log");
+        let bytes = std::fs::read(&self.path)
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        let recovered = journal::recover(&bytes, decode_line, Framing::Lines)
+            .with_context(|| format!("{} is corrupt", self.path.display()))?;
+        Ok(recovered.records.into_iter().flatten().collect())
     }
+}
+
+/// One line of the log: `Some(event)`, or `None` for a blank line or an intact JSON line this
+/// build does not know; `None` overall where the line is unreadable or unfinished.
+fn decode_line(bytes: &[u8]) -> Option<(Option<Event>, usize)> {
+    let end = bytes.iter().position(|&b| b == b'\n')?;
+    let line = &bytes[..end];
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Some((None, end + 1));
+    }
+    let value: Value = serde_json::from_slice(line).ok()?;
+    let event = serde_json::from_value(value)
+        .map_err(|err| tracing::warn!(%err, "skipping an audit event this inferd does not know"))
+        .ok();
+    Some((event, end + 1))
 }
 
 /// A version to load again on start.
@@ -153,6 +168,7 @@ pub struct LoadedVersion {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelState {
     pub versions: BTreeMap<String, LoadedVersion>,
+    /// The promoted version, where the log says (the boot version's promotion is not logged).
     pub promoted: Option<String>,
     /// Versions promoted before, oldest first (rollback targets).
     pub history: Vec<String>,
@@ -160,55 +176,80 @@ pub struct ModelState {
     pub shadow: Option<(String, f64)>,
 }
 
+/// Rollback targets (oldest first) after `version` is promoted over `previous`: the promoted
+/// version is never a target, and each version is one at most once.
+pub fn history_after_promote(history: &mut Vec<String>, version: &str, previous: Option<&str>) {
+    history.retain(|v| v != version);
+    if let Some(previous) = previous.filter(|p| *p != version) {
+        history.retain(|v| v != previous);
+        history.push(previous.to_string());
+    }
+}
+
+/// Rollback targets after rolling back to `target`: it and everything promoted after it leave.
+pub fn history_after_rollback(history: &mut Vec<String>, target: &str) {
+    if let Some(at) = history.iter().rposition(|v| v == target) {
+        history.truncate(at);
+    }
+}
+
 /// Folds the log into the state each model should be restored to.
 pub fn replay(events: &[Event]) -> BTreeMap<String, ModelState> {
     let mut models: BTreeMap<String, ModelState> = BTreeMap::new();
     for e in events {
         let state = models.entry(e.model.clone()).or_default();
-        let version = e.version.clone().unwrap_or_default();
-        let number = |key: &str| e.detail.get(key).and_then(Value::as_f64).unwrap_or(0.0);
-        match e.action {
-            Action::Load => {
-                let loaded = LoadedVersion {
-                    sha256: e.sha256.clone(),
-                    detail: e.detail.clone(),
-                };
-                state.versions.insert(version, loaded);
-            }
-            Action::Unload => {
-                state.versions.remove(&version);
-                state.history.retain(|v| v != &version);
-                if state.canary.as_ref().is_some_and(|(v, _)| v == &version) {
-                    state.canary = None;
-                }
-                if state.shadow.as_ref().is_some_and(|(v, _)| v == &version) {
-                    state.shadow = None;
-                }
-            }
-            Action::Canary | Action::AutoRollback => {
-                state.canary = Some((version, number("weight")));
-            }
-            Action::ShadowStart => state.shadow = Some((version, number("sample_rate"))),
-            Action::ShadowStop => state.shadow = None,
-            Action::Promote => {
-                if let Some(old) = state.promoted.replace(version.clone()) {
-                    state.history.push(old);
-                }
-                if state.canary.as_ref().is_some_and(|(v, _)| v == &version) {
-                    state.canary = None;
-                }
-                if state.shadow.as_ref().is_some_and(|(v, _)| v == &version) {
-                    state.shadow = None;
-                }
-            }
-            Action::Rollback => {
-                state.history.retain(|v| v != &version);
-                state.promoted = Some(version);
-                state.canary = None;
-            }
-        }
+        fold(state, e);
     }
     models
+}
+
+/// Applies one event to its model's state, as the live operation did.
+fn fold(state: &mut ModelState, e: &Event) {
+    let version = e.version.clone().unwrap_or_default();
+    let number = |key: &str| e.detail.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    let drop_role = |slot: &mut Option<(String, f64)>, v: &str| {
+        if slot.as_ref().is_some_and(|(s, _)| s == v) {
+            *slot = None;
+        }
+    };
+    match e.action {
+        Action::Load => {
+            // The first version of a name is promoted as it loads.
+            if e.detail.get("role").and_then(Value::as_str) == Some("promoted") {
+                state.promoted = Some(version.clone());
+            }
+            let loaded = LoadedVersion {
+                sha256: e.sha256.clone(),
+                detail: e.detail.clone(),
+            };
+            state.versions.insert(version, loaded);
+        }
+        Action::Unload => {
+            state.versions.remove(&version);
+            state.history.retain(|v| v != &version);
+            drop_role(&mut state.canary, &version);
+            drop_role(&mut state.shadow, &version);
+        }
+        Action::Canary | Action::AutoRollback => {
+            state.canary = Some((version, number("weight")));
+        }
+        Action::ShadowStart => state.shadow = Some((version, number("sample_rate"))),
+        Action::ShadowStop => state.shadow = None,
+        Action::Promote => {
+            // The event names the version it replaced, the boot version included.
+            let previous = e.previous.as_deref().or(state.promoted.as_deref());
+            history_after_promote(&mut state.history, &version, previous);
+            drop_role(&mut state.canary, &version);
+            drop_role(&mut state.shadow, &version);
+            state.promoted = Some(version);
+        }
+        Action::Rollback => {
+            history_after_rollback(&mut state.history, &version);
+            drop_role(&mut state.shadow, &version);
+            state.canary = None;
+            state.promoted = Some(version);
+        }
+    }
 }
 
 /// `2026-11-25T04:17:36.123Z`.
@@ -278,18 +319,114 @@ mod tests {
         assert_eq!(state.versions.keys().collect::<Vec<_>>(), ["v3"]);
     }
 
-    #[test]
-    fn log_round_trips_and_skips_torn_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path()).unwrap();
-        let e = ev(Action::Canary, "v2", json!({"weight": 0.25}));
-        log.append(&e).unwrap();
+    fn append_raw(path: &Path, bytes: &[u8]) {
+        use std::io::Write;
         std::fs::OpenOptions::new()
             .append(true)
-            .open(log.path())
+            .open(path)
             .unwrap()
-            .write_all(b"{\"ts\": \"torn")
+            .write_all(bytes)
             .unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ev(Action::Canary, "v2", json!({"weight": 0.25}));
+        let log = AuditLog::open(dir.path()).unwrap();
+        log.append(&first).unwrap();
+        drop(log);
+        append_raw(&dir.path().join(FILE_NAME), b"{\"ts\": \"torn");
+        let log = AuditLog::open(dir.path()).unwrap();
+        let next = ev(Action::Promote, "v2", Value::Null);
+        log.append(&next).unwrap();
+        drop(log);
+        let log = AuditLog::open(dir.path()).unwrap();
+        assert_eq!(log.read().unwrap(), vec![first, next]);
+    }
+
+    #[test]
+    fn a_damaged_line_before_readable_ones_refuses_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        log.append(&ev(Action::Load, "v2", json!({}))).unwrap();
+        drop(log);
+        let path = dir.path().join(FILE_NAME);
+        let good = std::fs::metadata(&path).unwrap().len();
+        let mut after =
+            serde_json::to_vec(&ev(Action::Canary, "v2", json!({"weight": 0.5}))).unwrap();
+        after.push(b'\n');
+        append_raw(&path, &[&b"{\"ts\": garbage}\n"[..], &after].concat());
+        let before = std::fs::read(&path).unwrap();
+        let err = format!("{:#}", AuditLog::open(dir.path()).err().unwrap());
+        assert!(
+            err.contains(FILE_NAME) && err.contains(&format!("byte {good}")),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "a refused log is left as found"
+        );
+    }
+
+    #[test]
+    fn intact_events_of_a_newer_inferd_are_skipped_not_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        drop(log);
+        append_raw(
+            &dir.path().join(FILE_NAME),
+            b"{\"ts\": \"x\", \"action\": \"drain\"}\n\n",
+        );
+        let log = AuditLog::open(dir.path()).unwrap();
+        let e = ev(Action::Load, "v2", json!({}));
+        log.append(&e).unwrap();
         assert_eq!(log.read().unwrap(), vec![e]);
+    }
+
+    fn promote(version: &str, previous: &str) -> Event {
+        ev(Action::Promote, version, Value::Null).previous(Some(previous))
+    }
+
+    #[test]
+    fn replay_rebuilds_the_live_rollback_history() {
+        // Boot on v1 (never logged as promoted), then promote v2, v1, v2: live history is [v1].
+        let events = vec![
+            ev(Action::Load, "v2", json!({})),
+            promote("v2", "v1"),
+            promote("v1", "v2"),
+            promote("v2", "v1"),
+        ];
+        let state = &replay(&events)["m"];
+        assert_eq!(state.promoted.as_deref(), Some("v2"));
+        assert_eq!(state.history, ["v1"]);
+        let mut more = events.clone();
+        more.push(ev(Action::Load, "v3", json!({})));
+        more.push(promote("v3", "v2"));
+        more.push(ev(Action::Rollback, "v1", Value::Null).previous(Some("v3")));
+        let state = &replay(&more)["m"];
+        assert_eq!(state.promoted.as_deref(), Some("v1"));
+        assert!(state.history.is_empty(), "{:?}", state.history);
+    }
+
+    #[test]
+    fn the_first_version_of_a_new_name_is_promoted_by_its_load() {
+        let events = vec![
+            ev(Action::Load, "b", json!({"role": "promoted"})),
+            ev(Action::Load, "a", json!({"role": "standby"})),
+        ];
+        assert_eq!(replay(&events)["m"].promoted.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn history_rules() {
+        let mut h: Vec<String> = vec!["v1".into(), "v2".into(), "v3".into()];
+        history_after_promote(&mut h, "v2", Some("v4"));
+        assert_eq!(h, ["v1", "v3", "v4"]);
+        history_after_rollback(&mut h, "v3");
+        assert_eq!(h, ["v1"]);
+        history_after_rollback(&mut h, "v9");
+        assert_eq!(h, ["v1"]);
     }
 }

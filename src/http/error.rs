@@ -60,6 +60,9 @@ pub enum ApiError {
     NotReady,
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A write its log could not make durable (disk full, I/O error); it was not applied.
+    #[error("the write could not be stored durably (the server's disk is full or failing), so it was not applied; retry later")]
+    StorageUnavailable,
     #[error("no route for {0}")]
     NotFound(String),
     #[error("method not allowed on this route")]
@@ -113,9 +116,10 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::AgreementTooLow(_) => StatusCode::CONFLICT,
             Self::LoadFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Overloaded { .. } | Self::NotReady | Self::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Overloaded { .. }
+            | Self::NotReady
+            | Self::ShuttingDown
+            | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -140,6 +144,7 @@ impl ApiError {
             Self::DeadlineExceeded(_) => "deadline_exceeded",
             Self::NotReady => "not_ready",
             Self::ShuttingDown => "shutting_down",
+            Self::StorageUnavailable => "storage_unavailable",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
@@ -167,6 +172,7 @@ impl ApiError {
         "deadline_exceeded",
         "not_ready",
         "shutting_down",
+        "storage_unavailable",
         "not_found",
         "method_not_allowed",
         "conflict",
@@ -208,6 +214,8 @@ impl IntoResponse for ApiError {
                 Some(retry_after.as_secs().max(1))
             }
             Self::NotReady | Self::ShuttingDown => Some(1),
+            // A full or failing disk takes longer than a second to fix.
+            Self::StorageUnavailable => Some(5),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -258,6 +266,8 @@ impl From<IndexError> for ApiError {
         match err {
             IndexError::UnknownIndex(which) => Self::UnknownIndex(which),
             IndexError::Ambiguous(msg) => Self::InvalidInput(msg),
+            // The detail (path, OS error) is logged where the append failed.
+            IndexError::StorageUnavailable => Self::StorageUnavailable,
         }
     }
 }
@@ -311,6 +321,7 @@ mod tests {
             ApiError::DeadlineExceeded(Duration::from_secs(1)),
             ApiError::NotReady,
             ApiError::ShuttingDown,
+            ApiError::StorageUnavailable,
             ApiError::NotFound("/x".into()),
             ApiError::MethodNotAllowed,
             ApiError::Conflict("x".into()),
@@ -337,6 +348,7 @@ mod tests {
                     | ApiError::DeadlineExceeded(_)
                     | ApiError::NotReady
                     | ApiError::ShuttingDown
+                    | ApiError::StorageUnavailable
             );
             assert_eq!(
                 err.status().is_server_error(),

@@ -1,4 +1,4 @@
-//! Why an index lookup failed. `http` maps each to a status and a stable code.
+//! Why an index lookup or write failed. `http` maps each to a status and a stable code.
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum IndexError {
@@ -8,4 +8,7 @@ pub enum IndexError {
     /// No name given while several indexes are loaded.
     #[error("{0}")]
     Ambiguous(String),
+    /// A write the index's log could not make durable (disk full, I/O error); not applied.
+    #[error("the write could not be stored durably, so it was not applied")]
+    StorageUnavailable,
 }

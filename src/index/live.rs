@@ -113,6 +113,7 @@ impl LiveIndex {
             compacting: AtomicBool::new(false),
         });
         index.items_changed();
+        metrics::index_writable(name, true);
         index.start_graph_build();
         Ok(index)
     }
@@ -209,9 +210,16 @@ impl LiveIndex {
     }
 
     /// Logs and applies one write; returns whether the id existed before. Blocking (fsync).
-    pub fn write(self: &Arc<Self>, record: WalRecord) -> anyhow::Result<bool> {
+    /// A write the log could not make durable is not applied: the index stays as it was.
+    pub fn write(self: &Arc<Self>, record: WalRecord) -> Result<bool, IndexError> {
         let mut log = self.log.lock().expect("log lock");
-        log.wal.append(&record)?;
+        if let Err(err) = log.wal.append(&record) {
+            drop(log);
+            tracing::error!(index = %self.name, error = %err, "item write refused: not durable");
+            metrics::index_write_failed(&self.name, err.read_only);
+            return Err(IndexError::StorageUnavailable);
+        }
+        metrics::index_writable(&self.name, true);
         let existed = apply(&mut self.inner.write().expect("index lock").store, record);
         let due = log.wal.records() >= self.compact_after;
         drop(log);
@@ -238,7 +246,16 @@ impl LiveIndex {
         let compacted = self.read().store.compacted();
         let gen = store::publish(&self.dir, &self.header, &compacted)
             .with_context(|| format!("compacting index {}", self.name))?;
-        let (wal, _) = Wal::open(&self.dir, gen)?;
+        // The new generation holds every write: from here on nothing may fail, or writes would
+        // go to the old generation's log, which `publish` removed.
+        let wal = Wal::open(&self.dir, gen).map_or_else(
+            |err| {
+                tracing::error!(index = %self.name, error = %format!("{err:#}"),
+                    "could not create the new generation's log; the next write retries");
+                Wal::pending(&self.dir, gen)
+            },
+            |(wal, _)| wal,
+        );
         let folded = log.wal.records();
         *log = Log { gen, wal };
         *self.inner.write().expect("index lock") = Inner {
@@ -250,6 +267,11 @@ impl LiveIndex {
             seconds = started.elapsed().as_secs_f64(), "index compacted");
         self.start_graph_build();
         Ok(gen)
+    }
+
+    /// Whether writes are accepted (false while a failed log append could not be undone).
+    pub fn writable(&self) -> bool {
+        self.log.lock().expect("log lock").wal.writable()
     }
 
     fn items_changed(&self) {

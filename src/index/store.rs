@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::IndexHeader;
+pub use crate::journal::sync_dir;
 
 /// Metadata of one item: the catalog line's fields other than `id` and `text`.
 pub type Metadata = Map<String, Value>;
@@ -280,6 +281,8 @@ pub fn publish(dir: &Path, header: &IndexHeader, store: &Store) -> anyhow::Resul
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir(&tmp)?;
+    // A generation that fails half-way (a full disk) must not go on holding its space.
+    let _unfinished = RemoveOnDrop(&tmp);
     let mut header = header.clone();
     header.count = store.len();
     write_synced(&tmp.join("header.json"), |w| {
@@ -324,6 +327,17 @@ pub fn publish(dir: &Path, header: &IndexHeader, store: &Store) -> anyhow::Resul
     Ok(gen)
 }
 
+/// Removes a directory left unfinished (a no-op once it was renamed into place).
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = fs::remove_dir_all(self.0);
+        }
+    }
+}
+
 /// Best-effort removal of generations and logs older than `gen` (they are unreachable now).
 fn remove_older(dir: &Path, gen: u64) {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -362,11 +376,4 @@ fn write_synced(
     drop(w);
     file.sync_all()
         .with_context(|| format!("fsync {}", path.display()))
-}
-
-/// Makes a directory's entries (creations, renames) durable.
-pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("fsync directory {}", dir.display()))
 }

@@ -2,21 +2,17 @@
 //!
 //! One log per index generation (`wal-N.log` beside `gen-N/`). A record is
 //! `[len u32][crc32 u32][payload]`, little-endian; the payload is an op byte, the id, and for an
-//! upsert the metadata JSON and the vector. [`Wal::append`] writes the record and `fdatasync`s
-//! before returning, and the HTTP handler answers only after that, so an acknowledged write
-//! survives a crash. Replay stops at the first torn or corrupt record (a crash mid-append can
-//! only tear the last one, which was never acknowledged) and truncates the log there.
+//! upsert the metadata JSON and the vector. The file is a [`Journal`], so its durability rules
+//! are [`crate::journal`]'s: [`Wal::append`] syncs the record before returning (the HTTP handler
+//! answers only after that), a failed append is rolled back or turns the log read-only, and on
+//! open a torn last record is cut off while a damaged record followed by valid ones refuses the
+//! index (naming the file and byte offset) instead of dropping acknowledged writes.
 //! Compaction folds the log into a new generation, whose log starts empty.
 
-use std::{
-    fs::{File, OpenOptions},
-    io::{Read, Write},
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
-use super::store::{sync_dir, Metadata};
+use super::store::Metadata;
+use crate::journal::{AppendError, Framing, Journal};
 
 const OP_UPSERT: u8 = 1;
 const OP_DELETE: u8 = 2;
@@ -38,8 +34,7 @@ pub enum WalRecord {
 
 /// An open log, positioned for appends.
 pub struct Wal {
-    file: File,
-    path: PathBuf,
+    journal: Journal,
     records: usize,
 }
 
@@ -51,43 +46,27 @@ impl Wal {
     /// Opens (creating if needed) the log of generation `gen`; returns it and its records.
     pub fn open(dir: &Path, gen: u64) -> anyhow::Result<(Self, Vec<WalRecord>)> {
         let path = Self::path_for(dir, gen);
-        let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        if !existed {
-            sync_dir(dir)?;
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let (records, valid) = decode_all(&bytes);
-        if valid < bytes.len() {
-            tracing::warn!(
-                path = %path.display(), kept_records = records.len(),
-                dropped_bytes = bytes.len() - valid,
-                "write-ahead log ends in a torn record (a crash mid-write); truncating it"
-            );
-            file.set_len(valid as u64)?;
-            file.sync_all()?;
-        }
+        let (journal, records) = Journal::open(&path, decode_one, Framing::Binary)?;
         let wal = Self {
-            file,
-            path,
+            journal,
             records: records.len(),
         };
         Ok((wal, records))
     }
 
-    /// Appends `record` and makes it durable before returning.
-    pub fn append(&mut self, record: &WalRecord) -> anyhow::Result<()> {
-        let bytes = encode(record);
-        self.file
-            .write_all(&bytes)
-            .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("appending to {}", self.path.display()))?;
+    /// The empty log of a new generation whose file could not be created now; the first append
+    /// creates it (and is refused while it cannot).
+    pub fn pending(dir: &Path, gen: u64) -> Self {
+        Self {
+            journal: Journal::pending(Self::path_for(dir, gen), 0),
+            records: 0,
+        }
+    }
+
+    /// Appends `record` and makes it durable before returning; on failure nothing of it will be
+    /// replayed.
+    pub fn append(&mut self, record: &WalRecord) -> Result<(), AppendError> {
+        self.journal.append(&encode(record))?;
         self.records += 1;
         Ok(())
     }
@@ -95,6 +74,11 @@ impl Wal {
     /// Records in this log (replayed plus appended).
     pub fn records(&self) -> usize {
         self.records
+    }
+
+    /// Whether appends are accepted (false while a failed append could not be undone).
+    pub fn writable(&self) -> bool {
+        self.journal.writable()
     }
 }
 
@@ -132,17 +116,8 @@ pub fn encode(record: &WalRecord) -> Vec<u8> {
     out
 }
 
-/// Every intact record from the start, and the byte length they cover.
-fn decode_all(bytes: &[u8]) -> (Vec<WalRecord>, usize) {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while let Some((record, len)) = decode_one(&bytes[at..]) {
-        records.push(record);
-        at += len;
-    }
-    (records, at)
-}
-
+/// The record at the start of `bytes` and its length, framing included; `None` when no intact
+/// record starts there.
 fn decode_one(bytes: &[u8]) -> Option<(WalRecord, usize)> {
     let len = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
@@ -253,15 +228,50 @@ mod tests {
         }
     }
 
+    /// A log of `n` upserts whose second record has a flipped payload byte, and where that
+    /// record starts.
+    fn damaged_log(n: usize) -> (Vec<u8>, usize) {
+        let mut bytes = Vec::new();
+        let mut second = 0;
+        for i in 0..n {
+            if i == 1 {
+                second = bytes.len();
+            }
+            bytes.extend(encode(&upsert(&format!("id{i}"), i as f32)));
+        }
+        bytes[second + 12] ^= 0xff; // the CRC no longer matches
+        (bytes, second)
+    }
+
     #[test]
-    fn a_corrupt_record_ends_replay() {
+    fn damage_before_valid_records_refuses_the_log_and_leaves_it_intact() {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = encode(&upsert("a", 1.0));
-        let second = bytes.len();
-        bytes.extend(encode(&upsert("b", 2.0)));
-        bytes[second + 12] ^= 0xff; // flip a payload byte: the CRC no longer matches
+        let (bytes, second) = damaged_log(3);
+        let path = Wal::path_for(dir.path(), 1);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = format!("{:#}", Wal::open(dir.path(), 1).err().unwrap());
+        assert!(err.contains("wal-1.log"), "{err}");
+        assert!(err.contains(&format!("byte {second}")), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing truncated");
+    }
+
+    #[test]
+    fn a_damaged_last_record_is_indistinguishable_from_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, _) = damaged_log(2);
         std::fs::write(Wal::path_for(dir.path(), 1), &bytes).unwrap();
         let (_, replayed) = Wal::open(dir.path(), 1).unwrap();
+        assert_eq!(replayed, [upsert("id0", 0.0)]);
+    }
+
+    #[test]
+    fn a_pending_log_is_created_by_its_first_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::pending(dir.path(), 4);
+        assert!(!Wal::path_for(dir.path(), 4).exists());
+        wal.append(&upsert("a", 1.0)).unwrap();
+        drop(wal);
+        let (_, replayed) = Wal::open(dir.path(), 4).unwrap();
         assert_eq!(replayed, [upsert("a", 1.0)]);
     }
 }

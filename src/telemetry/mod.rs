@@ -12,6 +12,8 @@
 
 mod logs;
 
+use std::time::Duration;
+
 use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -42,6 +44,8 @@ pub const CACHE_ENTRIES: &str = "inferd_cache_entries";
 pub const RECOMMEND_DURATION: &str = "inferd_recommend_duration_seconds";
 pub const INDEX_ITEMS: &str = "inferd_index_items";
 pub const INDEX_WRITES: &str = "inferd_index_writes_total";
+pub const INDEX_WRITE_FAILURES: &str = "inferd_index_write_failures_total";
+pub const INDEX_WRITABLE: &str = "inferd_index_writable";
 
 pub const ROUTED: &str = "inferd_routed_requests_total";
 pub const MODEL_ROLE: &str = "inferd_model_role";
@@ -70,11 +74,27 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), SIZE_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(BATCH_TOKENS.into()), TOKEN_BUCKETS)?;
     let handle = builder.install_recorder()?;
+    spawn_upkeep(handle.clone())?;
     describe_all();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(READY).set(0.0);
     gauge!(HTTP_IN_FLIGHT).set(0.0);
     Ok(handle)
+}
+
+/// How often recorded histogram samples are folded into their buckets. The recorder keeps every
+/// sample until then (or until a scrape), about 20 bytes per request, so a server nobody scrapes
+/// would grow without bound.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+fn spawn_upkeep(handle: PrometheusHandle) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("inferd-metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        })
+        .map(drop)
 }
 
 fn describe_all() {
@@ -158,4 +178,13 @@ fn describe_all() {
     );
     describe_gauge!(INDEX_ITEMS, "Live items in each loaded index.");
     describe_counter!(INDEX_WRITES, "Acknowledged item writes, by index and op.");
+    describe_counter!(
+        INDEX_WRITE_FAILURES,
+        "Item writes refused because the log could not make them durable, by index and outcome \
+         (rolled_back: the partial record was removed; read_only: it could not be)."
+    );
+    describe_gauge!(
+        INDEX_WRITABLE,
+        "1 while an index accepts writes, 0 while its log is read-only after a failed repair."
+    );
 }

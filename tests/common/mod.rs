@@ -27,6 +27,14 @@ pub struct TestServer {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The `inferd` binary under test: this build's, or `INFERD_TEST_BIN` (e.g. a build of another
+/// commit, to show a test fails there).
+pub fn inferd_bin() -> PathBuf {
+    std::env::var_os("INFERD_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_inferd")))
+}
+
 /// A fresh tiny random model in a temp dir.
 pub fn tiny_model_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -49,7 +57,7 @@ pub async fn spawn_tiny_with(args: &[&str]) -> TestServer {
 
 /// Spawns a server on `model` with extra flags; returns once it listens (not necessarily ready).
 pub fn spawn(model: &Path, args: &[&str]) -> TestServer {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inferd"))
+    let mut child = Command::new(inferd_bin())
         .arg("serve")
         .arg("--model")
         .arg(model)
@@ -261,6 +269,16 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Status, `Retry-After` and JSON body of a response.
+pub async fn status_retry_body(r: reqwest::Response) -> (u16, Option<String>, Value) {
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let status = r.status().as_u16();
+    (status, retry_after, r.json().await.unwrap_or(Value::Null))
 }
 
 /// Parses Prometheus text: sum of samples of `name` carrying every label pair in `labels`.

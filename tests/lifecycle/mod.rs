@@ -15,11 +15,11 @@ use serde_json::{json, Value};
 
 use crate::common::lifecycle::{infer_as, manifest, start, TOKEN};
 
-async fn admin(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn admin(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
     server.admin(Some(TOKEN), path, Some(body)).await
 }
 
-async fn status(server: &TestServer) -> Value {
+pub(crate) async fn status(server: &TestServer) -> Value {
     let (code, body) = server.admin(Some(TOKEN), "/admin/status", None).await;
     assert_eq!(code, 200, "{body}");
     body["models"][0].clone()
@@ -79,7 +79,7 @@ async fn admin_needs_a_token_and_a_public_bind_needs_a_token_file() {
     assert_eq!(code, 401);
     assert_eq!(status(&server).await["promoted"], "v1");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_inferd"))
+    let out = Command::new(crate::common::inferd_bin())
         .args(["serve", "--model"])
         .arg(dir.path().join("tiny.toml"))
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"])
@@ -140,7 +140,7 @@ async fn versions_load_side_by_side_and_a_hash_mismatch_is_refused() {
         ]
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_inferd"))
+    let out = Command::new(crate::common::inferd_bin())
         .args(["models", "verify", "--manifest-dir"])
         .arg(dir.path())
         .output()
@@ -385,7 +385,7 @@ async fn an_index_follows_the_version_that_built_it_across_a_promotion() {
         .collect();
     std::fs::write(&catalog, lines.join("\n")).unwrap();
     let index = dir.path().join("index");
-    let built = Command::new(env!("CARGO_BIN_EXE_inferd"))
+    let built = Command::new(crate::common::inferd_bin())
         .args(["index", "build", "--model-version", "v1", "--model"])
         .arg(dir.path().join("tiny.toml"))
         .arg("--catalog")

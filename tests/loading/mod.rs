@@ -7,7 +7,7 @@ use serde_json::json;
 
 /// Runs `inferd serve` expecting it to refuse to start; returns its output.
 fn refuses(model: &str, envs: &[(&str, &str)], args: &[&str]) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inferd"));
+    let mut cmd = Command::new(crate::common::inferd_bin());
     cmd.args(["serve", "--model", model, "--listen", "127.0.0.1:0"])
         .args(args);
     for (k, v) in envs {

@@ -12,7 +12,7 @@ use std::{
 use crate::common::{cosine, spawn, tiny_model_dir, vectors, TestServer};
 use serde_json::{json, Value};
 
-const KEY: &str = "test-secret";
+pub(crate) const KEY: &str = "test-secret";
 const SECTIONS: [&str; 3] = ["games", "web", "libs"];
 
 /// A small catalog: pseudo-random texts, two identical "twins", sections in rotation.
@@ -40,8 +40,13 @@ fn write_catalog(path: &Path) -> Vec<(String, String, String)> {
     items
 }
 
-fn build_index(model: &Path, catalog: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_inferd"))
+pub(crate) fn build_index(
+    model: &Path,
+    catalog: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    Command::new(crate::common::inferd_bin())
         .args(["index", "build", "--model"])
         .arg(model)
         .arg("--catalog")
@@ -54,14 +59,14 @@ fn build_index(model: &Path, catalog: &Path, out: &Path, extra: &[&str]) -> std:
         .unwrap()
 }
 
-struct Fixture {
-    model: tempfile::TempDir,
-    dir: tempfile::TempDir,
+pub(crate) struct Fixture {
+    pub(crate) model: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     items: Vec<(String, String, String)>,
 }
 
 impl Fixture {
-    fn new(extra: &[&str]) -> Self {
+    pub(crate) fn new(extra: &[&str]) -> Self {
         let model = tiny_model_dir();
         let dir = tempfile::tempdir().unwrap();
         let items = write_catalog(&dir.path().join("catalog.jsonl"));
@@ -86,7 +91,7 @@ impl Fixture {
         format!("catalog={}", self.dir.path().join("index").display())
     }
 
-    async fn serve(&self, extra: &[&str]) -> TestServer {
+    pub(crate) async fn serve(&self, extra: &[&str]) -> TestServer {
         let index = self.index_arg();
         let keys = self.dir.path().join("keys");
         let mut args = vec!["--index", &index, "--api-key-file", keys.to_str().unwrap()];
@@ -97,7 +102,7 @@ impl Fixture {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     server: &TestServer,
     method: reqwest::Method,
     path: &str,

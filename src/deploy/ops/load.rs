@@ -22,7 +22,9 @@ impl Lifecycle {
         let _op = self.ops.lock().await;
         let handle = self.load_version(&spec, None).await?;
         let info = &handle.info;
-        let mut detail = json!({"source": info.source});
+        let role = self.registry.role_of(&handle);
+        // The role tells replay that the first version of a new name was promoted by its load.
+        let mut detail = json!({"source": info.source, "role": role});
         if !spec.faults.is_empty() {
             detail["faults"] = json!(spec.faults);
         }
@@ -31,7 +33,7 @@ impl Lifecycle {
             .detail(detail);
         Ok(LoadOutcome {
             loaded: info.clone(),
-            role: self.registry.role_of(&handle),
+            role,
             event: self.record(event),
         })
     }

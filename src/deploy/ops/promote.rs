@@ -8,7 +8,7 @@ use super::{required, Lifecycle};
 use crate::{
     deploy::{
         agreement::Agreement,
-        audit::{Action, Event},
+        audit::{self, Action, Event},
         metrics as m,
         status::EventOutcome,
         DeployError, Deployment, RouteTable,
@@ -98,8 +98,7 @@ impl Lifecycle {
             deployment.shadow.stop();
         }
         let mut history = deployment.history();
-        history.retain(|v| v != version);
-        history.push(previous.clone());
+        audit::history_after_promote(&mut history, version, Some(&previous));
         deployment.set_history(history);
         deployment.reset_canary_window();
         m::role(name, &previous, deployment.table().role_of(&previous));

@@ -29,19 +29,14 @@ impl Lifecycle {
                 tracing::error!(model = %name, version = %v, %err, "could not restore the promoted version");
             }
         }
-        // The log's history first (older), then what replaying the promotion added (the boot
-        // version, which the log never records as promoted).
-        let mut history: Vec<String> = state
+        // The log's history, which names the boot version where it was replaced; what replaying
+        // the promotion pushed is not history that was live.
+        let history: Vec<String> = state
             .history
             .iter()
             .filter(|v| self.registry.version(name, v).is_some())
             .cloned()
             .collect();
-        for v in deployment.history() {
-            if !history.contains(&v) && state.promoted.as_deref() != Some(v.as_str()) {
-                history.push(v);
-            }
-        }
         deployment.set_history(history);
         if let Some((v, weight)) = &state.canary {
             if let Err(err) = self.apply_canary(actor, &ModelRef::pinned(name, v), *weight) {

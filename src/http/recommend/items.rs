@@ -2,7 +2,8 @@
 //!
 //! `PUT /items/{id}` (`{"text", "metadata"}`: embedded on the way in) and `DELETE /items/{id}`
 //! change data, so they take [`RequireKey`]: 403 without `--api-key-file`, 401 without a valid
-//! key. They answer only after the write is in the index's write-ahead log and fsynced.
+//! key. They answer only after the write is in the index's write-ahead log and fsynced; a write
+//! the log cannot make durable (disk full) is not applied and answers 503 `storage_unavailable`.
 //! `GET /items/{id}` reads one item; `GET /indexes` lists the loaded indexes;
 //! `POST /indexes/{name}/compact` folds the log into a new generation. `?index=` picks the index
 //! when several are loaded.
@@ -103,6 +104,8 @@ pub struct IndexSummary {
     pub search: Search,
     /// Whether the approximate graph is built (false while it builds, and for exact indexes).
     pub graph_ready: bool,
+    /// False while the index's log is read-only after a failed repair: writes answer 503.
+    pub writable: bool,
 }
 
 /// `POST /indexes/{name}/compact`.
@@ -203,9 +206,7 @@ async fn delete_item(
 /// Logs (with fsync) and applies a write off the async runtime.
 async fn write(index: &Arc<LiveIndex>, record: WalRecord) -> Result<bool, ApiError> {
     let index = Arc::clone(index);
-    blocking("write", move || index.write(record))
-        .await?
-        .map_err(|e| ApiError::Internal(format!("{e:#}")))
+    Ok(blocking("write", move || index.write(record)).await??)
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -237,6 +238,7 @@ async fn list_indexes(State(state): State<AppState>) -> Json<IndexList> {
                 dimensions: h.dimensions,
                 search: h.search,
                 graph_ready: index.graph_ready(),
+                writable: index.writable(),
             }
         })
         .collect();
