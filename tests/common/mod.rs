@@ -299,6 +299,27 @@ pub fn vectors(body: &Value) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Runs `inferd serve` expecting it to refuse to start; returns its output.
+pub fn refuses(model: &str, envs: &[(&str, &str)], args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inferd"));
+    cmd.args(["serve", "--model", model, "--listen", "127.0.0.1:0"])
+        .args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "expected a refusal, got success:\n{text}"
+    );
+    text
+}
+
 /// The real all-MiniLM-L6-v2 directory fetched by `scripts/fetch-model.sh`.
 pub fn real_model_dir() -> PathBuf {
     let dir = std::env::var_os("INFERD_TEST_MODEL_DIR")
