@@ -25,8 +25,8 @@ use serde::Serialize;
 
 pub use device::{DTypeRequest, DeviceRequest};
 use encoder::Encoder;
-use source::{ModelSource, Resolved};
 use sentence_transformers::{PipelineConfig, Prompts};
+use source::{ModelSource, Resolved};
 use tokenizer::TextTokenizer;
 
 /// Whether this CPU runs bf16 projections (`--dtype bf16` on CPU): it needs AVX-512 BF16.

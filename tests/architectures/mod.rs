@@ -156,7 +156,10 @@ async fn mpnet_without_relative_bias_fails_the_check() {
     let server = serve("mpnet-no-relative-bias").await;
     let worst = worst_cosine(&server, "mpnet").await;
     eprintln!("mpnet without relative bias: worst cosine {worst:.5}");
-    assert!(worst < BAR, "MPNet without relative bias still passed ({worst})");
+    assert!(
+        worst < BAR,
+        "MPNet without relative bias still passed ({worst})"
+    );
 }
 
 #[tokio::test]

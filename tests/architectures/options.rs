@@ -33,19 +33,28 @@ async fn prompts_and_dimensions_across_dialects() {
     let query = one(&server, json!({"inputs": text, "prompt_name": "query"})).await;
     let passage = one(&server, json!({"inputs": text, "prompt_name": "passage"})).await;
     assert!(cosine(&default, &query) > 0.99999);
-    assert!(cosine(&query, &passage) < 0.999, "prompts must change the vector");
+    assert!(
+        cosine(&query, &passage) < 0.999,
+        "prompts must change the vector"
+    );
 
     // Unknown prompt: 422 naming the parameter and the model's prompts, on every dialect.
     let (status, body) = server
         .infer(json!({"inputs": text, "prompt_name": "doc"}))
         .await;
-    assert_eq!((status, body["code"].as_str()), (422, Some("invalid_input")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("invalid_input"))
+    );
     let msg = body["error"].as_str().unwrap();
     assert!(msg.contains("passage, query"), "{msg}");
     let (status, body) = server
         .post_json("/embed", json!({"inputs": text, "prompt_name": "doc"}))
         .await;
-    assert_eq!((status, body["error_type"].as_str()), (422, Some("Validation")));
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (422, Some("Validation"))
+    );
     let (status, body) = server
         .post_json(
             "/v1/embeddings",
@@ -113,9 +122,15 @@ async fn prompts_and_dimensions_across_dialects() {
         .post_json("/tokenize", json!({"inputs": text, "prompt_name": "query"}))
         .await;
     let (_, prompted) = server
-        .post_json("/tokenize", json!({"inputs": text, "prompt_name": "passage"}))
+        .post_json(
+            "/tokenize",
+            json!({"inputs": text, "prompt_name": "passage"}),
+        )
         .await;
-    assert!(count(&prompted) > 0 && count(&plain) > 0, "{plain} {prompted}");
+    assert!(
+        count(&prompted) > 0 && count(&plain) > 0,
+        "{plain} {prompted}"
+    );
     assert_eq!(prompted[0][1]["text"], "passage");
 }
 

@@ -69,7 +69,18 @@ async fn matches_sentence_transformers_on_every_reference_text() {
 
 #[tokio::test]
 async fn mpnet_matches_sentence_transformers_in_f32() {
-    let server = serve_with(&mpnet_dir(), &["--device", "cpu", "--dtype", "f32", "--request-timeout", "300s"]).await;
+    let server = serve_with(
+        &mpnet_dir(),
+        &[
+            "--device",
+            "cpu",
+            "--dtype",
+            "f32",
+            "--request-timeout",
+            "300s",
+        ],
+    )
+    .await;
     let (_, info) = server.get_json("/info").await;
     assert_eq!(info["architecture"], "mpnet");
     assert_eq!(info["max_seq_length"], 384);
@@ -79,7 +90,11 @@ async fn mpnet_matches_sentence_transformers_in_f32() {
 /// `--dtype auto`: bf16 on AMX CPUs (every product on AMX tiles), f32 elsewhere.
 #[tokio::test]
 async fn mpnet_matches_sentence_transformers_with_auto_dtype() {
-    let server = serve_with(&mpnet_dir(), &["--device", "cpu", "--request-timeout", "300s"]).await;
+    let server = serve_with(
+        &mpnet_dir(),
+        &["--device", "cpu", "--request-timeout", "300s"],
+    )
+    .await;
     let (_, info) = server.get_json("/info").await;
     let want = if inferd::model::cpu_amx_available() {
         "bf16"
@@ -126,7 +141,10 @@ async fn assert_fixture_parity(server: &TestServer, fixture_name: &str, dims: us
             assert!(c >= 0.999, "cosine {c} < 0.999 for {:?}", r.text);
         }
     }
-    eprintln!("{fixture_name}: worst cosine {:.6} for {:?}", worst.0, worst.1);
+    eprintln!(
+        "{fixture_name}: worst cosine {:.6} for {:?}",
+        worst.0, worst.1
+    );
 }
 
 #[tokio::test]

@@ -88,8 +88,14 @@ fn layer(w: &Weights, c: &EncoderConfig) -> Result<PostNormLayer> {
     )?;
     Ok(PostNormLayer {
         attn: attn_block,
-        attn_norm: attn.pp("output").pp("LayerNorm").layer_norm(h, c.eps, attn_bias)?,
+        attn_norm: attn
+            .pp("output")
+            .pp("LayerNorm")
+            .layer_norm(h, c.eps, attn_bias)?,
         mlp,
-        mlp_norm: w.pp("output").pp("LayerNorm").layer_norm(h, c.eps, mlp_bias)?,
+        mlp_norm: w
+            .pp("output")
+            .pp("LayerNorm")
+            .layer_norm(h, c.eps, mlp_bias)?,
     })
 }

@@ -94,7 +94,10 @@ fn layer(w: &Weights, c: &EncoderConfig) -> Result<PostNormLayer> {
         attn: attn_block,
         attn_norm: attn.pp("LayerNorm").layer_norm(h, c.eps, attn_bias)?,
         mlp,
-        mlp_norm: w.pp("output").pp("LayerNorm").layer_norm(h, c.eps, mlp_bias)?,
+        mlp_norm: w
+            .pp("output")
+            .pp("LayerNorm")
+            .layer_norm(h, c.eps, mlp_bias)?,
     })
 }
 

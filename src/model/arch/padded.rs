@@ -87,7 +87,11 @@ impl Padded {
             Self::Roberta(m) => m.forward(ids, mask, &types, None, None, None),
             Self::DistilBert(m) => {
                 // DistilBERT's mask marks what to hide, broadcast over heads and query rows.
-                let hide = mask.eq(0u32)?.to_dtype(DType::U8)?.unsqueeze(1)?.unsqueeze(1)?;
+                let hide = mask
+                    .eq(0u32)?
+                    .to_dtype(DType::U8)?
+                    .unsqueeze(1)?
+                    .unsqueeze(1)?;
                 m.forward(ids, &hide)
             }
         }

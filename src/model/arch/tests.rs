@@ -233,9 +233,7 @@ fn matches_bert_model_on_minilm() -> anyhow::Result<()> {
         )?
     };
     let want = reference(vb.clone(), &c, &seqs)?;
-    let got = real_packed(dir, vb)?
-        .forward(&seqs)?
-        .to_vec2::<f32>()?;
+    let got = real_packed(dir, vb)?.forward(&seqs)?.to_vec2::<f32>()?;
     let mut start = 0;
     let mut worst = 1f64;
     for (s, w) in seqs.iter().zip(&want) {
@@ -259,7 +257,9 @@ fn detects_families_and_refuses_unknown_ones() {
         (Family::Roberta, "xlm-roberta".into())
     );
     assert_eq!(
-        detect(serde_json::json!({"model_type": "xlm_roberta"})).unwrap().0,
+        detect(serde_json::json!({"model_type": "xlm_roberta"}))
+            .unwrap()
+            .0,
         Family::Roberta
     );
     assert_eq!(
@@ -267,7 +267,9 @@ fn detects_families_and_refuses_unknown_ones() {
         (Family::Roberta, "xlm-roberta".into())
     );
     assert_eq!(
-        detect(serde_json::json!({"architectures": ["MPNetForMaskedLM"]})).unwrap().0,
+        detect(serde_json::json!({"architectures": ["MPNetForMaskedLM"]}))
+            .unwrap()
+            .0,
         Family::MpNet
     );
     for bad in [
@@ -276,7 +278,10 @@ fn detects_families_and_refuses_unknown_ones() {
         serde_json::json!({}),
     ] {
         let err = detect(bad).unwrap_err().to_string();
-        assert!(err.contains("bert, roberta, xlm-roberta, camembert, distilbert, mpnet"), "{err}");
+        assert!(
+            err.contains("bert, roberta, xlm-roberta, camembert, distilbert, mpnet"),
+            "{err}"
+        );
     }
     assert!(!Family::MpNet.runs_on_cuda() && Family::Roberta.runs_on_cuda());
 }

@@ -29,6 +29,6 @@ pub use mlp::Mlp;
 pub use stack::Stack;
 pub use weights::{Norm, Weights};
 
-pub use super::kernels::{HeadLayout, Precision, RelativeBias, Scores};
 #[cfg(doc)]
 use super::kernels;
+pub use super::kernels::{HeadLayout, Precision, RelativeBias, Scores};

@@ -63,10 +63,7 @@ impl<'a> Weights<'a> {
 
     /// [`Self::linear`] and its bias.
     pub fn dense(&self, inputs: usize, outputs: usize) -> Result<(Linear, Vec<f32>)> {
-        Ok((
-            self.linear(inputs, outputs)?,
-            self.vector(outputs, "bias")?,
-        ))
+        Ok((self.linear(inputs, outputs)?, self.vector(outputs, "bias")?))
     }
 
     /// Several `[outputs_i, inputs]` projections side by side as one `x · [W_1 W_2 ...]`, with

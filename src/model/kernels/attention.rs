@@ -162,7 +162,11 @@ pub fn attention(
     precision: Precision,
 ) -> Result<Tensor> {
     let (tokens, width) = qkv.dims2()?;
-    let HeadLayout { heads, kv_heads, dim } = layout;
+    let HeadLayout {
+        heads,
+        kv_heads,
+        dim,
+    } = layout;
     let fits = kv_heads > 0 && heads.is_multiple_of(kv_heads) && dim > 0;
     if lens.iter().sum::<usize>() != tokens || width != layout.qkv_width() || !fits {
         bail!("attention: {tokens} tokens of width {width} do not fit {lens:?} / {layout:?}");
@@ -428,7 +432,8 @@ pub(super) mod tests {
                     let t = layout.task(start, len, h);
                     let scores: Vec<f64> = (0..len)
                         .map(|j| {
-                            let qk = (0..dim).map(|c| at(start + i, t.q + c) * at(start + j, t.k + c));
+                            let qk =
+                                (0..dim).map(|c| at(start + i, t.q + c) * at(start + j, t.k + c));
                             qk.sum::<f64>() / (dim as f64).sqrt() + relative(h, j as i64 - i as i64)
                         })
                         .collect();
@@ -436,8 +441,9 @@ pub(super) mod tests {
                     let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
                     let total: f64 = e.iter().sum();
                     for c in 0..dim {
-                        row[t.out + c] =
-                            (0..len).map(|j| e[j] / total * at(start + j, t.v + c)).sum();
+                        row[t.out + c] = (0..len)
+                            .map(|j| e[j] / total * at(start + j, t.v + c))
+                            .sum();
                     }
                 }
                 out.push(row);

@@ -261,9 +261,12 @@ mod tests {
             );
             return Ok(());
         }
-        for (heads, kv_heads, dim, with_bias) in
-            [(3, 3, 32, false), (2, 2, 64, false), (2, 2, 64, true), (4, 2, 32, true)]
-        {
+        for (heads, kv_heads, dim, with_bias) in [
+            (3, 3, 32, false),
+            (2, 2, 64, false),
+            (2, 2, 64, true),
+            (4, 2, 32, true),
+        ] {
             let layout = HeadLayout {
                 heads,
                 kv_heads,

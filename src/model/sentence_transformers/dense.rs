@@ -94,7 +94,11 @@ impl Dense {
                 .get(name)
                 .with_context(|| format!("{} has no {name}", path.display()))?;
             if t.dims() != shape {
-                bail!("{name} in {} is {:?}, expected {shape:?}", path.display(), t.dims());
+                bail!(
+                    "{name} in {} is {:?}, expected {shape:?}",
+                    path.display(),
+                    t.dims()
+                );
             }
             Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
         };
@@ -140,7 +144,10 @@ mod tests {
             activation: Activation::Identity,
         };
         assert_eq!(dense.forward(&[1.0, 1.0]), vec![3.5, -0.75]);
-        assert_eq!(Activation::parse("torch.nn.modules.activation.Tanh").unwrap(), Activation::Tanh);
+        assert_eq!(
+            Activation::parse("torch.nn.modules.activation.Tanh").unwrap(),
+            Activation::Tanh
+        );
         assert!(Activation::parse("torch.nn.modules.activation.Softplus").is_err());
         assert!((Activation::Gelu.apply(1.0) - 0.841_344_7).abs() < 1e-6);
         assert!((Activation::Gelu.apply(-3.0) - -0.004_049_66).abs() < 1e-6);

@@ -151,7 +151,10 @@ fn parse_pooling(file: &PoolingFile) -> anyhow::Result<Vec<PoolingMode>> {
             (file.pooling_mode_cls_token, "cls"),
             (file.pooling_mode_max_tokens, "max"),
             (file.pooling_mode_mean_tokens, "mean"),
-            (file.pooling_mode_mean_sqrt_len_tokens, "mean_sqrt_len_tokens"),
+            (
+                file.pooling_mode_mean_sqrt_len_tokens,
+                "mean_sqrt_len_tokens",
+            ),
             (file.pooling_mode_weightedmean_tokens, "weightedmean"),
             (file.pooling_mode_lasttoken, "lasttoken"),
         ]
@@ -304,7 +307,10 @@ mod more_tests {
                 {"path":"1_LayerNorm","type":"sentence_transformers.models.LayerNorm"}]"#,
         );
         let err = PipelineConfig::read(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("LayerNorm") && err.contains("supported"), "{err}");
+        assert!(
+            err.contains("LayerNorm") && err.contains("supported"),
+            "{err}"
+        );
     }
 
     #[test]

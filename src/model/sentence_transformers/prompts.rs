@@ -84,10 +84,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.apply(None, vec!["a".into()]).unwrap(), vec!["q: a"]);
-        assert_eq!(p.apply(Some("query"), vec!["a".into()]).unwrap(), vec!["q: a"]);
+        assert_eq!(
+            p.apply(Some("query"), vec!["a".into()]).unwrap(),
+            vec!["q: a"]
+        );
         let err = p.apply(Some("doc"), vec!["a".into()]).unwrap_err();
         assert!(err.to_string().contains("query"));
-        assert_eq!(Prompts::default().apply(None, vec!["a".into()]).unwrap(), vec!["a"]);
+        assert_eq!(
+            Prompts::default().apply(None, vec!["a".into()]).unwrap(),
+            vec!["a"]
+        );
         assert!(Prompts::default().resolve(Some("x")).unwrap_err().known == "none");
     }
 }
