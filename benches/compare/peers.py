@@ -43,6 +43,20 @@ def max_seq_length(model_dir, default=256):
     return default
 
 
+def batch_tokenizer(model_dir):
+    """The model's fast tokenizer for batches: tokenizer.json ships fixed padding (to 128 for
+    MiniLM); use dynamic padding (longest in the batch) with the model's pad token and
+    truncation at its max_seq_length, as sentence-transformers does."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(pathlib.Path(model_dir, "tokenizer.json")))
+    pad = "<pad>" if tok.token_to_id("<pad>") is not None else "[PAD]"
+    tok.no_padding()
+    tok.enable_padding(pad_id=tok.token_to_id(pad) or 0, pad_token=pad)
+    tok.enable_truncation(max_seq_length(model_dir))
+    return tok
+
+
 # ---------------------------------------------------------------------------------------------
 # Peers: each exposes embed(list[str]) -> np.ndarray [n, dims], L2-normalised.
 
@@ -110,18 +124,10 @@ class OrtPeer:
 
     def __init__(self, model_dir, threads, onnx=None):
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         if not onnx:
             raise SystemExit("--onnx is required for the ort peer (run `peers.py export` first)")
-        tok = Tokenizer.from_file(str(pathlib.Path(model_dir, "tokenizer.json")))
-        # tokenizer.json ships fixed padding to 128; use dynamic padding (longest in the batch)
-        # and truncation at the model's max_seq_length, as sentence-transformers does.
-        pad = tok.token_to_id("<pad>")
-        tok.no_padding()
-        tok.enable_padding(pad_id=pad if pad is not None else 0, pad_token="<pad>" if pad is not None else "[PAD]")
-        tok.enable_truncation(max_seq_length(model_dir))
-        self.tok = tok
+        self.tok = batch_tokenizer(model_dir)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -151,16 +157,10 @@ class OpenVinoPeer(OrtPeer):
 
     def __init__(self, model_dir, threads, onnx=None):
         import openvino as ov
-        from tokenizers import Tokenizer
 
         if not onnx:
             raise SystemExit("--onnx (the plain export) is required for the ov peer")
-        tok = Tokenizer.from_file(str(pathlib.Path(model_dir, "tokenizer.json")))
-        pad = tok.token_to_id("<pad>")
-        tok.no_padding()
-        tok.enable_padding(pad_id=pad if pad is not None else 0, pad_token="<pad>" if pad is not None else "[PAD]")
-        tok.enable_truncation(max_seq_length(model_dir))
-        self.tok = tok
+        self.tok = batch_tokenizer(model_dir)
         core = ov.Core()
         model = core.read_model(str(onnx))
         self.compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})

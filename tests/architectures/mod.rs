@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::common::{cosine, refuses, spawn, vectors, TestServer};
+use crate::common::{cosine, floats, refuses, spawn, vectors, TestServer};
 
 /// The parity bar for a tiny model in f32.
 const BAR: f32 = 0.9995;
@@ -45,12 +45,7 @@ fn references(family: &str) -> Vec<Reference> {
             Reference {
                 text: v["text"].as_str().unwrap().to_string(),
                 prompt_name: v["prompt_name"].as_str().map(str::to_string),
-                embedding: v["embedding"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap() as f32)
-                    .collect(),
+                embedding: floats(&v["embedding"]),
             }
         })
         .collect()

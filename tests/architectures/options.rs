@@ -4,18 +4,10 @@
 use serde_json::{json, Value};
 
 use super::serve;
-use crate::common::{cosine, vectors, TestServer};
+use crate::common::{cosine, floats, vectors, TestServer};
 
 fn norm(v: &[f32]) -> f32 {
     v.iter().map(|x| x * x).sum::<f32>().sqrt()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 async fn one(server: &TestServer, body: Value) -> Vec<f32> {

@@ -284,6 +284,15 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (na * nb)
 }
 
+/// A JSON array of numbers as f32s.
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .expect("a JSON array of numbers")
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
 pub fn vectors(body: &Value) -> Vec<Vec<f32>> {
     body["embeddings"]
         .as_array()

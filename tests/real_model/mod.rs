@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{cosine, real_model_dir, spawn, vectors, TestServer};
+use crate::common::{cosine, floats, real_model_dir, spawn, vectors, TestServer};
 use serde_json::{json, Value};
 
 struct Reference {
@@ -26,12 +26,7 @@ fn fixture(name: &str) -> Vec<Reference> {
             let v: Value = serde_json::from_str(line).unwrap();
             Reference {
                 text: v["text"].as_str().unwrap().to_string(),
-                embedding: v["embedding"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap() as f32)
-                    .collect(),
+                embedding: floats(&v["embedding"]),
             }
         })
         .collect()

@@ -25,19 +25,7 @@ pub(super) fn config(json: &Value, family: Family) -> anyhow::Result<EncoderConf
         }
         _ => (PositionIds::FromZero, c.pad_token_id.unwrap_or(0)),
     };
-    Ok(EncoderConfig {
-        vocab_size: c.vocab_size,
-        hidden: c.hidden_size,
-        layers: c.num_hidden_layers,
-        heads: c.num_attention_heads,
-        intermediate: c.intermediate_size,
-        max_positions: c.max_position_embeddings,
-        type_vocab_size: c.type_vocab_size.unwrap_or(2).max(1),
-        eps: c.layer_norm_eps,
-        pad_token_id: pad,
-        positions,
-        relative_buckets: None,
-    })
+    Ok(c.encoder(positions, pad, c.type_vocab_size.unwrap_or(2).max(1)))
 }
 
 pub(super) fn packed(w: &Weights, c: &EncoderConfig, precision: Precision) -> Result<Stack> {
@@ -72,14 +60,34 @@ pub(super) fn embeddings(w: &Weights, c: &EncoderConfig, token_types: bool) -> R
 }
 
 fn layer(w: &Weights, c: &EncoderConfig) -> Result<PostNormLayer> {
-    let (h, attn) = (c.hidden, w.pp("attention"));
-    let (attn_block, attn_bias) = SelfAttention::load(
-        &attn.pp("self"),
-        ["query", "key", "value"],
-        &attn.pp("output").pp("dense"),
-        h,
-        HeadLayout::multi_head(h, c.heads),
-    )?;
+    let attn = w.pp("attention");
+    let names = AttentionNames {
+        qkv: attn.pp("self"),
+        names: ["query", "key", "value"],
+        out: attn.pp("output").pp("dense"),
+        norm: attn.pp("output").pp("LayerNorm"),
+    };
+    post_norm_layer(w, c, names)
+}
+
+/// Where a post-norm layer's attention weights are (BERT's and MPNet's names differ there only).
+pub(super) struct AttentionNames<'a> {
+    pub qkv: Weights<'a>,
+    pub names: [&'static str; 3],
+    pub out: Weights<'a>,
+    pub norm: Weights<'a>,
+}
+
+/// A post-norm layer with attention at `attn` and BERT's MLP names (`intermediate.dense`,
+/// `output.dense`, `output.LayerNorm`) under `w`.
+pub(super) fn post_norm_layer(
+    w: &Weights,
+    c: &EncoderConfig,
+    attn: AttentionNames,
+) -> Result<PostNormLayer> {
+    let h = c.hidden;
+    let layout = HeadLayout::multi_head(h, c.heads);
+    let (attn_block, attn_bias) = SelfAttention::load(&attn.qkv, attn.names, &attn.out, h, layout)?;
     let (mlp, mlp_bias) = Mlp::gelu(
         &w.pp("intermediate").pp("dense"),
         &w.pp("output").pp("dense"),
@@ -88,10 +96,7 @@ fn layer(w: &Weights, c: &EncoderConfig) -> Result<PostNormLayer> {
     )?;
     Ok(PostNormLayer {
         attn: attn_block,
-        attn_norm: attn
-            .pp("output")
-            .pp("LayerNorm")
-            .layer_norm(h, c.eps, attn_bias)?,
+        attn_norm: attn.norm.layer_norm(h, c.eps, attn_bias)?,
         mlp,
         mlp_norm: w
             .pp("output")

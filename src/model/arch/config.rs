@@ -83,6 +83,30 @@ impl BertStyle {
     }
 }
 
+impl BertStyle {
+    /// The shared fields; the family decides positions, padding id and token types.
+    pub fn encoder(
+        &self,
+        positions: PositionIds,
+        pad_token_id: u32,
+        type_vocab_size: usize,
+    ) -> EncoderConfig {
+        EncoderConfig {
+            vocab_size: self.vocab_size,
+            hidden: self.hidden_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            max_positions: self.max_position_embeddings,
+            type_vocab_size,
+            eps: self.layer_norm_eps,
+            pad_token_id,
+            positions,
+            relative_buckets: None,
+        }
+    }
+}
+
 /// The MLP activation must be the erf GELU the packed MLP computes.
 pub(super) fn check_activation(act: &str) -> anyhow::Result<()> {
     if act != "gelu" {

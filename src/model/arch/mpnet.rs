@@ -6,11 +6,11 @@ use anyhow::bail;
 use candle_core::Result;
 use serde_json::Value;
 
-use super::config::{BertStyle, EncoderConfig};
-use crate::model::blocks::{
-    HeadLayout, Mlp, PositionIds, PostNormLayer, Precision, RelativeBias, SelfAttention, Stack,
-    Weights,
+use super::{
+    bert::{post_norm_layer, AttentionNames},
+    config::{BertStyle, EncoderConfig},
 };
+use crate::model::blocks::{PositionIds, PostNormLayer, Precision, RelativeBias, Stack, Weights};
 
 /// transformers' MPNet buckets relative positions with these constants whatever the config
 /// says (`compute_position_bias` is called with its defaults); the table must have the rows.
@@ -25,18 +25,10 @@ pub(super) fn config(json: &Value) -> anyhow::Result<EncoderConfig> {
     if rows < BUCKETS {
         bail!("relative_attention_num_buckets {rows} is below the {BUCKETS} buckets MPNet uses");
     }
+    let positions = PositionIds::AfterPadding { pad: PADDING_IDX };
     Ok(EncoderConfig {
-        vocab_size: c.vocab_size,
-        hidden: c.hidden_size,
-        layers: c.num_hidden_layers,
-        heads: c.num_attention_heads,
-        intermediate: c.intermediate_size,
-        max_positions: c.max_position_embeddings,
-        type_vocab_size: 0,
-        eps: c.layer_norm_eps,
-        pad_token_id: c.pad_token_id.unwrap_or(PADDING_IDX),
-        positions: PositionIds::AfterPadding { pad: PADDING_IDX },
         relative_buckets: Some(rows),
+        ..c.encoder(positions, c.pad_token_id.unwrap_or(PADDING_IDX), 0)
     })
 }
 
@@ -76,29 +68,14 @@ pub(super) fn bucket(distance: i64) -> usize {
 }
 
 fn layer(w: &Weights, c: &EncoderConfig) -> Result<PostNormLayer> {
-    let (h, attn) = (c.hidden, w.pp("attention"));
-    let (attn_block, attn_bias) = SelfAttention::load(
-        &attn.pp("attn"),
-        ["q", "k", "v"],
-        &attn.pp("attn").pp("o"),
-        h,
-        HeadLayout::multi_head(h, c.heads),
-    )?;
-    let (mlp, mlp_bias) = Mlp::gelu(
-        &w.pp("intermediate").pp("dense"),
-        &w.pp("output").pp("dense"),
-        h,
-        c.intermediate,
-    )?;
-    Ok(PostNormLayer {
-        attn: attn_block,
-        attn_norm: attn.pp("LayerNorm").layer_norm(h, c.eps, attn_bias)?,
-        mlp,
-        mlp_norm: w
-            .pp("output")
-            .pp("LayerNorm")
-            .layer_norm(h, c.eps, mlp_bias)?,
-    })
+    let attn = w.pp("attention");
+    let names = AttentionNames {
+        qkv: attn.pp("attn"),
+        names: ["q", "k", "v"],
+        out: attn.pp("attn").pp("o"),
+        norm: attn.pp("LayerNorm"),
+    };
+    post_norm_layer(w, c, names)
 }
 
 #[cfg(test)]

@@ -268,17 +268,6 @@ mod tests {
         let err = format!("{:#}", PipelineConfig::read(dir.path()).unwrap_err());
         assert!(err.contains("no pooling mode"), "{err}");
     }
-}
-
-#[cfg(test)]
-mod more_tests {
-    use super::*;
-
-    fn write(dir: &Path, rel: &str, body: &str) {
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, body).unwrap();
-    }
 
     #[test]
     fn new_style_modes_keep_their_order_and_unknown_modules_are_refused() {
