@@ -89,6 +89,25 @@ pub fn select_device(request: DeviceRequest) -> anyhow::Result<Device> {
     }
 }
 
+/// `dtype` for a model of `family`: on CUDA, families whose candle model runs in f32 only get
+/// f32 under `--dtype auto` (logged) and refuse an explicit f16/bf16.
+pub fn family_dtype(
+    dtype: DType,
+    request: DTypeRequest,
+    device: &Device,
+    model_type: &str,
+    family: super::arch::Family,
+) -> anyhow::Result<DType> {
+    if device.is_cpu() || dtype == DType::F32 || family.cuda_half_precision() {
+        return Ok(dtype);
+    }
+    if request != DTypeRequest::Auto {
+        bail!("{model_type} runs in f32 only on CUDA (candle-transformers' model); use --dtype f32 or auto");
+    }
+    tracing::info!(model_type, "dtype auto: {model_type} runs in f32 on CUDA");
+    Ok(DType::F32)
+}
+
 pub fn select_dtype(request: DTypeRequest, device: &Device) -> anyhow::Result<DType> {
     match (request, device.is_cpu()) {
         // AMX multiplies bf16 several times faster than AVX-512 does f32, within the parity bar.

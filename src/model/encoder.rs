@@ -141,12 +141,11 @@ fn read_config(dir: &Path) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// The family `dir`'s `config.json` names, and whether candle-transformers runs it on CUDA.
-pub fn family_of(dir: &Path) -> anyhow::Result<(String, bool)> {
+/// The family `dir`'s `config.json` names, and its `model_type`.
+pub fn family_of(dir: &Path) -> anyhow::Result<(super::arch::Family, String)> {
     let json = read_config(dir)?;
-    let (family, model_type) = super::arch::Family::detect(&json)
-        .with_context(|| format!("{}", dir.join("config.json").display()))?;
-    Ok((model_type, family.runs_on_cuda()))
+    super::arch::Family::detect(&json)
+        .with_context(|| format!("{}", dir.join("config.json").display()))
 }
 
 /// Builds `[batch, longest]` id and mask tensors, padding on the right with `pad_id`: the input

@@ -94,9 +94,10 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
         source::resolve_version(&ModelSource::parse(&opts.source)?, opts.version.as_deref())?;
     let sha256 = verified_weights_sha(&resolved)?;
     let pipeline = PipelineConfig::read(&resolved.dir)?;
-    let (model_type, cuda_ok) = encoder::family_of(&resolved.dir)?;
-    let device = device::select_device_for(opts.device, &model_type, cuda_ok)?;
+    let (family, model_type) = encoder::family_of(&resolved.dir)?;
+    let device = device::select_device_for(opts.device, &model_type, family.runs_on_cuda())?;
     let dtype = device::select_dtype(opts.dtype, &device)?;
+    let dtype = device::family_dtype(dtype, opts.dtype, &device, &model_type, family)?;
     let encoder = Encoder::load(&resolved.dir, &pipeline, &device, dtype)?;
     let max_seq_length = pipeline
         .max_seq_length

@@ -92,6 +92,13 @@ impl Family {
     pub fn runs_on_cuda(self) -> bool {
         !matches!(self, Self::MpNet)
     }
+
+    /// Whether candle-transformers' CUDA model takes f16/bf16 weights. Its DistilBERT computes
+    /// the softmax in f32 and multiplies that by V in the weights' dtype, which fails unless
+    /// both are f32.
+    pub fn cuda_half_precision(self) -> bool {
+        !matches!(self, Self::DistilBert | Self::MpNet)
+    }
 }
 
 /// One loaded encoder: the family, its config, and the forward for the chosen device.
