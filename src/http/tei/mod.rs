@@ -97,7 +97,9 @@ async fn embed(
         dimensions: req.dimensions,
     };
     let target = embed::target(None, route_key);
-    Ok(Json(embed::embed(&state, &target, request).await?.1.vectors))
+    Ok(Json(
+        embed::embed(&state, &target, request).await?.1.vectors,
+    ))
 }
 
 #[cfg(test)]

@@ -52,13 +52,7 @@ pub(super) async fn rerank(
     let truncation = truncation(req.truncate, req.truncation_direction);
     let texts = req.return_text.then(|| req.texts.clone());
     let scores = scores(
-        &state,
-        route_key,
-        req.query,
-        req.texts,
-        "texts",
-        truncation,
-        None,
+        &state, route_key, req.query, req.texts, "texts", truncation, None,
     )
     .await?;
     let mut ranks: Vec<Rank> = scores
