@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite: fetches the real model if absent, smoke-runs the criterion benches once,
-# then runs every test of the workspace (unit, black-box with a tiny random BERT, the client
-# crate against a fault-injecting server and a real inferd, real-model parity against
-# sentence-transformers' vectors), then the contract tests: the real openai, huggingface_hub and
+# The whole test suite: fetches the real models if absent (all-MiniLM-L6-v2, all-mpnet-base-v2),
+# writes the tiny random models of every architecture with transformers and their
+# sentence-transformers reference vectors (scripts/tiny-models.sh, venv in .venv-tiny/),
+# smoke-runs the criterion benches once, then runs every test of the workspace (unit, black-box
+# with a tiny random BERT, every architecture against transformers, the client crate against a
+# fault-injecting server and a real inferd, real-model parity against sentence-transformers'
+# vectors), then the contract tests: the real openai, huggingface_hub and
 # tritonclient packages and schemathesis against a spawned inferd (scripts/contract-test.sh,
 # Python venv in .venv-contract/). Extra arguments go to the cargo test run, e.g. a name filter;
 # with a filter the contract tests are skipped.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/fetch-model.sh
+scripts/fetch-model.sh --all
+scripts/tiny-models.sh
 # --workspace on both runs: the same package set resolves the same features, so one build serves both.
 cargo test --workspace --bench forward
 cargo test --workspace --lib --tests "$@"

@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod architectures;
 mod batching;
 mod canary_dialects;
 mod deploy_metrics;

@@ -11,8 +11,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = ROOT / "benches" / "compare"
 OUT = ROOT / "target" / "compare"
 SETS = {"short": ROOT / "benches" / "data" / "short.txt", "long": ROOT / "benches" / "data" / "long.txt"}
-SYSTEMS = ["inferd", "st", "ort"]
-NAMES = {"inferd": "inferd (HTTP)", "st": "sentence-transformers", "ort": "ONNX Runtime"}
+SYSTEMS = ["inferd", "base", "st", "st-bf16", "ort", "ov"]
+NAMES = {
+    "inferd": "inferd (HTTP)",
+    "base": "inferd baseline (HTTP)",
+    "st": "sentence-transformers",
+    "st-bf16": "sentence-transformers bf16",
+    "ort": "ONNX Runtime",
+    "ov": "OpenVINO",
+}
+# What inferd's throughput is divided by, in table order, with the column label.
+BASELINES = {"base": "baseline", "st": "ST", "st-bf16": "ST bf16", "ort": "ORT", "ov": "OV"}
 DEFAULT_MODEL = ROOT / "models" / "all-MiniLM-L6-v2"
 DISTURBED = 0.2  # cores used by other processes during a row above which it is marked †
 REFERENCE = ROOT / "tests" / "fixtures" / "reference.jsonl"  # a copy of the shared reference set
@@ -118,7 +127,7 @@ def versions():
     try:
         from importlib.metadata import version
 
-        for m in ("torch", "sentence-transformers", "transformers", "onnxruntime", "onnx", "tokenizers", "numpy"):
+        for m in ("torch", "sentence-transformers", "transformers", "onnxruntime", "onnx", "openvino", "tokenizers", "numpy"):
             try:
                 out[m] = version(m)
             except Exception:

@@ -40,8 +40,8 @@ def http(url, body=None, timeout=30):
 
 
 class Server:
-    def __init__(self, args, model, port):
-        self.bin = pathlib.Path(args.inferd_bin)
+    def __init__(self, args, model, port, binary=None):
+        self.bin = pathlib.Path(binary or args.inferd_bin)
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         cmd = [str(self.bin), "serve", "--model", str(model), "--listen", f"127.0.0.1:{port}"]
@@ -111,9 +111,10 @@ def run_loadgen(loadgen, url, texts, concurrency, duration, warmup):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def bench_inferd(args, model, plan):
+def bench_inferd(args, model, plan, system="inferd", binary=None):
+    """Rows for `system` (`inferd`, or `base`: the same measurement of another binary)."""
     port = free_port(args.port)
-    srv = Server(args, model, port)
+    srv = Server(args, model, port, binary)
     rows = []
     try:
         ready_s = srv.wait_ready(args.ready_timeout)
@@ -131,7 +132,7 @@ def bench_inferd(args, model, plan):
             server_cpu = srv.cpu() - cpu0 if cpu0 is not None else None
             others = busy_cpu_s() - all0 - client_cpu - (server_cpu or 0)
             row = {
-                "system": "inferd",
+                "system": system,
                 "set": cfg["set"],
                 "concurrency": cfg["concurrency"],
                 "texts_per_s": lg["rps"],

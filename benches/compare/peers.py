@@ -43,6 +43,20 @@ def max_seq_length(model_dir, default=256):
     return default
 
 
+def batch_tokenizer(model_dir):
+    """The model's fast tokenizer for batches: tokenizer.json ships fixed padding (to 128 for
+    MiniLM); use dynamic padding (longest in the batch) with the model's pad token and
+    truncation at its max_seq_length, as sentence-transformers does."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(pathlib.Path(model_dir, "tokenizer.json")))
+    pad = "<pad>" if tok.token_to_id("<pad>") is not None else "[PAD]"
+    tok.no_padding()
+    tok.enable_padding(pad_id=tok.token_to_id(pad) or 0, pad_token=pad)
+    tok.enable_truncation(max_seq_length(model_dir))
+    return tok
+
+
 # ---------------------------------------------------------------------------------------------
 # Peers: each exposes embed(list[str]) -> np.ndarray [n, dims], L2-normalised.
 
@@ -74,22 +88,46 @@ class SentenceTransformersPeer:
         )
 
 
+class SentenceTransformersBf16Peer(SentenceTransformersPeer):
+    """The same model cast to bfloat16: torch runs its matmuls through oneDNN, on AMX tiles
+    where the CPU has them (logged at load)."""
+
+    name = "sentence-transformers-bf16"
+
+    def __init__(self, model_dir, threads, onnx=None):
+        import torch
+
+        super().__init__(model_dir, threads, onnx)
+        self.model = self.model.to(torch.bfloat16)
+        log(
+            f"{self.name}: mkldnn available {torch.backends.mkldnn.is_available()}, "
+            f"bf16 supported {torch.ops.mkldnn._is_mkldnn_bf16_supported()}, "
+            f"cpu capability {torch.backends.cpu.get_cpu_capability()}"
+        )
+
+    def embed(self, texts):
+        import torch
+
+        with torch.inference_mode():
+            out = self.model.encode(
+                texts,
+                batch_size=32,
+                normalize_embeddings=True,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+        return out.float().cpu().numpy()
+
+
 class OrtPeer:
     name = "onnxruntime"
 
     def __init__(self, model_dir, threads, onnx=None):
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         if not onnx:
             raise SystemExit("--onnx is required for the ort peer (run `peers.py export` first)")
-        tok = Tokenizer.from_file(str(pathlib.Path(model_dir, "tokenizer.json")))
-        # tokenizer.json ships fixed padding to 128; use dynamic padding (longest in the batch)
-        # and truncation at the model's max_seq_length, as sentence-transformers does.
-        tok.no_padding()
-        tok.enable_padding(pad_id=0, pad_token="[PAD]")
-        tok.enable_truncation(max_seq_length(model_dir))
-        self.tok = tok
+        self.tok = batch_tokenizer(model_dir)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -111,7 +149,39 @@ class OrtPeer:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
-PEERS = {"st": SentenceTransformersPeer, "ort": OrtPeer}
+class OpenVinoPeer(OrtPeer):
+    """OpenVINO on the plain ONNX export, at its default CPU precision (bf16 on AMX CPUs,
+    logged at load), with the same tokenizer and mean pooling as the ORT peer."""
+
+    name = "openvino"
+
+    def __init__(self, model_dir, threads, onnx=None):
+        import openvino as ov
+
+        if not onnx:
+            raise SystemExit("--onnx (the plain export) is required for the ov peer")
+        self.tok = batch_tokenizer(model_dir)
+        core = ov.Core()
+        model = core.read_model(str(onnx))
+        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+        self.request = self.compiled.create_infer_request()
+        self.inputs = {i.get_any_name() for i in self.compiled.inputs}
+        log(f"{self.name} {ov.__version__}: inference precision {self.compiled.get_property('INFERENCE_PRECISION_HINT')}")
+
+        class Sess:
+            def run(_, names, feed):
+                res = self.request.infer(feed)
+                return [res[self.compiled.output(0)]]
+
+        self.sess = Sess()
+
+
+PEERS = {
+    "st": SentenceTransformersPeer,
+    "st-bf16": SentenceTransformersBf16Peer,
+    "ort": OrtPeer,
+    "ov": OpenVinoPeer,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +222,7 @@ def cmd_export(a):
         meta = json.loads(meta_path.read_text())
         if meta.get("key") == key:
             log(f"export: cached {opt_path}")
-            print(json.dumps({"onnx": str(opt_path), "fused": meta["fused"], "cached": True}))
+            print(json.dumps({"onnx": str(opt_path), "raw": str(out / "model.onnx"), "fused": meta["fused"], "cached": True}))
             return
 
     from transformers import AutoConfig, AutoModel
@@ -160,28 +230,31 @@ def cmd_export(a):
     cfg = AutoConfig.from_pretrained(a.model)
     base = AutoModel.from_pretrained(a.model, attn_implementation="eager").eval()
 
+    import inspect
+
+    with_types = "token_type_ids" in inspect.signature(base.forward).parameters
+
     class Encoder(torch.nn.Module):
-        """Positional (input_ids, attention_mask, token_type_ids) -> last_hidden_state."""
+        """Positional (input_ids, attention_mask[, token_type_ids]) -> last_hidden_state."""
 
         def __init__(self, m):
             super().__init__()
             self.m = m
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
+        def forward(self, input_ids, attention_mask, *types):
+            extra = {"token_type_ids": types[0]} if types else {}
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
 
     enc = Encoder(base).eval()
     ids = torch.ones(2, 16, dtype=torch.long)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_types else [])
     raw_path = out / "model.onnx"
     t0 = time.time()
     with torch.no_grad():
         # The TorchScript-based exporter: its graph is the one onnxruntime's BERT fusion matches.
         torch.onnx.export(
             enc,
-            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+            (ids, torch.ones_like(ids)) + ((torch.zeros_like(ids),) if with_types else ()),
             str(raw_path),
             input_names=names,
             output_names=["last_hidden_state"],
@@ -194,6 +267,14 @@ def cmd_export(a):
 
     from onnxruntime.transformers.optimizer import optimize_model
 
+    if cfg.model_type != "bert":
+        # onnxruntime's transformer fusion knows BERT's graph only; other families run unfused.
+        import shutil
+
+        shutil.copy(raw_path, opt_path)
+        meta_path.write_text(json.dumps({"key": key, "fused": {"fused_ops": {}, "graph_ops": {}}}, indent=1))
+        print(json.dumps({"onnx": str(opt_path), "raw": str(raw_path), "fused": {"fused_ops": {}}, "cached": False}))
+        return
     opt = optimize_model(
         str(raw_path),
         model_type="bert",
@@ -213,7 +294,7 @@ def cmd_export(a):
         log(f"export: WARNING fusion incomplete for {layers} layers: {stats}")
     meta_path.write_text(json.dumps({"key": key, "fused": fused}, indent=1))
     log(f"export: fused ops {stats}")
-    print(json.dumps({"onnx": str(opt_path), "fused": fused, "cached": False}))
+    print(json.dumps({"onnx": str(opt_path), "raw": str(raw_path), "fused": fused, "cached": False}))
 
 
 # ---------------------------------------------------------------------------------------------

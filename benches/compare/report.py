@@ -1,5 +1,5 @@
 """The harness' markdown: the results table (inferd ÷ each peer) and the check table."""
-from common import DISTURBED, NAMES, SETS, SYSTEMS
+from common import BASELINES, DISTURBED, NAMES, SETS, SYSTEMS
 
 def fmt(x, nd=1):
     if x is None:
@@ -11,11 +11,11 @@ def fmt(x, nd=1):
 
 def table(results, systems):
     by = {(r["system"], r["set"], r["concurrency"]): r for r in results}
-    peers = [s for s in ("st", "ort") if s in systems]
+    peers = [s for s in BASELINES if s in systems]
     head = "| system | texts | clients | texts/s | p50 ms | p99 ms | peak RSS MB |"
     sep = "|---|---|---|--:|--:|--:|--:|"
     for p in peers:
-        head += f" inferd ÷ {'ST' if p == 'st' else 'ORT'} |"
+        head += f" inferd ÷ {BASELINES[p]} |"
         sep += "--:|"
     lines = [head, sep]
     keys = sorted({(r["set"], r["concurrency"]) for r in results}, key=lambda k: (list(SETS).index(k[0]), k[1]))
@@ -70,7 +70,7 @@ def combine(rows):
         row["rounds_texts_per_s"] = [r["texts_per_s"] for r in rs]
         if s == "inferd":
             row["round_ratios"] = {}
-            for p in ("st", "ort"):
+            for p in BASELINES:
                 peer = {r["round"]: r for r in groups.get((p, set_, c), [])}
                 pairs = [
                     r["texts_per_s"] / peer[r["round"]]["texts_per_s"]
@@ -89,7 +89,7 @@ def ratios(results):
     for (s, set_, c), r in by.items():
         if s != "inferd":
             continue
-        for p in ("st", "ort"):
+        for p in BASELINES:
             b = by.get((p, set_, c))
             if b and b["texts_per_s"] and r["texts_per_s"]:
                 out.append(

@@ -57,7 +57,9 @@ def peer_env(threads):
 
 
 def export_onnx(model, threads, force=False):
-    cmd = [sys.executable, str(HERE / "peers.py"), "export", "--model", str(model), "--out", str(OUT / "onnx")]
+    # One cache folder per model directory, so MiniLM and MPNet exports do not evict each other.
+    out = OUT / "onnx" / pathlib.Path(model).name
+    cmd = [sys.executable, str(HERE / "peers.py"), "export", "--model", str(model), "--out", str(out)]
     if force:
         cmd.append("--force")
     p = subprocess.run(cmd, capture_output=True, text=True, env=peer_env(threads))
@@ -66,6 +68,11 @@ def export_onnx(model, threads, force=False):
     res = json.loads(p.stdout.strip().splitlines()[-1])
     log(f"ONNX model {res['onnx']} ({'cached' if res['cached'] else 'exported'}); fused ops: {res['fused']['fused_ops']}")
     return res
+
+
+def onnx_for(system, exported):
+    """ORT runs the fused graph; OpenVINO the plain export (it fuses by itself)."""
+    return {"ort": exported.get("onnx"), "ov": exported.get("raw")}.get(system)
 
 
 def bench_peer(system, model, onnx, threads, plan):
@@ -77,7 +84,7 @@ def bench_peer(system, model, onnx, threads, plan):
         def drain():
             for line in p.stderr:
                 stderr_lines.append(line)
-                if line.startswith(("sentence-transformers", "onnxruntime")):
+                if line.startswith(("sentence-transformers", "onnxruntime", "openvino")):
                     log(line.strip())
 
         import threading
@@ -100,13 +107,13 @@ def run_check(args, model, systems):
     if not reference.exists():
         raise SystemExit(f"reference embeddings not found: {reference}")
     results = []
-    onnx = export_onnx(model, args.threads)["onnx"] if "ort" in systems else None
+    exported = export_onnx(model, args.threads) if {"ort", "ov"} & set(systems) else {}
     for s in systems:
         if s == "inferd":
             r = check_inferd(args, model, reference, args.threshold)
         else:
             extra = ["--reference", str(reference), "--threshold", str(args.threshold)]
-            p = subprocess.run(peer_cmd("check", s, model, onnx, args.threads, extra), capture_output=True, text=True, env=peer_env(args.threads))
+            p = subprocess.run(peer_cmd("check", s, model, onnx_for(s, exported), args.threads, extra), capture_output=True, text=True, env=peer_env(args.threads))
             if p.returncode != 0:
                 raise SystemExit(f"{s} check failed:\n{p.stderr[-3000:]}")
             r = json.loads(p.stdout.strip().splitlines()[-1])
@@ -153,7 +160,8 @@ def ensure_model(model):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.environ.get("INFERD_BENCH_MODEL", str(DEFAULT_MODEL)))
-    ap.add_argument("--only", default="inferd,st,ort", help="comma list of inferd,st,ort")
+    ap.add_argument("--only", default="inferd,st,ort", help="comma list of inferd,base,st,st-bf16,ort,ov")
+    ap.add_argument("--baseline-bin", help="another inferd binary measured as system `base` (e.g. main's, for before/after)")
     ap.add_argument("--sets", default="short,long")
     ap.add_argument("--concurrency", default="1,32")
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 s per measurement")
@@ -188,6 +196,8 @@ def main():
             for b in (pathlib.Path(args.inferd_bin), pathlib.Path(args.loadgen_bin)):
                 if not b.exists():
                     raise SystemExit(f"{b} missing: cargo build --release --bin inferd --example loadgen")
+        if s == "base" and not (args.baseline_bin and pathlib.Path(args.baseline_bin).exists()):
+            raise SystemExit("system `base` needs --baseline-bin PATH (an inferd binary to compare with)")
 
     if args.check:
         ok = run_check(args, model, systems)
@@ -227,9 +237,8 @@ def main():
         "quick": args.quick,
         "busy_before": busy,
     }
-    if "ort" in systems:
+    if {"ort", "ov"} & set(systems):
         meta["onnx"] = export_onnx(model, args.threads, args.reexport)
-    onnx = meta.get("onnx", {}).get("onnx")
     # Row by row, every system back to back (the order rotating each round), so that the
     # machine's drift over minutes (large on shared VMs) falls on all systems alike.
     for rnd in range(args.rounds):
@@ -238,8 +247,10 @@ def main():
             for s in systems[k:] + systems[:k]:
                 if s == "inferd":
                     rows, meta["inferd"] = bench_inferd(args, model, [cfg])
+                elif s == "base":
+                    rows, meta["base"] = bench_inferd(args, model, [cfg], "base", args.baseline_bin)
                 else:
-                    rows = bench_peer(s, model, onnx, args.threads, [cfg])
+                    rows = bench_peer(s, model, onnx_for(s, meta.get("onnx", {})), args.threads, [cfg])
                 for r in rows:
                     r["round"] = rnd + 1
                 results += rows

@@ -21,6 +21,7 @@ PINS=(
   "onnxruntime==1.32.0"
   "onnx==1.23.2"
   "numpy==2.4.6"
+  "openvino==2026.4.1"
 )
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -43,6 +44,6 @@ fi
 
 "$VENV/bin/python" - <<'EOF' >&2
 import importlib
-for m in ["torch", "sentence_transformers", "transformers", "onnxruntime", "onnx"]:
+for m in ["torch", "sentence_transformers", "transformers", "onnxruntime", "onnx", "openvino"]:
     print(f"setup: {m} {importlib.import_module(m).__version__}")
 EOF

@@ -83,10 +83,8 @@ impl Routed {
         if let (Some(candidate), Some(copy), Ok(embedded)) = (&self.shadow, shadow_copy, &result) {
             deployment.shadow.offer(ShadowJob {
                 candidate: Arc::clone(candidate),
-                texts: copy.texts,
+                request: copy,
                 primary: embedded.vectors.clone(),
-                truncation: copy.truncation,
-                normalize: copy.normalize,
             });
         }
         result

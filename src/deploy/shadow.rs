@@ -1,8 +1,10 @@
 //! Shadow traffic: a sampled share of live requests also sent to a candidate version, off the
 //! critical path.
 //!
-//! The caller's response never waits for the candidate. After the live answer is ready, the
-//! request's texts and vectors are offered to a bounded channel with `try_send`: when the channel
+//! The caller's response never waits for the candidate. After the live answer is ready, a copy
+//! of the request (same texts, `prompt_name`, truncation, normalisation and `dimensions`, so both
+//! versions embed the same thing) and the live vectors are offered to a bounded channel with
+//! `try_send`: when the channel
 //! is full, or the candidate's own queue is more than half full (it may be serving canary
 //! traffic), the shadow copy is dropped and counted — shadow work is always the first to go under
 //! load. One task per shadowed deployment runs the copies one at a time through the candidate's
@@ -18,18 +20,16 @@ use tokio::sync::mpsc;
 
 use super::agreement::{self, Agreement};
 use super::metrics as m;
-use crate::{
-    model::tokenizer::Truncation,
-    serving::{Deadline, EmbedRequest, ModelHandle},
-};
+use crate::serving::{Deadline, EmbedRequest, ModelHandle};
 
 /// One live request, copied for the candidate.
 pub struct ShadowJob {
     pub candidate: Arc<ModelHandle>,
-    pub texts: Vec<String>,
+    /// The live request as the caller made it (texts before any prompt, its `prompt_name`,
+    /// truncation, normalisation and `dimensions`); its deadline is replaced when it runs.
+    pub request: EmbedRequest,
+    /// The live version's vectors for it.
     pub primary: Vec<Vec<f32>>,
-    pub truncation: Truncation,
-    pub normalize: bool,
 }
 
 /// Distinct texts with both versions' vectors, oldest first.
@@ -115,12 +115,10 @@ async fn run(
 ) {
     while let Some(job) = rx.recv().await {
         let version = job.candidate.info.version.clone();
-        let texts = job.texts.clone();
+        let texts = job.request.texts.clone();
         let request = EmbedRequest {
-            texts: job.texts,
-            truncation: job.truncation,
-            normalize: job.normalize,
             deadline: Deadline::after(timeout),
+            ..job.request
         };
         let result = job.candidate.embed(request).await;
         let Ok(embedded) = result else {

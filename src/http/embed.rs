@@ -15,7 +15,6 @@ use serde_json::Value;
 use super::{error::ApiError, extract::RouteKey, state::AppState};
 use crate::{
     deploy::{Routed, Target},
-    model::ModelInfo,
     serving::{EmbedRequest, Embedded, ModelRef},
 };
 
@@ -82,22 +81,6 @@ pub fn parse_texts(
     match texts.iter().position(|t| t.is_empty()) {
         Some(i) => invalid(format!("`{field}[{i}]` is an empty string")),
         None => Ok(texts),
-    }
-}
-
-/// `dimensions` (OpenAI, TEI) may only ask for the model's own size: inferd's models are not
-/// Matryoshka-trained, so a shortened vector would be meaningless.
-pub fn check_dimensions(info: &ModelInfo, requested: Option<usize>) -> Result<(), ApiError> {
-    match requested {
-        Some(dims) if dims != info.dimensions => Err(ApiError::UnsupportedParameter {
-            param: "dimensions",
-            message: format!(
-                "model {} only produces {}-dimensional embeddings (it is not Matryoshka-trained); \
-                 omit `dimensions` or send {}",
-                info.name, info.dimensions, info.dimensions
-            ),
-        }),
-        _ => Ok(()),
     }
 }
 

@@ -34,6 +34,13 @@ pub enum ApiError {
         param: &'static str,
         message: String,
     },
+    /// A parameter whose value this model cannot take (e.g. `dimensions` above the model's,
+    /// a `prompt_name` it does not define): 422 `invalid_input`, naming the parameter.
+    #[error("{message}")]
+    InvalidParameter {
+        param: &'static str,
+        message: String,
+    },
     #[error("input {index} has {tokens} tokens, more than the model's limit of {limit}; send `\"truncate\": true` to cut it")]
     InputTooLong {
         index: usize,
@@ -105,7 +112,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } | Self::InputTooLong { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            Self::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidInput(_) | Self::InvalidParameter { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -131,7 +140,7 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::InvalidInput(_) => "invalid_input",
+            Self::InvalidInput(_) | Self::InvalidParameter { .. } => "invalid_input",
             Self::UnsupportedParameter { .. } => "unsupported_parameter",
             Self::InputTooLong { .. } => "input_too_long",
             Self::Unauthorized(_) => "unauthorized",
@@ -194,7 +203,9 @@ impl IntoResponse for ApiError {
             code,
             message: message.clone(),
             param: match &self {
-                Self::UnsupportedParameter { param, .. } => Some(*param),
+                Self::UnsupportedParameter { param, .. } | Self::InvalidParameter { param, .. } => {
+                    Some(*param)
+                }
                 _ => None,
             },
         };
@@ -241,6 +252,9 @@ impl From<EmbedError> for ApiError {
                 tokens,
                 limit,
             },
+            EmbedError::InvalidParameter { param, message } => {
+                Self::InvalidParameter { param, message }
+            }
             EmbedError::InvalidInput(msg) => Self::InvalidInput(msg),
             EmbedError::Internal(detail) => Self::Internal(detail),
         }
@@ -302,6 +316,10 @@ mod tests {
                 param: "p",
                 message: "x".into(),
             },
+            ApiError::InvalidParameter {
+                param: "p",
+                message: "x".into(),
+            },
             ApiError::InputTooLong {
                 index: 0,
                 tokens: 2,
@@ -334,7 +352,9 @@ mod tests {
     #[test]
     fn codes_are_listed_and_client_errors_are_4xx() {
         let variants = all_variants();
-        assert_eq!(variants.len(), ApiError::CODES.len());
+        // Every code is some variant's (a code may serve several variants).
+        let codes: std::collections::BTreeSet<_> = variants.iter().map(ApiError::code).collect();
+        assert_eq!(codes.len(), ApiError::CODES.len());
         for err in variants {
             assert!(
                 ApiError::CODES.contains(&err.code()),
@@ -374,6 +394,14 @@ mod tests {
                 "overloaded",
             ),
             (EmbedError::InvalidInput("x".into()).into(), "invalid_input"),
+            (
+                EmbedError::InvalidParameter {
+                    param: "dimensions",
+                    message: "x".into(),
+                }
+                .into(),
+                "invalid_input",
+            ),
             (DeployError::NotReady.into(), "not_ready"),
             (
                 DeployError::ModelNotFound("m@9".into()).into(),

@@ -44,6 +44,32 @@ pub enum DTypeRequest {
     Bf16,
 }
 
+/// The device for a model of `model_type`; `cuda_ok` says whether its family has a CUDA
+/// implementation. Without one, an explicit `cuda` is an error and `auto` uses the CPU.
+pub fn select_device_for(
+    request: DeviceRequest,
+    model_type: &str,
+    cuda_ok: bool,
+) -> anyhow::Result<Device> {
+    if cuda_ok {
+        return select_device(request);
+    }
+    match request {
+        DeviceRequest::Cpu => Ok(Device::Cpu),
+        DeviceRequest::Cuda(_) => bail!(
+            "{model_type} models have no CUDA implementation in inferd (candle-transformers lacks \
+             the architecture); serve it with --device cpu (or auto)"
+        ),
+        DeviceRequest::Auto => {
+            tracing::info!(
+                model_type,
+                "device auto: {model_type} has no CUDA implementation, using CPU"
+            );
+            Ok(Device::Cpu)
+        }
+    }
+}
+
 pub fn select_device(request: DeviceRequest) -> anyhow::Result<Device> {
     match request {
         DeviceRequest::Cpu => Ok(Device::Cpu),
@@ -61,6 +87,25 @@ pub fn select_device(request: DeviceRequest) -> anyhow::Result<Device> {
             }
         },
     }
+}
+
+/// `dtype` for a model of `family`: on CUDA, families whose candle model runs in f32 only get
+/// f32 under `--dtype auto` (logged) and refuse an explicit f16/bf16.
+pub fn family_dtype(
+    dtype: DType,
+    request: DTypeRequest,
+    device: &Device,
+    model_type: &str,
+    family: super::arch::Family,
+) -> anyhow::Result<DType> {
+    if device.is_cpu() || dtype == DType::F32 || family.cuda_half_precision() {
+        return Ok(dtype);
+    }
+    if request != DTypeRequest::Auto {
+        bail!("{model_type} runs in f32 only on CUDA (candle-transformers' model); use --dtype f32 or auto");
+    }
+    tracing::info!(model_type, "dtype auto: {model_type} runs in f32 on CUDA");
+    Ok(DType::F32)
 }
 
 pub fn select_dtype(request: DTypeRequest, device: &Device) -> anyhow::Result<DType> {
@@ -117,6 +162,15 @@ mod tests {
         if !candle_core::utils::cuda_is_available() {
             assert!(device.is_cpu());
         }
+    }
+
+    #[test]
+    fn families_without_cuda_refuse_it_and_auto_uses_the_cpu() {
+        let err = select_device_for(DeviceRequest::Cuda(0), "mpnet", false).unwrap_err();
+        assert!(err.to_string().contains("--device cpu"), "{err}");
+        assert!(select_device_for(DeviceRequest::Auto, "mpnet", false)
+            .unwrap()
+            .is_cpu());
     }
 
     #[test]

@@ -1,105 +1,111 @@
-//! The embedding model itself: BERT forward, then pooling. Pure compute: no queues, no HTTP.
+//! The embedding model itself: the family's forward, then pooling and any `Dense` layers. Pure
+//! compute: no queues, no HTTP. Normalisation (and a Matryoshka cut) is left to the caller: it
+//! is a per-request choice.
 //!
-//! On the CPU the forward is [`PackedBert`]: all tokens of a batch in one `[tokens, hidden]`
-//! buffer, no padding at all. On CUDA it is candle-transformers' `BertModel` on a batch padded to
-//! its own longest sequence only (never a fixed length), with the attention mask keeping padding
-//! out of attention and pooling. Normalisation is left to the caller: it is a per-request choice.
+//! On the CPU the forward is the family's packed [`Stack`](super::blocks::Stack): all tokens of a
+//! batch in one `[tokens, hidden]` buffer, no padding at all. On CUDA it is candle-transformers'
+//! model of the family on a batch padded to its own longest sequence only (never a fixed length),
+//! with the attention mask keeping padding out of attention and pooling.
 
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 
 use super::{
+    arch::{Architecture, Forward},
     kernels::Precision,
-    packed::PackedBert,
     pooling::{pool, pool_packed, PoolingMode},
+    sentence_transformers::{Dense, PipelineConfig},
 };
 
-/// Which forward implementation runs.
-enum Backend {
-    /// CPU: padding-free.
-    Packed(PackedBert),
-    /// CUDA: padded to the batch's longest sequence.
-    Padded(BertModel),
-}
-
 pub struct Encoder {
-    backend: Backend,
+    arch: Architecture,
     pooling: Vec<PoolingMode>,
-    pad_id: u32,
-    hidden_size: usize,
-    intermediate_size: usize,
-    max_positions: usize,
+    dense: Vec<Dense>,
     device: Device,
 }
 
 impl Encoder {
+    /// Loads `dir`'s transformer (`config.json`, `model.safetensors`) for `device` and `dtype`,
+    /// with the pooling and dense layers of `pipeline`.
     pub fn load(
         dir: &Path,
-        pooling: Vec<PoolingMode>,
+        pipeline: &PipelineConfig,
         device: &Device,
         dtype: DType,
     ) -> anyhow::Result<Self> {
-        let config_path = dir.join("config.json");
-        let config: BertConfig = serde_json::from_str(
-            &std::fs::read_to_string(&config_path)
-                .with_context(|| format!("reading {}", config_path.display()))?,
-        )
-        .with_context(|| format!("{} is not a BERT config", config_path.display()))?;
+        let json = read_config(dir)?;
         let weights = dir.join("model.safetensors");
-        // SAFETY: the file is memory-mapped read-only; we rely on nobody truncating it while we
-        // run, as every safetensors loader does.
         // On the CPU, bf16 applies to the matrix products only (the projections, and attention's
         // where AMX runs it); the rest of the forward is f32.
         let (load_dtype, precision) = match (device.is_cpu(), dtype) {
             (true, DType::BF16) => (DType::F32, Precision::Bf16),
             _ => (dtype, Precision::F32),
         };
+        // SAFETY: the file is memory-mapped read-only; we rely on nobody truncating it while we
+        // run, as every safetensors loader does.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], load_dtype, device) }
             .with_context(|| format!("mapping {}", weights.display()))?;
-        let backend = if device.is_cpu() {
-            PackedBert::load(vb, &config, precision).map(Backend::Packed)
-        } else {
-            BertModel::load(vb, &config).map(Backend::Padded)
-        }
-        .with_context(|| format!("building BERT from {}", weights.display()))?;
-        Ok(Self {
-            backend,
-            pooling,
-            pad_id: config.pad_token_id as u32,
-            hidden_size: config.hidden_size,
-            intermediate_size: config.intermediate_size,
-            max_positions: config.max_position_embeddings,
+        let arch = Architecture::load(&json, vb, device, precision)
+            .with_context(|| format!("building the model from {}", dir.display()))?;
+        let encoder = Self {
+            arch,
+            pooling: pipeline.pooling.clone(),
+            dense: pipeline.dense.clone(),
             device: device.clone(),
-        })
+        };
+        encoder.check_dense()?;
+        Ok(encoder)
+    }
+
+    /// Each Dense layer must take what the step before it gives.
+    fn check_dense(&self) -> anyhow::Result<()> {
+        let mut width = self.arch.config.hidden * self.pooling.len();
+        for (i, dense) in self.dense.iter().enumerate() {
+            if dense.inputs != width {
+                bail!(
+                    "Dense module {i} takes {} features but receives {width}",
+                    dense.inputs
+                );
+            }
+            width = dense.outputs;
+        }
+        Ok(())
     }
 
     /// Output vector length.
     pub fn dimensions(&self) -> usize {
-        self.hidden_size * self.pooling.len()
+        self.dense.last().map_or_else(
+            || self.arch.config.hidden * self.pooling.len(),
+            |d| d.outputs,
+        )
     }
 
     /// Longest sequence the position embeddings allow.
     pub fn max_positions(&self) -> usize {
-        self.max_positions
+        self.arch.max_len()
     }
 
     pub fn pooling(&self) -> &[PoolingMode] {
         &self.pooling
     }
 
+    /// The served `model_type` (`bert`, `xlm-roberta`, `mpnet`, ...).
+    pub fn architecture(&self) -> &str {
+        &self.arch.model_type
+    }
+
     /// `2 · hidden + intermediate`: the sequence length at which a token's attention costs as
     /// much as its projections (see [`crate::batching::BatchLimits`]).
     pub fn attention_span(&self) -> usize {
-        2 * self.hidden_size + self.intermediate_size
+        2 * self.arch.config.hidden + self.arch.config.intermediate
     }
 
     /// Whether batches cost their real tokens (packed) or sequences × longest (padded).
     pub fn is_packed(&self) -> bool {
-        matches!(self.backend, Backend::Packed(_))
+        matches!(self.arch.forward, Forward::Packed(_))
     }
 
     /// Embeds a batch of token-id sequences; one pooled (unnormalised) vector per sequence.
@@ -107,25 +113,43 @@ impl Encoder {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        match &self.backend {
-            Backend::Packed(bert) => {
-                let hidden = bert.forward(batch)?.flatten_all()?.to_vec1::<f32>()?;
+        let pooled = match &self.arch.forward {
+            Forward::Packed(stack) => {
+                let hidden = stack.forward(batch)?.flatten_all()?.to_vec1::<f32>()?;
                 let lens: Vec<usize> = batch.iter().map(|s| s.len()).collect();
-                Ok(pool_packed(&hidden, self.hidden_size, &lens, &self.pooling))
+                pool_packed(&hidden, stack.hidden(), &lens, &self.pooling)
             }
-            Backend::Padded(bert) => {
-                let (ids, mask) = pad_batch(batch, self.pad_id, &self.device)?;
-                let type_ids = ids.zeros_like()?;
-                let hidden = bert.forward(&ids, &type_ids, Some(&mask))?;
+            Forward::Padded(model) => {
+                let pad = self.arch.config.pad_token_id;
+                let (ids, mask) = pad_batch(batch, pad, &self.device)?;
+                let hidden = model.forward(&ids, &mask)?;
                 let pooled = pool(&hidden, &mask, &self.pooling)?;
-                pooled.to_device(&Device::Cpu)?.to_vec2()
+                pooled.to_device(&Device::Cpu)?.to_vec2()?
             }
-        }
+        };
+        Ok(pooled
+            .into_iter()
+            .map(|v| self.dense.iter().fold(v, |v, dense| dense.forward(&v)))
+            .collect())
     }
 }
 
+fn read_config(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = dir.join("config.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The family `dir`'s `config.json` names, and its `model_type`.
+pub fn family_of(dir: &Path) -> anyhow::Result<(super::arch::Family, String)> {
+    let json = read_config(dir)?;
+    super::arch::Family::detect(&json)
+        .with_context(|| format!("{}", dir.join("config.json").display()))
+}
+
 /// Builds `[batch, longest]` id and mask tensors, padding on the right with `pad_id`: the input
-/// of candle-transformers' `BertModel` (also used by tests and benches as the reference).
+/// of candle-transformers' models (also used by tests and benches as the reference).
 pub fn pad_batch(
     batch: &[&[u32]],
     pad_id: u32,

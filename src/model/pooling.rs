@@ -1,8 +1,9 @@
 //! Pooling and normalisation: pure functions from token states to one vector per sequence.
 //!
-//! Mirrors sentence-transformers' `Pooling` and `Normalize` modules. When a model enables several
-//! pooling modes their outputs are concatenated in sentence-transformers' order
-//! (cls, max, mean, mean_sqrt_len).
+//! Mirrors sentence-transformers' `Pooling` and `Normalize` modules, and its Matryoshka cut
+//! (`truncate_dim`). When a model enables several pooling modes their outputs are concatenated in
+//! the order its pooling config lists them. Sequences are padded on the right (padded path) or
+//! packed (CPU), so the last token of a sequence is at its length − 1.
 
 use candle_core::{DType, Result, Tensor, D};
 use serde::Serialize;
@@ -14,6 +15,8 @@ pub enum PoolingMode {
     Max,
     Mean,
     MeanSqrtLen,
+    /// The last real token (decoder-style embedders such as Qwen3-Embedding).
+    LastToken,
 }
 
 impl PoolingMode {
@@ -23,7 +26,22 @@ impl PoolingMode {
             Self::Max => "max",
             Self::Mean => "mean",
             Self::MeanSqrtLen => "mean_sqrt_len",
+            Self::LastToken => "lasttoken",
         }
+    }
+
+    /// A sentence-transformers `pooling_mode` name.
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        Ok(match name {
+            "cls" => Self::Cls,
+            "max" => Self::Max,
+            "mean" => Self::Mean,
+            "mean_sqrt_len_tokens" | "mean_sqrt_len" => Self::MeanSqrtLen,
+            "lasttoken" => Self::LastToken,
+            other => anyhow::bail!(
+                "pooling mode {other:?} is not supported (cls, max, mean, mean_sqrt_len_tokens, lasttoken)"
+            ),
+        })
     }
 }
 
@@ -42,6 +60,15 @@ pub fn pool(hidden: &Tensor, mask: &Tensor, modes: &[PoolingMode]) -> Result<Ten
 fn pool_one(hidden: &Tensor, mask: &Tensor, mode: PoolingMode) -> Result<Tensor> {
     match mode {
         PoolingMode::Cls => hidden.narrow(1, 0, 1)?.squeeze(1),
+        PoolingMode::LastToken => {
+            let lens = mask.squeeze(D::Minus1)?.sum(1)?.to_vec1::<f32>()?;
+            let rows = lens
+                .iter()
+                .enumerate()
+                .map(|(b, &n)| hidden.get(b)?.get((n as usize).max(1) - 1))
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::stack(&rows, 0)
+        }
         PoolingMode::Max => {
             // Padding gets a large negative offset so it never wins the max.
             let offset = ((mask - 1.0)? * 1e9)?;
@@ -94,6 +121,7 @@ fn pool_rows(rows: &[f32], width: usize, mode: PoolingMode) -> Vec<f32> {
     };
     match mode {
         PoolingMode::Cls => rows[..width].to_vec(),
+        PoolingMode::LastToken => rows[(n - 1) * width..].to_vec(),
         PoolingMode::Max => fold(f32::NEG_INFINITY, f32::max),
         PoolingMode::Mean | PoolingMode::MeanSqrtLen => {
             let divisor = match mode {
@@ -103,6 +131,17 @@ fn pool_rows(rows: &[f32], width: usize, mode: PoolingMode) -> Vec<f32> {
             let mut sum = fold(0.0, |a, x| a + x);
             sum.iter_mut().for_each(|x| *x /= divisor);
             sum
+        }
+    }
+}
+
+/// Matryoshka truncation: keeps the first `dimensions` values of `v`, renormalised to unit
+/// length when `normalize` (as sentence-transformers' `truncate_dim` then `normalize_embeddings`).
+pub fn truncate_dimensions(v: &mut Vec<f32>, dimensions: usize, normalize: bool) {
+    if dimensions < v.len() {
+        v.truncate(dimensions);
+        if normalize {
+            l2_normalize(v);
         }
     }
 }
@@ -175,6 +214,27 @@ mod tests {
     }
 
     #[test]
+    fn last_token_takes_the_last_real_token() {
+        assert_eq!(
+            pooled(&[PoolingMode::LastToken]),
+            vec![vec![5., 6.], vec![1., 2.]]
+        );
+    }
+
+    #[test]
+    fn matryoshka_cut_renormalises() {
+        let mut v = vec![3.0f32, 4.0, 12.0];
+        truncate_dimensions(&mut v, 2, true);
+        assert_eq!(v, vec![0.6, 0.8]);
+        let mut raw = vec![3.0f32, 4.0, 12.0];
+        truncate_dimensions(&mut raw, 2, false);
+        assert_eq!(raw, vec![3.0, 4.0]);
+        let mut same = vec![1.0f32, 2.0];
+        truncate_dimensions(&mut same, 2, true);
+        assert_eq!(same, vec![1.0, 2.0]);
+    }
+
+    #[test]
     fn modes_concatenate_in_order() {
         let got = pooled(&[PoolingMode::Cls, PoolingMode::Mean]);
         assert_eq!(got[0], vec![1., 2., 3., 4.]);
@@ -189,6 +249,7 @@ mod tests {
             PoolingMode::Max,
             PoolingMode::Mean,
             PoolingMode::MeanSqrtLen,
+            PoolingMode::LastToken,
         ];
         let got = pool_packed(&packed, 2, &[3, 2], &all);
         let want = pooled(&all);

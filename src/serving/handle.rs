@@ -1,10 +1,13 @@
 //! One served model version: its tokenizer pool, admission queue and batcher.
 //!
 //! [`ModelHandle::embed`] is the only way into a version: callers state what they want as an
-//! [`EmbedRequest`]; cached inputs are answered at once (see [`super::cache`]), the rest are
-//! tokenized (in place when small, else on the tokenizer pool) and queued for the batcher,
-//! failing fast with [`EmbedError::Overloaded`] when the queue is full. Which version a request
-//! reaches is decided above, in `deploy`.
+//! [`EmbedRequest`]. A `prompt_name` the model lacks or `dimensions` it cannot give are refused
+//! before any work; the prompt (named, else the model's default) is prepended to every text
+//! first, so the cache and the tokenizer see what the model sees. Cached inputs are answered at
+//! once (see [`super::cache`]), the rest are tokenized (in place when small, else on the
+//! tokenizer pool) and queued for the batcher, failing fast with [`EmbedError::Overloaded`] when
+//! the queue is full. The Matryoshka cut applies to the finished vectors. Which version a
+//! request reaches is decided above, in `deploy`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,6 +17,7 @@ use super::{cache::EmbeddingCache, EmbedError, EmbedRequest, Embedded, ModelRef}
 use crate::{
     batching::{BatchError, BatchLimits, Batcher, ModelLabels, WorkerConfig},
     model::{
+        pooling::truncate_dimensions,
         tokenizer::{TextTokenizer, TokenizeError, Truncation},
         LoadedModel, ModelInfo,
     },
@@ -117,9 +121,56 @@ impl ModelHandle {
         ModelRef::pinned(&self.info.name, &self.info.version)
     }
 
-    /// Embeds `req.texts`: cached inputs at once, the rest through the queue. Left-truncated
-    /// requests bypass the cache (its key records only whether texts were cut, not which end).
+    /// Embeds `req.texts` with its prompt, cut to its `dimensions`.
     pub async fn embed(&self, mut req: EmbedRequest) -> Result<Embedded, EmbedError> {
+        let dimensions = self.checked_dimensions(req.dimensions)?;
+        req.texts = self.prompted(req.prompt_name.as_deref(), std::mem::take(&mut req.texts))?;
+        let normalize = req.normalize;
+        let mut embedded = self.embed_prompted(req).await?;
+        if let Some(n) = dimensions {
+            for v in &mut embedded.vectors {
+                truncate_dimensions(v, n, normalize);
+            }
+        }
+        Ok(embedded)
+    }
+
+    /// `texts` with the prompt `name` prepended (`None`: the model's default prompt, if any), as
+    /// sentence-transformers' `encode(prompt_name=...)`; a name the model lacks is refused.
+    pub fn prompted(
+        &self,
+        name: Option<&str>,
+        texts: Vec<String>,
+    ) -> Result<Vec<String>, EmbedError> {
+        self.info
+            .prompts
+            .apply(name, texts)
+            .map_err(|err| EmbedError::InvalidParameter {
+                param: "prompt_name",
+                message: err.to_string(),
+            })
+    }
+
+    /// `requested` when this model can give it: from 1 to its own size (a Matryoshka cut).
+    fn checked_dimensions(&self, requested: Option<usize>) -> Result<Option<usize>, EmbedError> {
+        let info = &self.info;
+        match requested {
+            Some(n) if n == 0 || n > info.dimensions => Err(EmbedError::InvalidParameter {
+                param: "dimensions",
+                message: format!(
+                    "`dimensions` must be between 1 and {}: model {} produces {}-dimensional \
+                     embeddings and can only be cut shorter (Matryoshka truncation)",
+                    info.dimensions, info.name, info.dimensions
+                ),
+            }),
+            _ => Ok(requested),
+        }
+    }
+
+    /// Embeds already-prompted `req.texts`: cached inputs at once, the rest through the queue.
+    /// Left-truncated requests bypass the cache (its key records only whether texts were cut,
+    /// not which end).
+    async fn embed_prompted(&self, mut req: EmbedRequest) -> Result<Embedded, EmbedError> {
         let cache = match (&self.config.cache, req.truncation) {
             (Some(cache), Truncation::Refuse | Truncation::Right) => cache,
             _ => return self.embed_uncached(req).await,
@@ -152,6 +203,7 @@ impl ModelHandle {
             truncation,
             normalize,
             deadline,
+            ..
         } = req;
         let budget = deadline.budget();
         let run = async {

@@ -2,7 +2,8 @@
 //!
 //! - [`handle`]: [`ModelHandle`], one served version: its tokenizer pool, admission queue and
 //!   batcher, and the only `embed` on a version;
-//! - [`request`]: [`EmbedRequest`] (texts, truncation, normalize, deadline) and [`Embedded`];
+//! - [`request`]: [`EmbedRequest`] (texts, truncation, normalize, deadline, prompt name and
+//!   Matryoshka dimensions) and [`Embedded`];
 //! - [`cache`]: the LRU response cache consulted inside [`ModelHandle::embed`];
 //! - [`model_ref`]: [`ModelRef`], the one parser and formatter of `name@version`;
 //! - [`error`]: why a version could not embed, [`EmbedError`].

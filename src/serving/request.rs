@@ -2,7 +2,8 @@
 //!
 //! Every route, dialect, `/recommend`, `/items`, index build and shadow copy states what it wants
 //! the same way: texts, how to treat a text longer than the model's limit, whether to normalise,
-//! and by when. Named fields instead of positional booleans; the deadline carries the budget it
+//! by when, which sentence-transformers prompt to prepend and whether to cut the vectors short
+//! (Matryoshka). Named fields instead of positional booleans; the deadline carries the budget it
 //! was made from, so a timeout says how long the caller allowed.
 
 use std::time::{Duration, Instant};
@@ -43,17 +44,28 @@ pub struct EmbedRequest {
     /// L2-normalise each vector.
     pub normalize: bool,
     pub deadline: Deadline,
+    /// A sentence-transformers prompt of the model (`prompts` in its
+    /// `config_sentence_transformers.json`), prepended to every text; `None`: the model's
+    /// `default_prompt_name`, if any. Kept as a name so that a shadow candidate resolves it with
+    /// its own prompts, as it would once promoted.
+    pub prompt_name: Option<String>,
+    /// Matryoshka truncation: keep the first N values of each vector (renormalised when
+    /// `normalize`); `None`: the model's full size.
+    pub dimensions: Option<usize>,
 }
 
 impl EmbedRequest {
-    /// `texts` cut at the right end when too long and normalised: what item vectors, index
-    /// builds and inferd's own defaults use. Dialects override either field.
+    /// `texts` cut at the right end when too long and normalised, with the model's default
+    /// prompt and full dimensions: what item vectors, index builds and inferd's own defaults
+    /// use. Dialects override any field.
     pub fn new(texts: Vec<String>, deadline: Deadline) -> Self {
         Self {
             texts,
             truncation: Truncation::Right,
             normalize: true,
             deadline,
+            prompt_name: None,
+            dimensions: None,
         }
     }
 }

@@ -302,6 +302,15 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (na * nb)
 }
 
+/// A JSON array of numbers as f32s.
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .expect("a JSON array of numbers")
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
 pub fn vectors(body: &Value) -> Vec<Vec<f32>> {
     body["embeddings"]
         .as_array()
@@ -315,6 +324,27 @@ pub fn vectors(body: &Value) -> Vec<Vec<f32>> {
                 .collect()
         })
         .collect()
+}
+
+/// Runs `inferd serve` expecting it to refuse to start; returns its output.
+pub fn refuses(model: &str, envs: &[(&str, &str)], args: &[&str]) -> String {
+    let mut cmd = Command::new(inferd_bin());
+    cmd.args(["serve", "--model", model, "--listen", "127.0.0.1:0"])
+        .args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "expected a refusal, got success:\n{text}"
+    );
+    text
 }
 
 /// The real all-MiniLM-L6-v2 directory fetched by `scripts/fetch-model.sh`.

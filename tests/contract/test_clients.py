@@ -45,12 +45,17 @@ def test_openai_token_ids(oai, url, model, infer):
     assert np.all(np.sum(got * want, axis=1) > 0.99)
 
 
-def test_openai_dimensions_native_ok_other_is_400(oai, model, info):
-    r = oai.embeddings.create(model=model, input="a", dimensions=info["dimensions"])
-    assert len(r.data[0].embedding) == info["dimensions"]
-    with pytest.raises(openai.BadRequestError) as err:
-        oai.embeddings.create(model=model, input="a", dimensions=info["dimensions"] // 2)
-    assert err.value.code == "unsupported_parameter"
+def test_openai_dimensions_cut_and_renormalise_larger_is_422(oai, model, info):
+    full = oai.embeddings.create(model=model, input="a", dimensions=info["dimensions"])
+    assert len(full.data[0].embedding) == info["dimensions"]
+    half = info["dimensions"] // 2
+    cut = np.asarray(oai.embeddings.create(model=model, input="a", dimensions=half).data[0].embedding)
+    assert len(cut) == half and abs(np.linalg.norm(cut) - 1) < 1e-5
+    want = np.asarray(full.data[0].embedding[:half])
+    assert np.dot(cut, want / np.linalg.norm(want)) > 0.99999
+    with pytest.raises(openai.UnprocessableEntityError) as err:
+        oai.embeddings.create(model=model, input="a", dimensions=info["dimensions"] + 1)
+    assert err.value.code == "invalid_input"
     assert err.value.param == "dimensions"
 
 

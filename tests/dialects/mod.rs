@@ -2,7 +2,7 @@
 //! spawned server with a tiny random model: shapes, dialect-shaped errors, and vectors that equal
 //! `/infer`'s.
 
-use crate::common::{cosine, spawn_tiny, spawn_tiny_with, tiny_model, vectors, TestServer};
+use crate::common::{cosine, floats, spawn_tiny, spawn_tiny_with, tiny_model, vectors, TestServer};
 use base64::Engine;
 use serde_json::{json, Value};
 
@@ -11,15 +11,6 @@ async fn infer(server: &TestServer, texts: &[&str]) -> Vec<Vec<f32>> {
     let (status, body) = server.infer(json!({ "inputs": texts })).await;
     assert_eq!(status, 200, "{body}");
     vectors(&body)
-}
-
-fn floats(value: &Value) -> Vec<f32> {
-    value
-        .as_array()
-        .expect("array of numbers")
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 fn assert_same(a: &[f32], b: &[f32]) {
@@ -126,14 +117,23 @@ async fn openai_errors_have_openai_shape_and_inferd_statuses() {
     let (status, body) = server
         .post_json(
             "/v1/embeddings",
+            json!({"input": "a", "model": model, "dimensions": tiny_model::HIDDEN + 1}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(body["error"]["param"], "dimensions");
+    assert_eq!(body["error"]["code"], "invalid_input");
+    assert!(body["error"]["message"].as_str().unwrap().contains("32"));
+
+    let (status, body) = server
+        .post_json(
+            "/v1/embeddings",
             json!({"input": "a", "model": model, "dimensions": 8}),
         )
         .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["type"], "invalid_request_error");
-    assert_eq!(body["error"]["param"], "dimensions");
-    assert_eq!(body["error"]["code"], "unsupported_parameter");
-    assert!(body["error"]["message"].as_str().unwrap().contains("32"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["embedding"].as_array().unwrap().len(), 8);
 
     let (status, body) = server
         .post_json(
@@ -261,7 +261,8 @@ async fn tei_embed_matches_infer_and_refuses_long_inputs_by_default() {
     let (status, body) = server
         .post_json("/embed", json!({"inputs": "a", "prompt_name": "query"}))
         .await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("none"), "{body}");
 }
 
 #[tokio::test]

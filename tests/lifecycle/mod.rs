@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::TestServer;
+use crate::common::{cosine, vectors, TestServer};
 use serde_json::{json, Value};
 
 use crate::common::lifecycle::{infer_as, manifest, start, TOKEN};
@@ -36,22 +36,30 @@ async fn promote_forced(server: &TestServer, model: &str) {
     assert_eq!(code, 200, "{body}");
 }
 
-/// Sends distinct texts until the shadow window of `version` holds `n` samples.
-async fn shadow_samples(server: &TestServer, version: &str, n: u64) -> Value {
+/// Four distinct short texts, the `i`-th such batch.
+fn sample_texts(i: usize) -> Vec<String> {
+    (0..4)
+        .map(|j| {
+            format!(
+                "sample {} about {}",
+                i * 4 + j,
+                ["cats", "rust", "rain", "maps"][j]
+            )
+        })
+        .collect()
+}
+
+/// Sends distinct texts (with the `/infer` fields in `extra`) until the shadow window of
+/// `version` holds `n` samples.
+async fn shadow_samples(server: &TestServer, version: &str, n: u64, extra: Value) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut i = 0;
     loop {
-        let texts: Vec<String> = (0..4)
-            .map(|j| {
-                format!(
-                    "sample {} about {}",
-                    i * 4 + j,
-                    ["cats", "rust", "rain", "maps"][j % 4]
-                )
-            })
-            .collect();
+        let mut body = extra.clone();
+        body["inputs"] = json!(sample_texts(i));
         i += 1;
-        server.infer(json!({"inputs": texts})).await;
+        let (code, answer) = server.infer(body).await;
+        assert_eq!(code, 200, "{answer}");
         let s = status(server).await;
         let agreement = s["versions"]
             .as_array()
@@ -215,7 +223,7 @@ async fn shadow_agreement_gates_promotion() {
         json!({"model": "tiny@same", "sample_rate": 1.0}),
     )
     .await;
-    let same = shadow_samples(&server, "same", 16).await;
+    let same = shadow_samples(&server, "same", 16, json!({})).await;
     assert!(same["mean_cosine"].as_f64().unwrap() > 0.999, "{same}");
     assert!(same["rank_correlation"].as_f64().unwrap() > 0.999, "{same}");
 
@@ -225,7 +233,7 @@ async fn shadow_agreement_gates_promotion() {
         json!({"model": "tiny@other", "sample_rate": 1.0}),
     )
     .await;
-    let other = shadow_samples(&server, "other", 16).await;
+    let other = shadow_samples(&server, "other", 16, json!({})).await;
     assert!(other["mean_cosine"].as_f64().unwrap() < 0.9, "{other}");
     assert!(other["rank_correlation"].as_f64().unwrap() < 0.9, "{other}");
     let metrics = server.metrics().await;
@@ -238,6 +246,48 @@ async fn shadow_agreement_gates_promotion() {
     assert_eq!(code, 409, "{body}");
     promote_forced(&server, "tiny@other").await;
     assert_eq!(infer_as(&server, "k", "hi").await, (200, "other".into()));
+}
+
+/// A shadow copy is the request the caller made: the candidate embeds the same texts with the
+/// same `prompt_name` and `dimensions`, so identical weights agree fully. Were the prompt
+/// dropped, the candidate would embed other token sequences (checked below to move every
+/// vector); were `dimensions` dropped, the vectors would differ in size and `mean_cosine` would
+/// be absent.
+#[tokio::test]
+async fn shadow_copies_keep_the_prompt_and_dimensions() {
+    let dir = tempfile::tempdir().unwrap();
+    manifest(dir.path(), &[("v1", 1), ("same", 1)], None);
+    let prompts = json!({"prompts": {"query": "qq zz: "}, "default_prompt_name": null});
+    for v in ["v1", "same"] {
+        let path = dir.path().join(v).join("config_sentence_transformers.json");
+        std::fs::write(path, prompts.to_string()).unwrap();
+    }
+    let server = start(dir.path(), &[]).await;
+    let (code, body) = admin(&server, "/admin/load", json!({"model": "tiny@same"})).await;
+    assert_eq!(code, 200, "{body}");
+
+    let dims = crate::common::tiny_model::HIDDEN / 2;
+    let asked = json!({"inputs": sample_texts(0), "prompt_name": "query", "dimensions": dims});
+    let (_, with_prompt) = server.infer(asked.clone()).await;
+    let (_, without) = server
+        .infer(json!({"inputs": sample_texts(0), "dimensions": dims}))
+        .await;
+    for (a, b) in vectors(&with_prompt).iter().zip(&vectors(&without)) {
+        assert_eq!(a.len(), dims);
+        assert!(cosine(a, b) < 0.99, "the prompt does not move the vectors");
+    }
+
+    let (code, body) = admin(
+        &server,
+        "/admin/shadow",
+        json!({"model": "tiny@same", "sample_rate": 1.0}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let extra = json!({"prompt_name": "query", "dimensions": dims});
+    let same = shadow_samples(&server, "same", 16, extra).await;
+    assert!(same["mean_cosine"].as_f64().unwrap() > 0.999, "{same}");
+    assert!(same["rank_correlation"].as_f64().unwrap() > 0.999, "{same}");
 }
 
 #[tokio::test]

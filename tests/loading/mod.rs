@@ -5,26 +5,7 @@ use std::{path::Path, process::Command};
 
 use serde_json::json;
 
-/// Runs `inferd serve` expecting it to refuse to start; returns its output.
-fn refuses(model: &str, envs: &[(&str, &str)], args: &[&str]) -> String {
-    let mut cmd = Command::new(crate::common::inferd_bin());
-    cmd.args(["serve", "--model", model, "--listen", "127.0.0.1:0"])
-        .args(args);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !out.status.success(),
-        "expected a refusal, got success:\n{text}"
-    );
-    text
-}
+use crate::common::refuses;
 
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();

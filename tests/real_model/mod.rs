@@ -1,7 +1,9 @@
-//! Parity with sentence-transformers on the real all-MiniLM-L6-v2 (fetched by
-//! `scripts/fetch-model.sh`). The fixture holds sentence-transformers' own vectors.
+//! Parity with sentence-transformers on the real all-MiniLM-L6-v2 and all-mpnet-base-v2 (fetched
+//! by `scripts/fetch-model.sh --all`). The fixtures hold sentence-transformers' own vectors.
 
-use crate::common::{cosine, real_model_dir, spawn, vectors, TestServer};
+use std::path::{Path, PathBuf};
+
+use crate::common::{cosine, floats, real_model_dir, spawn, vectors, TestServer};
 use serde_json::{json, Value};
 
 struct Reference {
@@ -10,10 +12,13 @@ struct Reference {
 }
 
 fn references() -> Vec<Reference> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/reference.jsonl"
-    );
+    fixture("reference.jsonl")
+}
+
+fn fixture(name: &str) -> Vec<Reference> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -21,12 +26,7 @@ fn references() -> Vec<Reference> {
             let v: Value = serde_json::from_str(line).unwrap();
             Reference {
                 text: v["text"].as_str().unwrap().to_string(),
-                embedding: v["embedding"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap() as f32)
-                    .collect(),
+                embedding: floats(&v["embedding"]),
             }
         })
         .collect()
@@ -37,14 +37,67 @@ async fn real_server() -> TestServer {
 }
 
 async fn real_server_with(args: &[&str]) -> TestServer {
-    let mut server = spawn(&real_model_dir(), &[&["--threads", "2"], args].concat());
+    serve_with(&real_model_dir(), args).await
+}
+
+async fn serve_with(dir: &Path, args: &[&str]) -> TestServer {
+    let mut server = spawn(dir, &[&["--threads", "2"], args].concat());
     server.wait_ready().await;
     server
+}
+
+/// The real all-mpnet-base-v2 directory fetched by `scripts/fetch-model.sh all-mpnet-base-v2`.
+fn mpnet_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-mpnet-base-v2");
+    assert!(
+        dir.join("model.safetensors").exists(),
+        "MPNet parity needs {}: run scripts/fetch-model.sh all-mpnet-base-v2 (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
 }
 
 #[tokio::test]
 async fn matches_sentence_transformers_on_every_reference_text() {
     assert_parity(&real_server_with(&["--dtype", "f32"]).await).await;
+}
+
+#[tokio::test]
+async fn mpnet_matches_sentence_transformers_in_f32() {
+    let server = serve_with(
+        &mpnet_dir(),
+        &[
+            "--device",
+            "cpu",
+            "--dtype",
+            "f32",
+            "--request-timeout",
+            "300s",
+        ],
+    )
+    .await;
+    let (_, info) = server.get_json("/info").await;
+    assert_eq!(info["architecture"], "mpnet");
+    assert_eq!(info["max_seq_length"], 384);
+    assert_fixture_parity(&server, "mpnet-reference.jsonl", 768).await;
+}
+
+/// `--dtype auto`: bf16 on AMX CPUs (every product on AMX tiles), f32 elsewhere.
+#[tokio::test]
+async fn mpnet_matches_sentence_transformers_with_auto_dtype() {
+    let server = serve_with(
+        &mpnet_dir(),
+        &["--device", "cpu", "--request-timeout", "300s"],
+    )
+    .await;
+    let (_, info) = server.get_json("/info").await;
+    let want = if inferd::model::cpu_amx_available() {
+        "bf16"
+    } else {
+        "f32"
+    };
+    assert_eq!(info["dtype"], want);
+    assert_fixture_parity(&server, "mpnet-reference.jsonl", 768).await;
 }
 
 /// bf16 projections (AMX where the CPU has it, else AVX-512 BF16) must keep the same parity bar.
@@ -61,14 +114,20 @@ async fn bf16_projections_match_sentence_transformers() {
 }
 
 async fn assert_parity(server: &TestServer) {
-    let refs = references();
+    assert_fixture_parity(server, "reference.jsonl", 384).await;
+}
+
+async fn assert_fixture_parity(server: &TestServer, fixture_name: &str, dims: usize) {
+    let refs = fixture(fixture_name);
     assert_eq!(refs.len(), 290);
     let mut worst = (f32::MAX, String::new());
-    for chunk in refs.chunks(64) {
+    // Small requests: on a loaded 2-core machine 16 long texts through MPNet (f32) took longer
+    // than the test client's 60 s timeout.
+    for chunk in refs.chunks(4) {
         let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
         let (status, body) = server.infer(json!({"inputs": texts})).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["dimensions"], 384);
+        assert_eq!(body["dimensions"], dims);
         for (r, got) in chunk.iter().zip(vectors(&body)) {
             let c = cosine(&got, &r.embedding);
             if c < worst.0 {
@@ -77,7 +136,10 @@ async fn assert_parity(server: &TestServer) {
             assert!(c >= 0.999, "cosine {c} < 0.999 for {:?}", r.text);
         }
     }
-    eprintln!("worst cosine {:.6} for {:?}", worst.0, worst.1);
+    eprintln!(
+        "{fixture_name}: worst cosine {:.6} for {:?}",
+        worst.0, worst.1
+    );
 }
 
 #[tokio::test]

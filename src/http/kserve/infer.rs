@@ -92,10 +92,9 @@ async fn run_infer(
         }
     };
     let request = EmbedRequest {
-        texts,
         truncation: Truncation::from_flag(flag("truncate", true)?),
         normalize: flag("normalize", true)?,
-        deadline: state.deadline(),
+        ..EmbedRequest::new(texts, state.deadline())
     };
     let binary_out = wants_binary(&req, flag("binary_data_output", false)?)?;
     let embedded = routed.embed(request).await?;

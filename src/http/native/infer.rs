@@ -47,6 +47,13 @@ pub struct InferRequest {
     pub truncate: bool,
     /// `name` or `name@version`; the default model when absent.
     pub model: Option<String>,
+    /// A sentence-transformers prompt of the model (see `/info` `prompts`), prepended to every
+    /// input; absent: the model's `default_prompt_name`, if any. Unknown names are a 422.
+    pub prompt_name: Option<String>,
+    /// Matryoshka truncation: keep the first N values (renormalised when `normalize`);
+    /// 1 to the model's dimensions, else 422.
+    #[schema(minimum = 1)]
+    pub dimensions: Option<usize>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,6 +86,8 @@ async fn infer(
         truncation: Truncation::from_flag(req.truncate),
         normalize: req.normalize,
         deadline: state.deadline(),
+        prompt_name: req.prompt_name,
+        dimensions: req.dimensions,
     };
     let (routed, embedded) = embed::embed(&state, &target, request).await?;
     let version = HeaderValue::from_str(routed.version())
@@ -87,7 +96,7 @@ async fn infer(
     let body = Json(InferResponse {
         model: info.name.clone(),
         version: info.version.clone(),
-        dimensions: info.dimensions,
+        dimensions: req.dimensions.unwrap_or(info.dimensions),
         embeddings: embedded.vectors,
         usage: Usage {
             prompt_tokens: embedded.prompt_tokens,

@@ -23,7 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     http::{
-        embed::{self, check_batch, check_dimensions, f32_le_bytes, json_type, parse_texts},
+        embed::{self, check_batch, f32_le_bytes, json_type, parse_texts},
         error::{reshape, ApiError, ErrorParts},
         extract::{ApiJson, RouteKey},
         state::AppState,
@@ -70,9 +70,8 @@ async fn embeddings(
     route_key: RouteKey,
     ApiJson(req): ApiJson<EmbeddingsRequest>,
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
-    // Routed first: the answering version checks `dimensions` and decodes token ids.
+    // Routed first: the answering version decodes token ids.
     let routed = embed::route(&state, &embed::target(Some(&req.model), route_key))?;
-    check_dimensions(&routed.handle.info, req.dimensions)?;
     let max = state.limits.max_client_batch;
     let texts = match token_lists(&req.input, max)? {
         Some(lists) => decode_all(&routed.handle, lists).await?,
@@ -84,6 +83,8 @@ async fn embeddings(
         truncation: Truncation::Refuse,
         normalize: true,
         deadline: state.deadline(),
+        prompt_name: req.prompt_name,
+        dimensions: req.dimensions,
     };
     let embedded = routed.embed(request).await?;
     let data = embedded
@@ -209,6 +210,11 @@ fn model_object(handle: &ModelHandle) -> ModelObject {
         object: "model",
         created: 0,
         owned_by: "inferd",
+        architecture: handle.info.architecture.clone(),
+        pooling: handle.info.pooling.clone(),
+        dimensions: handle.info.dimensions,
+        prompts: handle.info.prompts.prompts.clone(),
+        default_prompt_name: handle.info.prompts.default_prompt_name.clone(),
     }
 }
 

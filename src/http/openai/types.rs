@@ -21,9 +21,12 @@ pub struct EmbeddingsRequest {
     pub model: String,
     #[serde(default)]
     pub encoding_format: EncodingFormat,
-    /// Must equal the model's native dimensions: inferd's models are not Matryoshka-trained.
+    /// Matryoshka truncation: the first N values, renormalised; 1 to the model's dimensions,
+    /// else 422.
     #[schema(minimum = 1)]
     pub dimensions: Option<usize>,
+    /// inferd extension: a sentence-transformers prompt of the model (absent: its default).
+    pub prompt_name: Option<String>,
     /// Accepted and ignored (OpenAI uses it for abuse monitoring).
     #[allow(dead_code)] // parsed so a wrong type is still a clear 422
     pub user: Option<String>,
@@ -102,6 +105,16 @@ pub struct ModelObject {
     pub created: u64,
     /// Always `inferd`.
     pub owned_by: &'static str,
+    /// inferd extension: the `model_type` served (`bert`, `xlm-roberta`, `mpnet`, ...).
+    pub architecture: String,
+    /// inferd extension: pooling modes, in concatenation order.
+    pub pooling: Vec<&'static str>,
+    /// inferd extension: the embedding size (`dimensions` may ask for fewer).
+    pub dimensions: usize,
+    /// inferd extension: prompt name → text, for `prompt_name`.
+    pub prompts: std::collections::BTreeMap<String, String>,
+    /// inferd extension: the prompt applied when a request names none.
+    pub default_prompt_name: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

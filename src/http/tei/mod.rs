@@ -20,7 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     http::{
-        embed::{self, check_dimensions, parse_inputs},
+        embed::{self, parse_inputs},
         error::{reshape, ApiError, ErrorParts},
         extract::{ApiJson, RouteKey},
         state::AppState,
@@ -72,17 +72,6 @@ fn truncation(truncate: Option<bool>, direction: TruncationDirection) -> Truncat
     }
 }
 
-/// inferd has no prompt templates; naming one is a clear 400 rather than silently ignored.
-fn no_prompt(prompt_name: &Option<String>) -> Result<(), ApiError> {
-    match prompt_name {
-        None => Ok(()),
-        Some(name) => Err(ApiError::UnsupportedParameter {
-            param: "prompt_name",
-            message: format!("prompt {name:?} is not defined: inferd models carry no prompts"),
-        }),
-    }
-}
-
 /// Embeds texts, TEI style: a list of vectors, one per input.
 #[utoipa::path(post, path = "/embed", tag = "tei", request_body = EmbedRequest,
     responses((status = 200, body = Vec<Vec<f32>>),
@@ -92,9 +81,6 @@ async fn embed(
     route_key: RouteKey,
     ApiJson(req): ApiJson<EmbedRequest>,
 ) -> Result<Json<Vec<Vec<f32>>>, ApiError> {
-    no_prompt(&req.prompt_name)?;
-    let routed = embed::route(&state, &embed::target(None, route_key))?;
-    check_dimensions(&routed.handle.info, req.dimensions)?;
     if req.encoding_format.as_deref().is_some_and(|f| f != "float") {
         return Err(ApiError::UnsupportedParameter {
             param: "encoding_format",
@@ -107,8 +93,13 @@ async fn embed(
         truncation: truncation(req.truncate, req.truncation_direction),
         normalize: req.normalize,
         deadline: state.deadline(),
+        prompt_name: req.prompt_name,
+        dimensions: req.dimensions,
     };
-    Ok(Json(routed.embed(request).await?.vectors))
+    let target = embed::target(None, route_key);
+    Ok(Json(
+        embed::embed(&state, &target, request).await?.1.vectors,
+    ))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use axum::{extract::State, Json};
 use serde_json::Value;
 
-use super::{no_prompt, truncation, Rank, RerankRequest, SimilarityRequest, TeiErrorResponse};
+use super::{truncation, Rank, RerankRequest, SimilarityRequest, TeiErrorResponse};
 use crate::{
     http::{
         embed::{self, parse_texts},
@@ -26,7 +26,6 @@ pub(super) async fn similarity(
     ApiJson(req): ApiJson<SimilarityRequest>,
 ) -> Result<Json<Vec<f32>>, ApiError> {
     let params = req.parameters.unwrap_or_default();
-    no_prompt(&params.prompt_name)?;
     let truncation = truncation(params.truncate, params.truncation_direction);
     let scores = scores(
         &state,
@@ -35,6 +34,7 @@ pub(super) async fn similarity(
         req.inputs.sentences,
         "sentences",
         truncation,
+        params.prompt_name,
     )
     .await?;
     Ok(Json(scores))
@@ -51,7 +51,10 @@ pub(super) async fn rerank(
 ) -> Result<Json<Vec<Rank>>, ApiError> {
     let truncation = truncation(req.truncate, req.truncation_direction);
     let texts = req.return_text.then(|| req.texts.clone());
-    let scores = scores(&state, route_key, req.query, req.texts, "texts", truncation).await?;
+    let scores = scores(
+        &state, route_key, req.query, req.texts, "texts", truncation, None,
+    )
+    .await?;
     let mut ranks: Vec<Rank> = scores
         .into_iter()
         .enumerate()
@@ -65,7 +68,8 @@ pub(super) async fn rerank(
     Ok(Json(ranks))
 }
 
-/// Embeds `query` with `others` in one request and returns the cosine of each to the query.
+/// Embeds `query` with `others` in one request (with the prompt `prompt_name`, else the model's
+/// default) and returns the cosine of each to the query.
 async fn scores(
     state: &AppState,
     route_key: RouteKey,
@@ -73,6 +77,7 @@ async fn scores(
     others: Vec<String>,
     field: &str,
     truncation: Truncation,
+    prompt_name: Option<String>,
 ) -> Result<Vec<f32>, ApiError> {
     // The query rides in the same request, so the batch limit counts it too.
     let max = state.limits.max_client_batch.saturating_sub(1);
@@ -88,6 +93,8 @@ async fn scores(
         truncation,
         normalize: true,
         deadline: state.deadline(),
+        prompt_name,
+        dimensions: None,
     };
     let target = embed::target(None, route_key);
     let (_, embedded) = embed::embed(state, &target, request).await?;

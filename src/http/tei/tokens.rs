@@ -3,7 +3,7 @@
 use axum::{extract::State, Json};
 use serde_json::Value;
 
-use super::{no_prompt, DecodeRequest, SimpleToken, TeiErrorResponse, TokenizeRequest};
+use super::{DecodeRequest, SimpleToken, TeiErrorResponse, TokenizeRequest};
 use crate::{
     http::{
         embed::{check_batch, json_type, parse_inputs},
@@ -22,9 +22,9 @@ pub(super) async fn tokenize(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<TokenizeRequest>,
 ) -> Result<Json<Vec<Vec<SimpleToken>>>, ApiError> {
-    no_prompt(&req.prompt_name)?;
     let texts = parse_inputs(req.inputs, state.limits.max_client_batch)?;
     let model = state.registry.get(None)?;
+    let texts = model.prompted(req.prompt_name.as_deref(), texts)?;
     let special = req.add_special_tokens;
     let tokens = model
         .with_tokenizer(move |tokenizer| {

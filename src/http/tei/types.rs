@@ -26,9 +26,11 @@ pub struct EmbedRequest {
     pub truncate: Option<bool>,
     #[serde(default)]
     pub truncation_direction: TruncationDirection,
-    /// Not supported: any value is a 400.
+    /// A sentence-transformers prompt of the model, prepended to every input (absent: the
+    /// model's default prompt, if any); unknown names are a 422.
     pub prompt_name: Option<String>,
-    /// Must equal the model's dimensions (no Matryoshka truncation).
+    /// Matryoshka truncation to the first N values, renormalised when `normalize`; 1 to the
+    /// model's dimensions, else 422.
     #[schema(minimum = 1)]
     pub dimensions: Option<usize>,
     /// Only `float`.
@@ -50,7 +52,7 @@ pub struct TokenizeRequest {
     pub inputs: Value,
     #[serde(default = "yes")]
     pub add_special_tokens: bool,
-    /// Not supported: any value is a 400.
+    /// A prompt of the model, prepended before tokenizing (absent: the default prompt).
     pub prompt_name: Option<String>,
 }
 
@@ -101,7 +103,7 @@ pub struct SimilarityParameters {
     pub truncate: Option<bool>,
     #[serde(default)]
     pub truncation_direction: TruncationDirection,
-    /// Not supported: any value is a 400.
+    /// A prompt of the model for every sentence (absent: the default prompt).
     pub prompt_name: Option<String>,
 }
 

@@ -1,10 +1,109 @@
 //! Multi-head self-attention over packed sequences, one rayon task per (sequence, head),
 //! with AVX2+FMA register tiles for the two inner products.
+//!
+//! What varies between architectures enters through two small types, so a new family adds a
+//! field rather than a new kernel:
+//! - [`HeadLayout`]: where each head's Q, K and V sit in a packed QKV row. `kv_heads < heads` is
+//!   grouped-query attention (query head `h` reads K/V head `h / (heads / kv_heads)`).
+//! - [`Scores`]: what is added to (or masks) the scaled scores `QKᵀ/√d` before the softmax.
+//!   Today: MPNet's [`RelativeBias`]. Causal masking and a sliding window belong here too, as
+//!   fields that limit the keys a query row sees.
+//!
+//! Rotary embeddings are not attention's business: they rotate Q and K in the packed QKV
+//! buffer before this runs (see `crate::model::blocks`).
 
 use candle_core::{bail, Device, Result, Tensor};
 use rayon::prelude::*;
 
 use super::{exp_shifted, madd, with_slice, Precision, LANES, QROWS};
+
+/// Where the heads sit in one packed QKV row: Q of `heads` heads, then K of `kv_heads` heads,
+/// then V of `kv_heads` heads, each head `dim` wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLayout {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub dim: usize,
+}
+
+impl HeadLayout {
+    /// Multi-head attention with as many K/V heads as query heads, splitting `hidden`.
+    pub fn multi_head(hidden: usize, heads: usize) -> Self {
+        Self {
+            heads,
+            kv_heads: heads,
+            dim: hidden / heads.max(1),
+        }
+    }
+
+    /// Width of a packed QKV row.
+    pub fn qkv_width(&self) -> usize {
+        (self.heads + 2 * self.kv_heads) * self.dim
+    }
+
+    /// Width of a context row (all query heads).
+    pub fn out_width(&self) -> usize {
+        self.heads * self.dim
+    }
+
+    /// The (sequence, head) task for query head `h`: its Q, K and V columns in a QKV row.
+    fn task(&self, start: usize, len: usize, h: usize) -> Head {
+        let kv = h / (self.heads / self.kv_heads);
+        let k0 = self.heads * self.dim;
+        Head {
+            start,
+            len,
+            q: h * self.dim,
+            k: k0 + kv * self.dim,
+            v: k0 + (self.kv_heads + kv) * self.dim,
+            out: h * self.dim,
+            head: h,
+        }
+    }
+}
+
+/// An additive score bias by relative position (`key - query`), one value per head and
+/// distance: MPNet's bucketed relative attention bias, shared by every layer. Built once at
+/// load for distances up to `max_len - 1` either way.
+pub struct RelativeBias {
+    /// `[heads][2 * max_len - 1]`, distance `d` at `d + max_len - 1`.
+    values: Vec<f32>,
+    max_len: usize,
+}
+
+impl RelativeBias {
+    /// `value(head, distance)` for every head below `heads` and distance in
+    /// `-(max_len - 1)..=max_len - 1`.
+    pub fn new(heads: usize, max_len: usize, value: impl Fn(usize, i64) -> f32) -> Self {
+        let span = 2 * max_len.max(1) - 1;
+        let mut values = Vec::with_capacity(heads * span);
+        for h in 0..heads {
+            let first = 1 - max_len.max(1) as i64;
+            values.extend((0..span).map(|d| value(h, first + d as i64)));
+        }
+        Self {
+            values,
+            max_len: max_len.max(1),
+        }
+    }
+
+    /// The bias of query `i` against keys `0..len` of head `head` (`i < len <= max_len`).
+    pub(super) fn row(&self, head: usize, i: usize, len: usize) -> &[f32] {
+        let span = 2 * self.max_len - 1;
+        let at = head * span + self.max_len - 1 - i;
+        &self.values[at..at + len]
+    }
+
+    fn covers(&self, heads: usize, len: usize) -> bool {
+        len <= self.max_len && self.values.len() >= heads * (2 * self.max_len - 1)
+    }
+}
+
+/// What is added to the scaled scores before the softmax; the default adds nothing.
+#[derive(Clone, Copy, Default)]
+pub struct Scores<'a> {
+    pub relative: Option<&'a RelativeBias>,
+}
 
 /// Where one (sequence, head) attention task reads and writes.
 #[derive(Clone, Copy)]
@@ -12,8 +111,13 @@ pub(super) struct Head {
     /// First token row of the sequence.
     pub start: usize,
     pub len: usize,
-    /// First column of the head inside a `hidden`-wide row.
-    pub col: usize,
+    /// First column of the head's Q, K and V inside a QKV row, and of its context columns.
+    pub q: usize,
+    pub k: usize,
+    pub v: usize,
+    pub out: usize,
+    /// Query head index (for per-head score terms).
+    pub head: usize,
 }
 
 /// Shared output pointer; every task writes a disjoint (rows × head columns) block.
@@ -23,47 +127,86 @@ pub(super) struct OutPtr(pub *mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
-/// Multi-head self-attention over packed sequences: `qkv` is `[tokens, 3 * hidden]` (projections
-/// without bias), `qkv_bias` is `[3 * hidden]`; returns the `[tokens, hidden]` context. With
-/// `Precision::Bf16`, heads run on AMX where [`super::attention_amx`] takes them.
+/// Everything a task reads, shared by all tasks of one call.
+pub(super) struct Job<'a> {
+    pub qkv: &'a [f32],
+    pub bias: &'a [f32],
+    pub layout: HeadLayout,
+    pub scores: Scores<'a>,
+    pub out: OutPtr,
+}
+
+impl Job<'_> {
+    /// Adds the per-head score terms to the scores of query `i` against keys `0..row.len()`.
+    #[inline(always)]
+    pub(super) fn add_score_terms(&self, task: Head, i: usize, row: &mut [f32]) {
+        if let Some(rel) = self.scores.relative {
+            let len = row.len();
+            for (s, b) in row.iter_mut().zip(rel.row(task.head, i, len)) {
+                *s += b;
+            }
+        }
+    }
+}
+
+/// Multi-head self-attention over packed sequences: `qkv` is `[tokens, layout.qkv_width()]`
+/// (projections without bias), `qkv_bias` is `[layout.qkv_width()]`; returns the
+/// `[tokens, layout.out_width()]` context. With `Precision::Bf16`, heads run on AMX where
+/// [`super::attention_amx`] takes them.
 pub fn attention(
     qkv: &Tensor,
     qkv_bias: &[f32],
     lens: &[usize],
-    heads: usize,
+    layout: HeadLayout,
+    scores: Scores,
     precision: Precision,
 ) -> Result<Tensor> {
     let (tokens, width) = qkv.dims2()?;
-    let hidden = width / 3;
-    if lens.iter().sum::<usize>() != tokens || hidden * 3 != width || hidden % heads != 0 {
-        bail!("attention: {tokens} tokens of width {width} do not fit {lens:?} / {heads} heads");
+    let HeadLayout {
+        heads,
+        kv_heads,
+        dim,
+    } = layout;
+    let fits = kv_heads > 0 && heads.is_multiple_of(kv_heads) && dim > 0;
+    if lens.iter().sum::<usize>() != tokens || width != layout.qkv_width() || !fits {
+        bail!("attention: {tokens} tokens of width {width} do not fit {lens:?} / {layout:?}");
     }
+    if qkv_bias.len() != width {
+        bail!("attention: bias of {} for rows of {width}", qkv_bias.len());
+    }
+    let longest = lens.iter().copied().max().unwrap_or(0);
+    if scores.relative.is_some_and(|r| !r.covers(heads, longest)) {
+        bail!("attention: relative bias does not cover {heads} heads × {longest} tokens");
+    }
+    let hidden = layout.out_width();
     let mut ctx = vec![0f32; tokens * hidden];
     let out = OutPtr(ctx.as_mut_ptr());
-    let dim = hidden / heads;
     let mut tasks = Vec::with_capacity(lens.len() * heads);
     let mut start = 0;
     for &len in lens {
-        tasks.extend((0..heads).map(|h| Head {
-            start,
-            len,
-            col: h * dim,
-        }));
+        tasks.extend((0..heads).map(|h| layout.task(start, len, h)));
         start += len;
     }
     // Longest first, so the big tasks do not straggle at the end.
     tasks.sort_by_key(|t| std::cmp::Reverse(t.len));
     let amx = precision == Precision::Bf16 && amx_usable(dim);
     with_slice(qkv, |qkv| {
+        let job = Job {
+            qkv,
+            bias: qkv_bias,
+            layout,
+            scores,
+            out,
+        };
         tasks.par_iter().for_each(|&task| {
             if amx {
                 // SAFETY: `amx_usable(dim)` held; each task owns its block of `ctx`.
                 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
                 unsafe {
-                    super::attention_amx::attend_head(qkv, qkv_bias, hidden, dim, task, out)
+                    super::attention_amx::attend_head(&job, task)
                 };
             } else {
-                attend_head(qkv, qkv_bias, hidden, dim, task, out)
+                attend_head(&job, task)
             }
         })
     })?;
@@ -78,24 +221,22 @@ fn amx_usable(dim: usize) -> bool {
     false
 }
 
-dispatch!(fn attend_head(qkv: &[f32], bias: &[f32], hidden: usize, dim: usize, task: Head, out: OutPtr) => attend_head_body);
+dispatch!(fn attend_head(job: &Job, task: Head) => attend_head_body);
 
 /// One (sequence, head): scores = QKᵀ/√d, stable softmax, × V, written into `out`, which must
 /// point to a `[tokens, hidden]` buffer whose task block nobody else touches (see [`attention`]).
 #[inline(always)]
-fn attend_head_body<const FMA: bool>(
-    qkv: &[f32],
-    bias: &[f32],
-    hidden: usize,
-    dim: usize,
-    task: Head,
-    out: OutPtr,
-) {
+fn attend_head_body<const FMA: bool>(job: &Job, task: Head) {
     let len = task.len;
     if len == 0 {
         return;
     }
-    let width = 3 * hidden;
+    let (dim, width, hidden) = (
+        job.layout.dim,
+        job.layout.qkv_width(),
+        job.layout.out_width(),
+    );
+    let (qkv, bias, out) = (job.qkv, job.bias, job.out);
     let (dp, kp) = (dim.div_ceil(LANES) * LANES, len.div_ceil(LANES) * LANES);
     let qp = len.div_ceil(QROWS) * QROWS;
     let scale = 1.0 / (dim as f32).sqrt();
@@ -104,7 +245,7 @@ fn attend_head_body<const FMA: bool>(
     let mut kt = vec![0f32; dim * kp];
     let mut v = vec![0f32; len * dp];
     // Where the head's `dim` columns of Q, K and V start inside a row (and inside the bias).
-    let (qo, ko, vo) = (task.col, hidden + task.col, 2 * hidden + task.col);
+    let (qo, ko, vo) = (task.q, task.k, task.v);
     let (q_bias, k_bias, v_bias) = (&bias[qo..][..dim], &bias[ko..][..dim], &bias[vo..][..dim]);
     let rows = qkv[task.start * width..][..len * width].chunks_exact(width);
     let q_rows = q.chunks_exact_mut(dim);
@@ -133,13 +274,17 @@ fn attend_head_body<const FMA: bool>(
         }
         let mut inv = [0f32; QROWS];
         for (r, inv) in inv.iter_mut().enumerate() {
-            *inv = 1.0 / exp_shifted::<FMA>(&mut s[r * kp..r * kp + len]);
+            let row = &mut s[r * kp..r * kp + len];
+            if r0 + r < len {
+                job.add_score_terms(task, r0 + r, row);
+            }
+            *inv = 1.0 / exp_shifted::<FMA>(row);
         }
         for d0 in (0..dp).step_by(LANES) {
             let acc = tile::<FMA>(&s, kp, len, &v[d0..], dp);
             let cols = LANES.min(dim - d0);
             for (r, a) in acc.iter().enumerate().take(len.saturating_sub(r0)) {
-                let at = (task.start + r0 + r) * hidden + task.col + d0;
+                let at = (task.start + r0 + r) * hidden + task.out + d0;
                 for (t, a) in a.iter().enumerate().take(cols) {
                     // SAFETY: in bounds and inside this task's block, per `attention`.
                     unsafe { *out.0.add(at + t) = a * inv[r] };
@@ -263,50 +408,99 @@ mod simd {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::kernels::tests::noise;
 
-    #[test]
-    fn attention_matches_reference() -> Result<()> {
-        let (heads, dim) = (3, 24); // a head width that is not a multiple of the vector width
-        let hidden = heads * dim;
-        let lens = [1usize, 5, 17, 40, 0, 9];
-        let tokens: usize = lens.iter().sum();
-        let qkv = noise(tokens * 3 * hidden, 7, 2.0);
-        let bias = noise(3 * hidden, 8, 0.5);
-        let t = Tensor::from_vec(qkv.clone(), (tokens, 3 * hidden), &Device::Cpu)?;
-        let got = attention(&t, &bias, &lens, heads, Precision::F32)?.to_vec2::<f32>()?;
-        let at = |row: usize, col: usize| (qkv[row * 3 * hidden + col] + bias[col]) as f64;
+    /// The f64 attention of `layout` over `qkv` + `bias`, with `relative(head, key - query)`
+    /// added to the scaled scores.
+    pub(in crate::model::kernels) fn reference(
+        qkv: &[f32],
+        bias: &[f32],
+        lens: &[usize],
+        layout: HeadLayout,
+        relative: &dyn Fn(usize, i64) -> f64,
+    ) -> Vec<Vec<f64>> {
+        let (width, dim) = (layout.qkv_width(), layout.dim);
+        let at = |row: usize, col: usize| (qkv[row * width + col] + bias[col]) as f64;
+        let mut out = Vec::new();
         let mut start = 0;
-        for &len in &lens {
-            for h in 0..heads {
-                for i in 0..len {
+        for &len in lens {
+            for i in 0..len {
+                let mut row = vec![0f64; layout.out_width()];
+                for h in 0..layout.heads {
+                    let t = layout.task(start, len, h);
                     let scores: Vec<f64> = (0..len)
                         .map(|j| {
-                            let qk = (0..dim).map(|c| {
-                                at(start + i, h * dim + c) * at(start + j, hidden + h * dim + c)
-                            });
-                            qk.sum::<f64>() / (dim as f64).sqrt()
+                            let qk =
+                                (0..dim).map(|c| at(start + i, t.q + c) * at(start + j, t.k + c));
+                            qk.sum::<f64>() / (dim as f64).sqrt() + relative(h, j as i64 - i as i64)
                         })
                         .collect();
                     let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
                     let total: f64 = e.iter().sum();
                     for c in 0..dim {
-                        let want: f64 = (0..len)
-                            .map(|j| e[j] / total * at(start + j, 2 * hidden + h * dim + c))
+                        row[t.out + c] = (0..len)
+                            .map(|j| e[j] / total * at(start + j, t.v + c))
                             .sum();
-                        let g = got[start + i][h * dim + c] as f64;
-                        assert!(
-                            (g - want).abs() < 1e-5,
-                            "seq@{start} head {h} row {i} col {c}: {g} vs {want}"
-                        );
                     }
                 }
+                out.push(row);
             }
             start += len;
         }
+        out
+    }
+
+    /// A relative bias with a distinct value per head and distance.
+    pub(in crate::model::kernels) fn relative_value(h: usize, d: i64) -> f64 {
+        ((h as f64 + 1.0) * 0.37 * d as f64).sin() * 2.0
+    }
+
+    #[test]
+    fn attention_matches_reference() -> Result<()> {
+        // A head width that is not a multiple of the vector width; grouped-query heads too.
+        for (heads, kv_heads, with_bias) in [(3, 3, false), (3, 3, true), (4, 2, true)] {
+            let layout = HeadLayout {
+                heads,
+                kv_heads,
+                dim: 24,
+            };
+            let lens = [1usize, 5, 17, 40, 0, 9];
+            let tokens: usize = lens.iter().sum();
+            let width = layout.qkv_width();
+            let qkv = noise(tokens * width, 7, 2.0);
+            let bias = noise(width, 8, 0.5);
+            let rel = RelativeBias::new(heads, 40, |h, d| relative_value(h, d) as f32);
+            let zero = |_: usize, _: i64| 0.0;
+            let scores = Scores {
+                relative: with_bias.then_some(&rel),
+            };
+            let value: &dyn Fn(usize, i64) -> f64 = if with_bias { &relative_value } else { &zero };
+            let t = Tensor::from_vec(qkv.clone(), (tokens, width), &Device::Cpu)?;
+            let got = attention(&t, &bias, &lens, layout, scores, Precision::F32)?;
+            let want = reference(&qkv, &bias, &lens, layout, value);
+            for (r, (g, w)) in got.to_vec2::<f32>()?.iter().zip(&want).enumerate() {
+                for (c, (g, w)) in g.iter().zip(w).enumerate() {
+                    assert!(
+                        (*g as f64 - w).abs() < 1e-5,
+                        "{layout:?} bias {with_bias} row {r} col {c}: {g} vs {w}"
+                    );
+                }
+            }
+        }
         Ok(())
+    }
+
+    #[test]
+    fn a_bias_too_short_for_the_sequence_is_refused() {
+        let layout = HeadLayout::multi_head(8, 2);
+        let rel = RelativeBias::new(2, 4, |_, _| 0.0);
+        let t = Tensor::zeros((5, 24), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let scores = Scores {
+            relative: Some(&rel),
+        };
+        assert!(attention(&t, &[0.0; 24], &[5], layout, scores, Precision::F32).is_err());
     }
 }

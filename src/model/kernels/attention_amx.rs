@@ -15,7 +15,7 @@ use std::arch::x86_64::*;
 use super::{
     aligned::Aligned,
     amx,
-    attention::{Head, OutPtr},
+    attention::{Head, Job},
     bf16, max,
 };
 
@@ -32,27 +32,21 @@ pub(super) fn usable(dim: usize) -> bool {
 /// # Safety
 /// [`usable`]`(dim)` must hold; `out` must point to a `[tokens, hidden]` buffer whose
 /// (task rows × head columns) block nobody else touches, and `qkv` hold the task's rows.
-pub(super) unsafe fn attend_head(
-    qkv: &[f32],
-    bias: &[f32],
-    hidden: usize,
-    dim: usize,
-    task: Head,
-    out: OutPtr,
-) {
+pub(super) unsafe fn attend_head(job: &Job, task: Head) {
     // SAFETY: AMX-BF16 implies AVX-512F and AVX-512 BF16 (`bf16::amx_available`); the rest is
     // this function's contract.
-    unsafe { body(qkv, bias, hidden, dim, task, out) }
+    unsafe { body(job, task) }
 }
 
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn body(qkv: &[f32], bias: &[f32], hidden: usize, dim: usize, task: Head, out: OutPtr) {
+unsafe fn body(job: &Job, task: Head) {
     let len = task.len;
     if len == 0 {
         return;
     }
+    let (dim, hidden, out) = (job.layout.dim, job.layout.out_width(), job.out);
     let (keys, d2) = (len.next_multiple_of(B), dim / 2);
-    let (q, kt, v) = pack(qkv, bias, hidden, dim, task, keys);
+    let (q, kt, v) = pack(job, task, keys);
     let mut scores = Aligned::<f32>::zeroed(B * keys);
     let mut probs = Aligned::<u32>::zeroed(B * keys / 2);
     let mut ctx = Aligned::<f32>::zeroed(B * B);
@@ -75,9 +69,10 @@ unsafe fn body(qkv: &[f32], bias: &[f32], hidden: usize, dim: usize, task: Head,
         let rows = B.min(len - r0);
         let mut inv = [0f32; B];
         let pairs = scores
-            .chunks_exact(keys)
+            .chunks_exact_mut(keys)
             .zip(probs.chunks_exact_mut(keys / 2));
-        for (inv, (row, p)) in inv.iter_mut().zip(pairs).take(rows) {
+        for (r, (inv, (row, p))) in inv.iter_mut().zip(pairs).take(rows).enumerate() {
+            job.add_score_terms(task, r0 + r, &mut row[..len]);
             // SAFETY: `row` is `keys` scores, `p` keys / 2 pairs, keys a multiple of 32.
             *inv = 1.0 / unsafe { softmax_pairs(row, len, p) };
         }
@@ -96,7 +91,7 @@ unsafe fn body(qkv: &[f32], bias: &[f32], hidden: usize, dim: usize, task: Head,
             // rows at stride `dim` from column d0 (+16) ≤ dim - 16; `ctx` is B × B.
             unsafe { amx::block(&block) };
             for (r, row) in ctx.chunks_exact(B).take(rows).enumerate() {
-                let at = (task.start + r0 + r) * hidden + task.col + d0;
+                let at = (task.start + r0 + r) * hidden + task.out + d0;
                 for (t, c) in row.iter().enumerate() {
                     // SAFETY: in bounds and inside this task's block, per the contract.
                     unsafe { *out.0.add(at + t) = c * inv[r] };
@@ -110,19 +105,13 @@ unsafe fn body(qkv: &[f32], bias: &[f32], hidden: usize, dim: usize, task: Head,
 /// transposed pair rows `[d / 2][keys]` and V (with bias) as row pairs `[keys / 2][d]`, each
 /// zero past the sequence's `len` tokens.
 #[target_feature(enable = "avx512f,avx512bf16")]
-fn pack(
-    qkv: &[f32],
-    bias: &[f32],
-    hidden: usize,
-    dim: usize,
-    task: Head,
-    keys: usize,
-) -> (Aligned<u32>, Aligned<u32>, Aligned<u32>) {
-    let (len, d2, width) = (task.len, dim / 2, 3 * hidden);
+fn pack(job: &Job, task: Head, keys: usize) -> (Aligned<u32>, Aligned<u32>, Aligned<u32>) {
+    let (qkv, bias, dim) = (job.qkv, job.bias, job.layout.dim);
+    let (len, d2, width) = (task.len, dim / 2, job.layout.qkv_width());
     let mut q = Aligned::zeroed(keys * d2);
     let mut kt = Aligned::zeroed(d2 * keys);
     let mut v = Aligned::zeroed(keys / 2 * dim);
-    let (qo, ko, vo) = (task.col, hidden + task.col, 2 * hidden + task.col);
+    let (qo, ko, vo) = (task.q, task.k, task.v);
     let scale = 1.0 / (dim as f32).sqrt();
     let mut k_row = vec![0u32; d2];
     let rows = qkv[task.start * width..][..len * width].chunks_exact(width);
@@ -255,40 +244,61 @@ mod tests {
 
     use super::super::{
         attention,
+        attention::{
+            tests::{reference, relative_value},
+            HeadLayout, RelativeBias, Scores,
+        },
         tests::{noise, skip},
         Precision,
     };
 
     #[test]
-    fn matches_the_f32_attention() -> Result<()> {
+    fn matches_the_f64_reference() -> Result<()> {
         if !super::usable(32) {
             skip(
-                "attention_amx::matches_the_f32_attention",
+                "attention_amx::matches_the_f64_reference",
                 "this CPU (or OS) has no AMX-BF16",
             );
             return Ok(());
         }
-        for (heads, dim) in [(3, 32), (2, 64)] {
-            let hidden = heads * dim;
+        for (heads, kv_heads, dim, with_bias) in [
+            (3, 3, 32, false),
+            (2, 2, 64, false),
+            (2, 2, 64, true),
+            (4, 2, 32, true),
+        ] {
+            let layout = HeadLayout {
+                heads,
+                kv_heads,
+                dim,
+            };
+            let width = layout.qkv_width();
             let lens = [1usize, 5, 31, 32, 33, 0, 200, 64];
             let tokens: usize = lens.iter().sum();
-            let qkv = noise(tokens * 3 * hidden, 11, 1.5);
-            let bias = noise(3 * hidden, 12, 0.5);
-            let t = Tensor::from_vec(qkv, (tokens, 3 * hidden), &Device::Cpu)?;
-            let want = attention(&t, &bias, &lens, heads, Precision::F32)?.to_vec2::<f32>()?;
-            let got = attention(&t, &bias, &lens, heads, Precision::Bf16)?.to_vec2::<f32>()?;
-            for (row, (g, w)) in got.iter().zip(&want).enumerate() {
-                let dot: f32 = g.iter().zip(w).map(|(g, w)| g * w).sum();
+            let qkv = noise(tokens * width, 11, 1.5);
+            let bias = noise(width, 12, 0.5);
+            let rel = RelativeBias::new(heads, 200, |h, d| relative_value(h, d) as f32);
+            let zero = |_: usize, _: i64| 0.0;
+            let value: &dyn Fn(usize, i64) -> f64 = if with_bias { &relative_value } else { &zero };
+            let scores = Scores {
+                relative: with_bias.then_some(&rel),
+            };
+            let want = reference(&qkv, &bias, &lens, layout, value);
+            let t = Tensor::from_vec(qkv, (tokens, width), &Device::Cpu)?;
+            let got = attention(&t, &bias, &lens, layout, scores, Precision::Bf16)?;
+            for (row, (g, w)) in got.to_vec2::<f32>()?.iter().zip(&want).enumerate() {
+                let w: Vec<f32> = w.iter().map(|&x| x as f32).collect();
+                let dot: f32 = g.iter().zip(&w).map(|(g, w)| g * w).sum();
                 let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                let cos = dot / (norm(g) * norm(w));
+                let cos = dot / (norm(g) * norm(&w));
                 let err = g
                     .iter()
-                    .zip(w)
+                    .zip(&w)
                     .map(|(g, w)| (g - w).abs())
                     .fold(0f32, f32::max);
                 assert!(
                     cos > 0.9995 && err < 0.02,
-                    "dim {dim} row {row}: cos {cos}, err {err}"
+                    "{layout:?} bias {with_bias} row {row}: cos {cos}, err {err}"
                 );
             }
         }

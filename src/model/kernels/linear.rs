@@ -1,4 +1,4 @@
-//! `y = x · W` for every projection of [`super::super::packed::PackedBert`], from weights laid
+//! `y = x · W` for every projection of the packed blocks ([`super::super::blocks`]), from weights laid
 //! out once at load as column panels `[n / NR][k][NR]`: each panel a contiguous run that a
 //! register tile of `MR` rows streams through front to back, one weight vector feeding `MR` FMAs.
 //!

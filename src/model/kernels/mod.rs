@@ -1,11 +1,12 @@
-//! CPU kernels on raw `f32` slices for [`super::packed::PackedBert`]: projections from
-//! pre-laid-out weight panels, per-(sequence, head) attention over a packed `[tokens, 3 * hidden]` QKV buffer, fused bias + GELU-erf and fused
+//! CPU kernels on raw `f32` slices for the packed blocks of [`super::blocks`]: projections from
+//! pre-laid-out weight panels, per-(sequence, head) attention over a packed QKV buffer (with
+//! optional relative-position score bias), fused bias + GELU-erf and fused
 //! residual + bias + LayerNorm (both in place, as candle custom ops), plus the vectorisable `exp`
 //! and `erf` they need.
 //!
 //! candle's own CPU unary ops are scalar and single-threaded; these run over rows with rayon and
 //! are compiled three times (AVX-512, AVX2+FMA, baseline) with the widest picked at run time.
-//! Nothing here allocates per element or knows BERT.
+//! Nothing here allocates per element or knows an architecture.
 
 use candle_core::{bail, CpuStorage, InplaceOp1, InplaceOp2, Layout, Result, Tensor};
 use rayon::prelude::*;
@@ -269,7 +270,7 @@ mod attention_amx;
 pub mod bf16;
 mod linear;
 
-pub use attention::attention;
+pub use attention::{attention, HeadLayout, RelativeBias, Scores};
 pub use linear::{Linear, Precision};
 
 #[cfg(test)]

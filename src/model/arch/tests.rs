@@ -1,22 +1,38 @@
-//! Parity of [`super::PackedBert`] with candle-transformers' padded `BertModel`.
+//! Parity of the packed BERT [`Stack`] with candle-transformers' padded `BertModel`, and family
+//! detection. (The other families are checked against transformers itself, through a spawned
+//! server, in `tests/architectures/`.)
 
 use std::collections::HashMap;
 
-use candle_transformers::models::bert::BertModel;
+use candle_core::{DType, Tensor};
+use candle_transformers::models::bert::{BertModel, Config};
 
 use super::*;
-use crate::model::encoder::pad_batch;
+use crate::model::{encoder::pad_batch, kernels};
+
+fn tiny_json() -> Value {
+    serde_json::json!({
+        "model_type": "bert", "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 80,
+        "hidden_act": "gelu", "hidden_dropout_prob": 0.0, "type_vocab_size": 2,
+        "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0
+    })
+}
 
 fn tiny_config() -> Config {
-    Config {
-        vocab_size: 100,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        intermediate_size: 64,
-        max_position_embeddings: 80,
-        ..Config::default()
-    }
+    serde_json::from_value(tiny_json()).unwrap()
+}
+
+/// The packed BERT of the tiny config over `vb`.
+fn packed_bert(vb: VarBuilder, precision: Precision) -> Result<Stack> {
+    let config = bert::config(&tiny_json(), Family::Bert).unwrap();
+    packed(Family::Bert, vb, &config, precision)
+}
+
+fn real_packed(dir: &std::path::Path, vb: VarBuilder) -> anyhow::Result<Stack> {
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+    let config = bert::config(&json, Family::Bert)?;
+    Ok(packed(Family::Bert, vb, &config, Precision::F32)?)
 }
 
 /// Random weights under BertModel's names, optionally behind a `bert.` prefix.
@@ -104,7 +120,7 @@ fn matches_padded_bert_model() -> Result<()> {
     for prefix in ["", "bert."] {
         let vb = tiny_weights(&c, prefix)?;
         let want = reference(vb.clone(), &c, &seqs)?;
-        let got = PackedBert::load(vb, &c, Precision::F32)?
+        let got = packed_bert(vb, Precision::F32)?
             .forward(&seqs)?
             .to_vec2::<f32>()?;
         let want: Vec<Vec<f32>> = want.into_iter().flatten().collect();
@@ -149,7 +165,7 @@ fn bf16_projections_stay_close_to_the_reference() -> Result<()> {
         .into_iter()
         .flatten()
         .collect();
-    let got = PackedBert::load(vb, &c, Precision::Bf16)?
+    let got = packed_bert(vb, Precision::Bf16)?
         .forward(&seqs)?
         .to_vec2::<f32>()?;
     let worst = got
@@ -165,7 +181,7 @@ fn bf16_projections_stay_close_to_the_reference() -> Result<()> {
 #[test]
 fn empty_and_out_of_range_inputs() -> Result<()> {
     let c = tiny_config();
-    let bert = PackedBert::load(tiny_weights(&c, "")?, &c, Precision::F32)?;
+    let bert = packed_bert(tiny_weights(&c, "")?, Precision::F32)?;
     assert_eq!(bert.forward(&[])?.dims(), &[0, 32]);
     assert_eq!(bert.forward(&[&[], &[3, 4]])?.dims(), &[2, 32]);
     assert!(bert.forward(&[&[100]]).is_err());
@@ -217,9 +233,7 @@ fn matches_bert_model_on_minilm() -> anyhow::Result<()> {
         )?
     };
     let want = reference(vb.clone(), &c, &seqs)?;
-    let got = PackedBert::load(vb, &c, Precision::F32)?
-        .forward(&seqs)?
-        .to_vec2::<f32>()?;
+    let got = real_packed(dir, vb)?.forward(&seqs)?.to_vec2::<f32>()?;
     let mut start = 0;
     let mut worst = 1f64;
     for (s, w) in seqs.iter().zip(&want) {
@@ -233,4 +247,51 @@ fn matches_bert_model_on_minilm() -> anyhow::Result<()> {
     );
     assert!(worst >= 0.99999, "{worst}");
     Ok(())
+}
+
+#[test]
+fn detects_families_and_refuses_unknown_ones() {
+    let detect = |v: Value| Family::detect(&v);
+    assert_eq!(
+        detect(serde_json::json!({"model_type": "xlm-roberta"})).unwrap(),
+        (Family::Roberta, "xlm-roberta".into())
+    );
+    assert_eq!(
+        detect(serde_json::json!({"model_type": "xlm_roberta"}))
+            .unwrap()
+            .0,
+        Family::Roberta
+    );
+    assert_eq!(
+        detect(serde_json::json!({"architectures": ["XLMRobertaModel"]})).unwrap(),
+        (Family::Roberta, "xlm-roberta".into())
+    );
+    assert_eq!(
+        detect(serde_json::json!({"architectures": ["MPNetForMaskedLM"]}))
+            .unwrap()
+            .0,
+        Family::MpNet
+    );
+    for bad in [
+        serde_json::json!({"model_type": "deberta-v2"}),
+        serde_json::json!({"architectures": ["T5EncoderModel"]}),
+        serde_json::json!({}),
+    ] {
+        let err = detect(bad).unwrap_err().to_string();
+        assert!(
+            err.contains("bert, roberta, xlm-roberta, camembert, distilbert, mpnet"),
+            "{err}"
+        );
+    }
+    assert!(!Family::MpNet.runs_on_cuda() && Family::Roberta.runs_on_cuda());
+}
+
+#[test]
+fn unsupported_activations_and_positions_are_refused() {
+    let mut json = tiny_json();
+    json["hidden_act"] = "relu".into();
+    assert!(bert::config(&json, Family::Bert).is_err());
+    let mut json = tiny_json();
+    json["position_embedding_type"] = "relative_key".into();
+    assert!(bert::config(&json, Family::Bert).is_err());
 }

@@ -1,0 +1,215 @@
+"""Writes tiny random models of every architecture inferd serves, and their reference vectors.
+
+Each model is built by transformers itself from a config with a few layers and heads, its own
+init with a wide initializer range, then every bias, norm weight and (for MPNet) the relative
+attention bias is perturbed so that a missing or misplaced piece moves the output far. The
+directory is saved with `save_pretrained` and completed with the sentence-transformers module
+files and the MiniLM tokenizer (one WordPiece tokenizer works for every family here; the config's
+vocab_size is set to its vocabulary). The reference vectors are sentence-transformers' own
+`encode` on that directory, f32 on CPU.
+
+Besides the models, it writes "sharpness" variants that a correct server must NOT match to the
+original's reference: the XLM-R model relabelled as BERT (no position offset, what inferd used to
+do), and the MPNet model with its relative attention bias zeroed. The Rust suite
+`tests/architectures/` serves each directory and checks parity (and the variants' failure).
+
+    scripts/tiny-models.sh            # venv + this script into target/tiny-models
+    python scripts/tiny-models.py OUT_DIR
+"""
+
+import json
+import pathlib
+import shutil
+import sys
+
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+from sentence_transformers import SentenceTransformer
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MINILM = ROOT / "models" / "all-MiniLM-L6-v2"
+FIXTURE = ROOT / "tests" / "fixtures" / "reference.jsonl"
+
+HIDDEN, LAYERS, HEADS, INTERMEDIATE = 64, 2, 4, 128
+# Wide enough that every term matters, narrow enough that attention is not one-hot (at 0.5 the
+# scaled scores have a standard deviation near 16 and the softmax saturates, which hides
+# attention bugs instead of exposing them).
+INIT_RANGE = 0.3
+MAX_SEQ_LENGTH = 256
+
+MODULES_TRANSFORMER = {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}
+
+
+def texts():
+    """Short, long (200+ tokens) and edge-case texts from the MiniLM reference fixture."""
+    rows = [json.loads(line)["text"] for line in FIXTURE.read_text().splitlines()]
+    short = [t for t in rows if len(t) < 120][:12]
+    long = [t for t in rows if len(t) > 900][:10]
+    return short + long + rows[-6:]
+
+
+def family_configs(vocab_size):
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=INTERMEDIATE,
+        initializer_range=INIT_RANGE,
+        hidden_act="gelu",
+    )
+    roberta_like = dict(common, max_position_embeddings=MAX_SEQ_LENGTH + 2 + 8, pad_token_id=1, type_vocab_size=1)
+    return {
+        "bert": (
+            transformers.BertConfig(**common, max_position_embeddings=MAX_SEQ_LENGTH + 8, type_vocab_size=2, pad_token_id=0),
+            transformers.BertModel,
+        ),
+        "roberta": (transformers.RobertaConfig(**roberta_like), transformers.RobertaModel),
+        "xlm-roberta": (transformers.XLMRobertaConfig(**roberta_like), transformers.XLMRobertaModel),
+        "camembert": (transformers.CamembertConfig(**roberta_like), transformers.CamembertModel),
+        "distilbert": (
+            transformers.DistilBertConfig(
+                vocab_size=vocab_size,
+                dim=HIDDEN,
+                n_layers=LAYERS,
+                n_heads=HEADS,
+                hidden_dim=INTERMEDIATE,
+                max_position_embeddings=MAX_SEQ_LENGTH + 8,
+                initializer_range=INIT_RANGE,
+                activation="gelu",
+                pad_token_id=0,
+            ),
+            transformers.DistilBertModel,
+        ),
+        "mpnet": (
+            transformers.MPNetConfig(**common, max_position_embeddings=MAX_SEQ_LENGTH + 2 + 8, pad_token_id=1),
+            transformers.MPNetModel,
+        ),
+    }
+
+
+# What each family's sentence-transformers pipeline looks like: pooling modes (in order), a
+# 2_Dense layer (out features, activation) or None, Normalize, prompts.
+PIPELINES = {
+    "bert": dict(pooling=["cls"], dense=(48, "torch.nn.modules.activation.Tanh"), normalize=True),
+    "roberta": dict(pooling=["max"], dense=None, normalize=False),
+    "xlm-roberta": dict(
+        pooling=["mean"],
+        dense=None,
+        normalize=True,
+        prompts={"query": "query: ", "passage": "passage: "},
+        default_prompt_name="query",
+    ),
+    "camembert": dict(pooling=["mean_sqrt_len_tokens"], dense=None, normalize=False),
+    "distilbert": dict(pooling=["lasttoken"], dense=(32, "torch.nn.modules.linear.Identity"), normalize=True),
+    "mpnet": dict(pooling=["mean", "cls"], dense=None, normalize=True, prompts={"query": "Represent this: "}),
+}
+
+
+def perturb(model, generator):
+    """Non-zero biases, norm weights away from 1, and a relative bias as large as the scores."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("relative_attention_bias.weight"):
+                p.copy_(torch.randn(p.shape, generator=generator) * 2.0)
+            elif name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
+            elif "LayerNorm" in name or "layer_norm" in name:
+                p.copy_(1.0 + torch.randn(p.shape, generator=generator) * 0.3)
+
+
+def write_json(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2))
+
+
+def sentence_files(out, pipeline, hidden, generator):
+    modules = [MODULES_TRANSFORMER, {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    write_json(out / "1_Pooling" / "config.json", {"embedding_dimension": hidden, "pooling_mode": pipeline["pooling"], "include_prompt": True})
+    width = hidden * len(pipeline["pooling"])
+    if pipeline["dense"]:
+        features, activation = pipeline["dense"]
+        modules.append({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+        write_json(
+            out / "2_Dense" / "config.json",
+            {"in_features": width, "out_features": features, "bias": True, "activation_function": activation},
+        )
+        weights = {
+            "linear.weight": torch.randn((features, width), generator=generator) * (1.0 / width**0.5),
+            "linear.bias": torch.randn((features,), generator=generator) * 0.5,
+        }
+        save_file(weights, str(out / "2_Dense" / "model.safetensors"))
+    if pipeline["normalize"]:
+        modules.append({"idx": len(modules), "name": str(len(modules)), "path": f"{len(modules)}_Normalize", "type": "sentence_transformers.models.Normalize"})
+    write_json(out / "modules.json", modules)
+    write_json(out / "sentence_bert_config.json", {"max_seq_length": MAX_SEQ_LENGTH, "do_lower_case": False})
+    write_json(
+        out / "config_sentence_transformers.json",
+        {"prompts": pipeline.get("prompts", {}), "default_prompt_name": pipeline.get("default_prompt_name"), "similarity_fn_name": "cosine"},
+    )
+
+
+def copy_tokenizer(out):
+    for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"]:
+        shutil.copy(MINILM / name, out / name)
+
+
+def references(out, pipeline, inputs):
+    """sentence-transformers' vectors for every text, with each prompt (and the default)."""
+    model = SentenceTransformer(str(out), device="cpu")
+    cases = [None] + sorted(pipeline.get("prompts", {}))
+    rows = []
+    for prompt_name in cases:
+        vectors = model.encode(inputs, prompt_name=prompt_name, batch_size=8, convert_to_numpy=True)
+        for text, vector in zip(inputs, vectors):
+            rows.append({"text": text, "prompt_name": prompt_name, "embedding": [float(x) for x in vector]})
+    (out / "reference.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def sharp_variants(root):
+    """Directories a correct server must not match to their originals' references."""
+    # XLM-R relabelled as BERT: what inferd did before it knew XLM-R (positions from 0).
+    as_bert = root / "xlm-roberta-as-bert"
+    shutil.copytree(root / "xlm-roberta", as_bert)
+    config = json.loads((as_bert / "config.json").read_text())
+    config["model_type"], config["architectures"] = "bert", ["BertModel"]
+    write_json(as_bert / "config.json", config)
+    # MPNet without its relative attention bias.
+    no_bias = root / "mpnet-no-relative-bias"
+    shutil.copytree(root / "mpnet", no_bias)
+    weights = load_file(str(no_bias / "model.safetensors"))
+    names = [n for n in weights if n.endswith("relative_attention_bias.weight")]
+    assert names, "MPNet weights carry no relative_attention_bias"
+    for n in names:
+        weights[n] = torch.zeros_like(weights[n])
+    save_file(weights, str(no_bias / "model.safetensors"), metadata={"format": "pt"})
+
+
+def main(out_root):
+    torch.manual_seed(0)
+    out_root = pathlib.Path(out_root)
+    if out_root.exists():
+        shutil.rmtree(out_root)
+    vocab_size = json.loads((MINILM / "config.json").read_text())["vocab_size"]
+    inputs = texts()
+    for i, (family, (config, cls)) in enumerate(family_configs(vocab_size).items()):
+        generator = torch.Generator().manual_seed(1000 + i)
+        torch.manual_seed(1000 + i)
+        model = cls(config).eval()
+        perturb(model, generator)
+        out = out_root / family
+        model.save_pretrained(str(out))
+        copy_tokenizer(out)
+        sentence_files(out, PIPELINES[family], config.to_dict().get("hidden_size", HIDDEN), generator)
+        rows = references(out, PIPELINES[family], inputs)
+        print(f"{family}: {len(rows)} reference vectors of {len(rows[0]['embedding'])} in {out}")
+    sharp_variants(out_root)
+    versions = {m.__name__: m.__version__ for m in [torch, transformers, sys.modules["sentence_transformers"]]}
+    write_json(out_root / "versions.json", versions)
+    print(f"done: {out_root} {versions}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ROOT / "target" / "tiny-models")
