@@ -10,6 +10,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/fetch-model.sh
+# PostgreSQL 16 + pgvector for tests/pgvector: the binaries of the pinned PyPI pgserver wheel
+# (about 60 MB, ~10 s to install), in .venv-pg/.
+[ -x .venv-pg/bin/python ] || python3 -m venv .venv-pg
+.venv-pg/bin/pip install -q --disable-pip-version-check -r tests/pgvector/requirements.txt
 # --workspace on both runs: the same package set resolves the same features, so one build serves both.
 cargo test --workspace --bench forward
 cargo test --workspace --lib --tests "$@"
