@@ -123,10 +123,10 @@ impl Backend {
     }
 
     /// Live items.
-    pub async fn len(&self) -> Result<usize, IndexError> {
+    pub async fn count(&self) -> Result<usize, IndexError> {
         match self {
             Self::Embedded(i) => Ok(i.len()),
-            Self::Postgres(i) => i.len().await,
+            Self::Postgres(i) => i.count().await,
         }
     }
 
@@ -143,7 +143,7 @@ impl Backend {
             },
             Self::Postgres(i) => Description {
                 backend: "postgres",
-                items: i.len().await.ok(),
+                items: i.count().await.ok(),
                 graph_ready: false,
                 graph: None,
                 available: i.available(),

@@ -18,6 +18,9 @@ use hashbrown::HashTable;
 
 use super::store::Metadata;
 
+/// Metadata text → its (start, length) in the arena.
+type Shared = HashMap<Box<[u8]>, (u32, u32)>;
+
 /// Ids and metadata of every row an index ever allocated (live or not).
 pub struct Items {
     ids: Vec<u8>,
@@ -30,7 +33,7 @@ pub struct Items {
     lookup: HashTable<u32>,
     hasher: RandomState,
     /// Metadata texts seen at load, for sharing identical ones (dropped by [`Items::seal`]).
-    shared: Option<HashMap<Box<[u8]>, (u32, u32)>>,
+    shared: Option<Shared>,
     live: usize,
 }
 

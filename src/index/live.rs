@@ -337,12 +337,10 @@ impl LiveIndex {
         drop(log);
         tracing::info!(index = %self.name, generation = writer.generation(), folded,
             "compaction started");
-        let staged = (|| {
-            if let Some(delay) = self.tuning.debug_compact_delay {
-                std::thread::sleep(delay);
-            }
-            writer.finish(&self.header, Params::default())
-        })();
+        if let Some(delay) = self.tuning.debug_compact_delay {
+            std::thread::sleep(delay);
+        }
+        let staged = writer.finish(&self.header, Params::default());
         let mut log = self.log.lock().expect("log lock");
         let captured = log.capture.take().unwrap_or_default();
         let staged = staged.with_context(|| format!("compacting index {}", self.name))?;

@@ -261,6 +261,6 @@ async fn compact(
     Ok(Json(Compacted {
         index: index.name().to_string(),
         generation,
-        items: index.len().await?,
+        items: index.count().await?,
     }))
 }

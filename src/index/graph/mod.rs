@@ -42,7 +42,7 @@ pub const M: usize = 16;
 /// Candidates kept while inserting a node.
 pub const EF_CONSTRUCTION: usize = 100;
 const MAX_LEVEL: u8 = 15;
-const LEVEL_SEED: u64 = 0x5eed_1e7e_15;
+const LEVEL_SEED: u64 = 0x005e_ed1e_7e15;
 
 /// Graph parameters.
 #[derive(Debug, Clone, Copy)]

@@ -175,7 +175,7 @@ impl PgIndex {
     }
 
     /// Live items (a count over the table).
-    pub async fn len(&self) -> Result<usize, IndexError> {
+    pub async fn count(&self) -> Result<usize, IndexError> {
         let sql = format!("SELECT count(*) FROM {}", self.table);
         let row = self
             .run(|c| async move { c.query_one(&sql, &[]).await })
