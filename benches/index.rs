@@ -150,16 +150,7 @@ fn run_pg(url: &str, matrix: &[f32], dim: usize, queries: &[f32], efs: &[usize])
         .map(|q| top_k(matrix, 0, q, K, &|_| true))
         .collect();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let header = IndexHeader {
-        format: FORMAT_VERSION,
-        model: "bench".into(),
-        model_version: "1".into(),
-        model_sha256: "bench".into(),
-        dimensions: dim,
-        count: n,
-        search: Search::Hnsw,
-        created_unix: 0,
-    };
+    let header = bench_header(dim, n);
     let started = Instant::now();
     let rows = matrix
         .chunks_exact(dim)
@@ -238,16 +229,7 @@ fn run_set(name: &str, matrix: Vec<f32>, dim: usize, queries: &[f32], efs: &[usi
         writer.push(&format!("item-{i}"), b"{}", v).expect("push");
     }
     drop(matrix);
-    let header = IndexHeader {
-        format: FORMAT_VERSION,
-        model: "bench".into(),
-        model_version: "1".into(),
-        model_sha256: "bench".into(),
-        dimensions: dim,
-        count: n,
-        search: Search::Hnsw,
-        created_unix: 0,
-    };
+    let header = bench_header(dim, n);
     writer
         .finish(&header, Params::default())
         .and_then(|staged| staged.publish(|_| Ok(())))
@@ -315,6 +297,20 @@ fn run_set(name: &str, matrix: Vec<f32>, dim: usize, queries: &[f32], efs: &[usi
     );
     drop(index);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The header of a bench index (an HNSW index of `n` rows of `dim`).
+fn bench_header(dim: usize, n: usize) -> IndexHeader {
+    IndexHeader {
+        format: FORMAT_VERSION,
+        model: "bench".into(),
+        model_version: "1".into(),
+        model_sha256: "bench".into(),
+        dimensions: dim,
+        count: n,
+        search: Search::Hnsw,
+        created_unix: 0,
+    }
 }
 
 /// p50 and p99 seconds of `search` over each query.
