@@ -42,8 +42,14 @@ const LAYERS: &[(&str, &[&str])] = &[
             "telemetry",
         ],
     ),
-    ("deploy", &["serving", "batching", "model", "telemetry", "journal"]),
-    ("index", &["serving", "batching", "model", "telemetry", "journal"]),
+    (
+        "deploy",
+        &["serving", "batching", "model", "telemetry", "journal"],
+    ),
+    (
+        "index",
+        &["serving", "batching", "model", "telemetry", "journal"],
+    ),
     ("serving", &["batching", "model", "telemetry"]),
     ("batching", &["model", "telemetry"]),
     ("model", &["telemetry"]),

@@ -59,7 +59,8 @@ async fn open_one(
     };
     match &spec.location {
         IndexLocation::Dir(dir) => {
-            let (name, dir, tuning) = (spec.name.clone(), dir.clone(), wiring::index_tuning(config));
+            let (name, dir, tuning) =
+                (spec.name.clone(), dir.clone(), wiring::index_tuning(config));
             tokio::task::spawn_blocking(move || LiveIndex::open(&name, &dir, tuning, check))
                 .await
                 .context("index loader panicked")?

@@ -457,6 +457,18 @@ mod tests {
     }
 
     #[test]
+    fn a_generation_dropped_before_it_is_published_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Writer::start(dir.path(), 4).unwrap();
+        writer.push("a", b"{}", &[1.0, 0.0, 0.0, 0.0]).unwrap();
+        let tmp = dir.path().join(format!("gen-{}.tmp", writer.generation()));
+        assert!(tmp.exists());
+        drop(writer); // e.g. a full disk failed the next push
+        assert!(!tmp.exists(), "an unfinished generation keeps its space");
+        assert_eq!(current_generation(dir.path()).unwrap(), None);
+    }
+
+    #[test]
     fn a_published_generation_loads_with_its_codes_and_graph() {
         let dim = 16;
         let vectors = synthetic::uniform_unit_vectors(300, dim, 3);

@@ -24,7 +24,11 @@ pub fn index_write(index: &str, op: &'static str) {
 
 /// Counts one item write the log refused; `read_only` when its partial record could not be removed.
 pub fn index_write_failed(index: &str, read_only: bool) {
-    let outcome = if read_only { "read_only" } else { "rolled_back" };
+    let outcome = if read_only {
+        "read_only"
+    } else {
+        "rolled_back"
+    };
     counter!(telemetry::INDEX_WRITE_FAILURES, "index" => index.to_string(), "outcome" => outcome)
         .increment(1);
     index_writable(index, !read_only);
@@ -32,5 +36,9 @@ pub fn index_write_failed(index: &str, read_only: bool) {
 
 /// Whether `index` accepts writes.
 pub fn index_writable(index: &str, writable: bool) {
-    gauge!(telemetry::INDEX_WRITABLE, "index" => index.to_string()).set(if writable { 1.0 } else { 0.0 });
+    gauge!(telemetry::INDEX_WRITABLE, "index" => index.to_string()).set(if writable {
+        1.0
+    } else {
+        0.0
+    });
 }

@@ -3,7 +3,8 @@
 //! 127.0.0.1 in a temporary data directory, stoppable and restartable mid-test.
 //!
 //! PostgreSQL refuses to run as root; under root (CI) the server runs as the user
-//! `inferd-pg`, created on first use.
+//! `inferd-pg` (which `scripts/test.sh` creates), from a copy of the binaries that user can read
+//! when the checkout itself is private (e.g. under `/root`).
 
 use std::{
     net::TcpListener,
@@ -43,6 +44,54 @@ fn bin_dir() -> PathBuf {
     })
 }
 
+/// `bin` if `user` can run `bin/postgres`, else a copy of the whole install (its `lib/` and
+/// `share/` beside `bin/`) in a world-readable temporary directory, named after the install's
+/// `postgres` (size and mtime) so later runs reuse it.
+fn runnable_by(user: &str, bin: PathBuf) -> PathBuf {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let can_run = |dir: &Path| {
+        Command::new("runuser")
+            .args(["-u", user, "--", "test", "-x"])
+            .arg(dir.join("postgres"))
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if can_run(&bin) {
+        return bin;
+    }
+    COPY.get_or_init(|| {
+        let install = bin.parent().expect("pginstall/bin has a parent");
+        let meta = std::fs::metadata(bin.join("postgres")).unwrap();
+        let stamp = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let to = std::env::temp_dir().join(format!("inferd-pginstall-{}-{stamp}", meta.len()));
+        if can_run(&to.join("bin")) {
+            return to.join("bin");
+        }
+        let _ = std::fs::remove_dir_all(&to);
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(install)
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(status.success(), "copying {} failed", install.display());
+        let status = Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let copy = to.join("bin");
+        assert!(can_run(&copy), "{user} cannot run {}", copy.display());
+        copy
+    })
+    .clone()
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -73,16 +122,12 @@ impl PgServer {
                 .unwrap()
                 .status
                 .success();
-            if !exists {
-                let status = Command::new("useradd")
-                    .args(["-M", "-s", "/usr/sbin/nologin", user])
-                    .status()
-                    .unwrap();
-                // Another test may have created it at the same moment.
-                assert!(
-                    status.success() || Command::new("id").arg(user).status().unwrap().success()
-                );
-            }
+            assert!(
+                exists,
+                "PostgreSQL refuses to run as root, and the tests run it as the user {user}, which \
+                 does not exist: scripts/test.sh creates it (useradd --system -M -s \
+                 /usr/sbin/nologin {user})"
+            );
             std::fs::create_dir(&data).unwrap();
             let chown = Command::new("chown")
                 .args([user, data.to_str().unwrap(), dir.path().to_str().unwrap()])
@@ -90,6 +135,10 @@ impl PgServer {
                 .unwrap();
             assert!(chown.success());
         }
+        let bin = match as_user {
+            Some(user) => runnable_by(user, bin),
+            None => bin,
+        };
         let server = Self {
             bin,
             data,

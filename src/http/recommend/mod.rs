@@ -281,11 +281,7 @@ async fn history_vector(index: &Backend, entries: &[(String, f32)]) -> Result<Ve
 
 /// Embeds `text` with the version that built `index`, pinned (its vectors are comparable only
 /// with that model's, whichever version is promoted now), through the one embedding path.
-async fn embed_for(
-    state: &AppState,
-    index: &Backend,
-    text: String,
-) -> Result<Vec<f32>, ApiError> {
+async fn embed_for(state: &AppState, index: &Backend, text: String) -> Result<Vec<f32>, ApiError> {
     let target = Target::pinned(index_model(state, index)?.model_ref());
     let request = EmbedRequest::new(vec![text], state.deadline());
     let (_, mut embedded) = embed::embed(state, &target, request).await?;
