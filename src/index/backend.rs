@@ -101,7 +101,7 @@ impl Backend {
         match self {
             Self::Embedded(i) => {
                 let i = Arc::clone(i);
-                blocking(move || Ok(i.write(record)?)).await
+                blocking(move || i.write(record)).await
             }
             Self::Postgres(i) => i.write(record).await,
         }
