@@ -14,6 +14,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/fetch-model.sh --all
 scripts/tiny-models.sh
+# PostgreSQL 16 + pgvector for tests/pgvector: the binaries of the pinned PyPI pgserver wheel
+# (about 60 MB, ~10 s to install), in .venv-pg/.
+[ -x .venv-pg/bin/python ] || python3 -m venv .venv-pg
+.venv-pg/bin/pip install -q --disable-pip-version-check -r tests/pgvector/requirements.txt
+# PostgreSQL refuses to run as root: as root (CI), the tests run it as this system user.
+if [ "$(id -u)" -eq 0 ] && ! id inferd-pg >/dev/null 2>&1; then
+  useradd --system -M -s /usr/sbin/nologin inferd-pg
+fi
 # --workspace on both runs: the same package set resolves the same features, so one build serves both.
 cargo test --workspace --bench forward
 cargo test --workspace --lib --tests "$@"

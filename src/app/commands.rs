@@ -36,8 +36,7 @@ pub fn build_index(config: IndexBuildConfig) -> anyhow::Result<()> {
     let out = config.out.clone();
     let report = tokio::runtime::Runtime::new()?.block_on(super::build_index(config))?;
     println!(
-        "built index {} (generation {}): {} items in {:.1} s, {:.1} items/s",
-        out.display(),
+        "built index {out:?} (generation {}): {} items in {:.1} s, {:.1} items/s",
         report.generation,
         report.items,
         report.seconds,

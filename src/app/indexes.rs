@@ -1,4 +1,5 @@
-//! Item indexes at start-up (`--index`, checked against the loaded weights) and
+//! Item indexes at start-up (`--index`: a directory or PostgreSQL, checked against the loaded
+//! weights) and
 //! `inferd index build`.
 
 use std::sync::Arc;
@@ -7,9 +8,9 @@ use anyhow::Context;
 
 use super::{start_model, wiring};
 use crate::{
-    cli::{IndexBuildConfig, IndexSpec},
+    cli::{IndexBuildConfig, IndexLocation, IndexSpec, ServeConfig},
     deploy::Registry,
-    index::{self, build::BuildReport, LiveIndex},
+    index::{self, build::BuildReport, postgres::PgIndex, Backend, LiveIndex},
     model::ModelInfo,
 };
 
@@ -27,28 +28,50 @@ pub fn loaded_models(registry: &Registry) -> anyhow::Result<Vec<ModelInfo>> {
     Ok(models)
 }
 
-/// Loads every `--index`, refusing any built by weights that no loaded version has.
-pub fn open(
-    specs: &[IndexSpec],
-    models: &[ModelInfo],
-    compact_after: usize,
-) -> anyhow::Result<Vec<Arc<LiveIndex>>> {
+/// Loads every `--index` (a directory on the blocking pool, a PostgreSQL index through its
+/// pool), refusing any built by weights that no loaded version has.
+pub async fn open(config: &ServeConfig, models: &[ModelInfo]) -> anyhow::Result<Vec<Backend>> {
     let mut names = std::collections::HashSet::new();
-    specs
-        .iter()
-        .map(|spec| {
-            anyhow::ensure!(
-                names.insert(&spec.name),
-                "--index {:?} given twice",
-                spec.name
-            );
-            LiveIndex::open(&spec.name, &spec.dir, compact_after, |header| {
-                let builder = models.iter().find(|m| m.sha256 == header.model_sha256);
-                index::check_model(&spec.name, header, builder.unwrap_or(&models[0]))
-            })
-            .with_context(|| format!("loading index {:?} from {}", spec.name, spec.dir.display()))
-        })
-        .collect()
+    let mut opened = Vec::new();
+    for spec in &config.indexes {
+        anyhow::ensure!(
+            names.insert(&spec.name),
+            "--index {:?} given twice",
+            spec.name
+        );
+        let backend = open_one(config, spec, models.to_vec())
+            .await
+            .with_context(|| format!("loading index {:?} from {:?}", spec.name, spec.location))?;
+        opened.push(backend);
+    }
+    Ok(opened)
+}
+
+async fn open_one(
+    config: &ServeConfig,
+    spec: &IndexSpec,
+    models: Vec<ModelInfo>,
+) -> anyhow::Result<Backend> {
+    let name = spec.name.clone();
+    let check = move |header: &index::IndexHeader| {
+        let builder = models.iter().find(|m| m.sha256 == header.model_sha256);
+        index::check_model(&name, header, builder.unwrap_or(&models[0]))
+    };
+    match &spec.location {
+        IndexLocation::Dir(dir) => {
+            let (name, dir, tuning) =
+                (spec.name.clone(), dir.clone(), wiring::index_tuning(config));
+            tokio::task::spawn_blocking(move || LiveIndex::open(&name, &dir, tuning, check))
+                .await
+                .context("index loader panicked")?
+                .map(Backend::Embedded)
+        }
+        IndexLocation::Postgres(url) => {
+            PgIndex::open(&spec.name, url, wiring::pg_settings(config), check)
+                .await
+                .map(Backend::Postgres)
+        }
+    }
 }
 
 /// `inferd index build`: loads the model as `serve` does and embeds the catalog through it.
@@ -65,5 +88,12 @@ pub async fn build_index(config: IndexBuildConfig) -> anyhow::Result<BuildReport
     let opts = config.load.load_options();
     let model = Arc::new(start_model(opts, wiring::build_handle_config(&config)).await?);
     tracing::info!(items = items.len(), model = %model.info.name, version = %model.info.version, "embedding catalog");
-    index::build::build(model, items, &config.out, config.search).await
+    index::build::build(
+        model,
+        items,
+        &config.out,
+        config.name.as_deref(),
+        config.search,
+    )
+    .await
 }

@@ -136,6 +136,7 @@ fn app_state(config: &ServeConfig, registry: Arc<Registry>) -> anyhow::Result<Ap
             .map(Arc::new),
         rate_limiter: RateLimiter::new(config.rate_limit, config.rate_limit_burst),
         indexes: Arc::new(IndexSet::default()),
+        index_required: config.index_required,
         recommend_max_k: config.recommend_max_k,
     })
 }
@@ -160,13 +161,8 @@ async fn bring_up(
         .replay()
         .await
         .context("replaying the lifecycle audit log")?;
-    let specs = config.indexes.clone();
-    let compact_after = config.index_compact_after;
     let models = indexes::loaded_models(&state.registry)?;
-    let opened = tokio::task::spawn_blocking(move || indexes::open(&specs, &models, compact_after))
-        .await
-        .context("index loader panicked")??;
-    for index in opened {
+    for index in indexes::open(config, &models).await? {
         state.indexes.insert(index);
     }
     state.health.set_loaded();

@@ -1,11 +1,12 @@
 //! Serve flags → the settings each layer takes: the deployment [`Policy`], the per-version
-//! [`HandleConfig`] and the HTTP [`RequestLimits`]. Built once; the boot version and every
+//! [`HandleConfig`], the HTTP [`RequestLimits`] and the index [`Tuning`] and [`PgSettings`]. Built once; the boot version and every
 //! version the admin API loads share the same settings (and the same response cache).
 
 use crate::{
     cli::{IndexBuildConfig, ServeConfig},
     deploy::{rollback::CanaryLimits, Policy},
     http::state::RequestLimits,
+    index::{postgres::PgSettings, Tuning},
     serving::{cache::EmbeddingCache, HandleConfig},
 };
 
@@ -50,5 +51,21 @@ pub fn request_limits(config: &ServeConfig) -> RequestLimits {
         max_client_batch: config.max_client_batch,
         max_body_bytes: config.max_body_bytes,
         request_timeout: config.request_timeout,
+    }
+}
+
+/// Compaction of directory indexes.
+pub fn index_tuning(config: &ServeConfig) -> Tuning {
+    Tuning {
+        compact_after: config.index_compact_after,
+        debug_compact_delay: config.debug_compact_delay,
+    }
+}
+
+/// The connection pool of each PostgreSQL index.
+pub fn pg_settings(config: &ServeConfig) -> PgSettings {
+    PgSettings {
+        pool_size: config.index_pool_size,
+        timeout: config.index_timeout,
     }
 }

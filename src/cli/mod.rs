@@ -3,7 +3,7 @@
 //! Every flag has an `INFERD_*` environment variable and a doc comment, which is what `--help`
 //! prints. This module only parses; it never touches the model or the network. It imports only
 //! value types from below ([`crate::model`]'s device and precision, [`crate::index`]'s search
-//! kind, [`crate::telemetry`]'s log format); `app` turns the parsed flags into settings.
+//! kind and location, [`crate::telemetry`]'s log format); `app` turns the parsed flags into settings.
 
 mod index;
 mod parse;
@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::model::{DTypeRequest, DeviceRequest, LoadOptions};
 pub use crate::telemetry::LogFormat;
 pub use index::IndexBuildConfig;
-pub use parse::{parse_duration, IndexSpec};
+pub use parse::{parse_duration, IndexLocation, IndexSpec};
 pub use serve::ServeConfig;
 
 /// inferd: a dedicated inference microservice for embedding models.
@@ -55,7 +55,7 @@ pub enum ModelsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
-    /// Embed a JSON-lines catalog with a model and write an index directory.
+    /// Embed a JSON-lines catalog with a model and write an index (a directory or PostgreSQL).
     Build(Box<IndexBuildConfig>),
 }
 
@@ -112,7 +112,21 @@ mod tests {
     fn index_specs_parse() {
         let spec: IndexSpec = "catalog=/data/idx".parse().unwrap();
         assert_eq!(spec.name, "catalog");
-        assert_eq!(spec.dir, PathBuf::from("/data/idx"));
+        assert_eq!(
+            spec.location,
+            IndexLocation::Dir(PathBuf::from("/data/idx"))
+        );
+        let pg: IndexSpec = "shared=postgresql://u:p@db:5432/items".parse().unwrap();
+        assert_eq!(pg.name, "shared");
+        assert_eq!(
+            pg.location,
+            IndexLocation::Postgres("postgresql://u:p@db:5432/items".into())
+        );
+        assert_eq!(
+            format!("{:?}", pg.location),
+            "postgresql://u:***@db:5432/items"
+        );
+        assert!("postgresql://u:p@db/items".parse::<IndexSpec>().is_err());
         assert_eq!("/data/items".parse::<IndexSpec>().unwrap().name, "items");
         assert!("bad name=/x".parse::<IndexSpec>().is_err());
         assert!("x=".parse::<IndexSpec>().is_err());

@@ -1,36 +1,46 @@
-//! Value parsers for flags: durations (`250ms`, `30s`) and `--index NAME=DIR`.
+//! Value parsers for flags: durations (`250ms`, `30s`) and `--index NAME=DIR|NAME=URL`.
 
 use std::{path::PathBuf, time::Duration};
 
-/// An index to serve: `name=dir`, or `dir` (named after its last path component).
+pub use crate::index::IndexLocation;
+
+/// An index to serve: `name=dir`, `name=postgresql://…`, or `dir` (named after its last path
+/// component).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexSpec {
     pub name: String,
-    pub dir: PathBuf,
+    pub location: IndexLocation,
 }
 
 impl std::str::FromStr for IndexSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, dir) = match s.split_once('=') {
-            Some((name, dir)) => (name.trim().to_string(), PathBuf::from(dir.trim())),
-            None => {
-                let dir = PathBuf::from(s.trim());
-                let name = dir
+        let bare_url = matches!(IndexLocation::parse(s.trim()), IndexLocation::Postgres(_));
+        let (name, location) = match s.split_once('=') {
+            Some((name, at)) if !bare_url => (name.trim().to_string(), at.trim()),
+            _ if bare_url => (String::new(), s.trim()),
+            _ => {
+                let name = PathBuf::from(s.trim())
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                (name, dir)
+                (name, s.trim())
             }
         };
         let valid = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
-        if name.is_empty() || !name.chars().all(valid) || dir.as_os_str().is_empty() {
+        let location = IndexLocation::parse(location);
+        let empty = matches!(&location, IndexLocation::Dir(d) if d.as_os_str().is_empty());
+        if name.is_empty() || !name.chars().all(valid) || empty {
+            let got = match location {
+                IndexLocation::Postgres(_) => "a URL without a name".to_string(),
+                IndexLocation::Dir(_) => format!("{s:?}"),
+            };
             return Err(format!(
-                "expected NAME=DIR (name of letters, digits, - _ .), got {s:?}"
+                "expected NAME=DIR or NAME=postgresql://… (name of letters, digits, - _ .), got {got}"
             ));
         }
-        Ok(Self { name, dir })
+        Ok(Self { name, location })
     }
 }
 

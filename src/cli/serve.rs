@@ -130,14 +130,28 @@ pub struct ServeConfig {
     #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Item index for `/recommend`, as NAME=DIR (repeatable; comma-separated in the env var).
-    /// An index built by other model weights is refused at startup.
+    /// Item index for `/recommend`, as NAME=DIR or NAME=postgresql://USER:PASSWORD@HOST/DB
+    /// (repeatable; comma-separated in the env var). An index built by other model weights is
+    /// refused at startup.
     #[arg(long = "index", env = "INFERD_INDEX", value_delimiter = ',')]
     pub indexes: Vec<IndexSpec>,
 
     /// Logged item writes after which an index folds its write-ahead log into a new generation.
     #[arg(long, env = "INFERD_INDEX_COMPACT_AFTER", default_value_t = 10_000)]
     pub index_compact_after: usize,
+
+    /// Connections each PostgreSQL index may hold open at once.
+    #[arg(long, env = "INFERD_INDEX_POOL_SIZE", default_value_t = 8)]
+    pub index_pool_size: usize,
+
+    /// Bound on connecting to, waiting for, and each query of a PostgreSQL index; past it the
+    /// request is `503 index_unavailable`.
+    #[arg(long, env = "INFERD_INDEX_TIMEOUT", value_parser = parse_duration, default_value = "2s")]
+    pub index_timeout: Duration,
+
+    /// Report not ready (`/readyz` 503) while a PostgreSQL index cannot be reached.
+    #[arg(long, env = "INFERD_INDEX_REQUIRED")]
+    pub index_required: bool,
 
     /// Largest `k` a `/recommend` request may ask for.
     #[arg(long, env = "INFERD_RECOMMEND_MAX_K", default_value_t = 100)]
@@ -146,6 +160,11 @@ pub struct ServeConfig {
     /// Fault injection for tests and drills: sleep this long before every forward batch.
     #[arg(long, env = "INFERD_DEBUG_BATCH_DELAY", value_parser = parse_duration, hide = true)]
     pub debug_batch_delay: Option<Duration>,
+
+    /// Fault injection for tests and drills: sleep this long in the middle of each index
+    /// compaction (after the live rows are written, before the generation is published).
+    #[arg(long, env = "INFERD_DEBUG_COMPACT_DELAY", value_parser = parse_duration, hide = true)]
+    pub debug_compact_delay: Option<Duration>,
 
     /// Fault injection for tests and drills: panic in the model worker when a batch holds this text.
     #[arg(long, env = "INFERD_DEBUG_PANIC_ON", hide = true)]
@@ -165,6 +184,7 @@ impl ServeConfig {
             ("--shadow-queue", self.shadow_queue),
             ("--shadow-window", self.shadow_window),
             ("--index-compact-after", self.index_compact_after),
+            ("--index-pool-size", self.index_pool_size),
             ("--recommend-max-k", self.recommend_max_k),
         ];
         if !(0.0..=1.0).contains(&self.canary_max_error_ratio) {

@@ -70,6 +70,9 @@ pub enum ApiError {
     /// A write its log could not make durable (disk full, I/O error); it was not applied.
     #[error("the write could not be stored durably (the server's disk is full or failing), so it was not applied; retry later")]
     StorageUnavailable,
+    /// The index's backing store (PostgreSQL) cannot be reached; the detail is logged.
+    #[error("the index is unavailable; retry later")]
+    IndexUnavailable(String),
     #[error("no route for {0}")]
     NotFound(String),
     #[error("method not allowed on this route")]
@@ -128,7 +131,8 @@ impl ApiError {
             Self::Overloaded { .. }
             | Self::NotReady
             | Self::ShuttingDown
-            | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::StorageUnavailable
+            | Self::IndexUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -154,6 +158,7 @@ impl ApiError {
             Self::NotReady => "not_ready",
             Self::ShuttingDown => "shutting_down",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::IndexUnavailable(_) => "index_unavailable",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
@@ -182,6 +187,7 @@ impl ApiError {
         "not_ready",
         "shutting_down",
         "storage_unavailable",
+        "index_unavailable",
         "not_found",
         "method_not_allowed",
         "conflict",
@@ -197,6 +203,9 @@ impl IntoResponse for ApiError {
         metrics::record_error(code);
         if let Self::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
+        }
+        if let Self::IndexUnavailable(detail) = &self {
+            tracing::warn!(%detail, "index unavailable");
         }
         let message = self.to_string();
         let parts = ErrorParts {
@@ -224,7 +233,7 @@ impl IntoResponse for ApiError {
             Self::Overloaded { retry_after } | Self::RateLimited { retry_after } => {
                 Some(retry_after.as_secs().max(1))
             }
-            Self::NotReady | Self::ShuttingDown => Some(1),
+            Self::NotReady | Self::ShuttingDown | Self::IndexUnavailable(_) => Some(1),
             // A full or failing disk takes longer than a second to fix.
             Self::StorageUnavailable => Some(5),
             _ => None,
@@ -282,6 +291,9 @@ impl From<IndexError> for ApiError {
             IndexError::Ambiguous(msg) => Self::InvalidInput(msg),
             // The detail (path, OS error) is logged where the append failed.
             IndexError::StorageUnavailable => Self::StorageUnavailable,
+            IndexError::Unsupported(msg) => Self::Conflict(msg),
+            IndexError::Unreachable(detail) => Self::IndexUnavailable(detail),
+            IndexError::Internal(detail) => Self::Internal(detail),
         }
     }
 }
@@ -340,6 +352,7 @@ mod tests {
             ApiError::NotReady,
             ApiError::ShuttingDown,
             ApiError::StorageUnavailable,
+            ApiError::IndexUnavailable("pg down".into()),
             ApiError::NotFound("/x".into()),
             ApiError::MethodNotAllowed,
             ApiError::Conflict("x".into()),
@@ -369,6 +382,7 @@ mod tests {
                     | ApiError::NotReady
                     | ApiError::ShuttingDown
                     | ApiError::StorageUnavailable
+                    | ApiError::IndexUnavailable(_)
             );
             assert_eq!(
                 err.status().is_server_error(),
@@ -417,6 +431,12 @@ mod tests {
                 IndexError::UnknownIndex("\"x\"".into()).into(),
                 "unknown_index",
             ),
+            (IndexError::StorageUnavailable.into(), "storage_unavailable"),
+            (
+                IndexError::Unreachable("pg down".into()).into(),
+                "index_unavailable",
+            ),
+            (IndexError::Unsupported("x".into()).into(), "conflict"),
         ];
         for (err, code) in cases {
             assert_eq!(err.code(), code);

@@ -91,6 +91,8 @@ pub struct AppState {
     pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Item indexes for `/recommend` and `/items`, loaded after the model.
     pub indexes: Arc<IndexSet>,
+    /// `--index-required`: readiness also needs every Postgres index reachable.
+    pub index_required: bool,
     /// `--recommend-max-k`.
     pub recommend_max_k: usize,
 }

@@ -4,8 +4,9 @@
 //! `{"id": "...", "text": "...", ...}`; every field other than `id` and `text` is kept as the
 //! item's metadata (for filters and responses). Texts go through [`ModelHandle::embed`] (the
 //! same tokenizer pool, queue and batcher as `serve`) in chunks, several in flight so batches
-//! fill. The index is published only when complete (see [`super::store::publish`]), so an
-//! interrupted build leaves the previous index, or none, never a partial one.
+//! fill. The index, with its int8 codes and (for `--search hnsw`) its graph, is published only
+//! when complete (see [`super::generation`]), so an interrupted build leaves the previous
+//! index, or none, never a partial one.
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -21,8 +22,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::{
-    store::{self, Metadata, Store},
-    IndexHeader, Search, FORMAT_VERSION,
+    generation::{self, Writer},
+    graph::Params,
+    items::metadata_text,
+    postgres,
+    store::Metadata,
+    IndexHeader, IndexLocation, Search, FORMAT_VERSION,
 };
 use crate::serving::{Deadline, EmbedRequest, ModelHandle};
 
@@ -107,7 +112,8 @@ fn parse_line(line: &str) -> anyhow::Result<CatalogItem> {
 pub async fn build(
     model: Arc<ModelHandle>,
     items: Vec<CatalogItem>,
-    out: &Path,
+    out: &IndexLocation,
+    name: Option<&str>,
     search: Search,
 ) -> anyhow::Result<BuildReport> {
     let started = Instant::now();
@@ -151,22 +157,50 @@ pub async fn build(
             .map_or(0, |d| d.as_secs()),
     };
     let count = items.len();
-    let items = items.into_iter().map(|i| (i.id, i.metadata)).collect();
-    let out: PathBuf = out.to_path_buf();
-    let generation = tokio::task::spawn_blocking(move || {
-        if store::current_generation(&out)?.is_some() {
-            tracing::warn!(out = %out.display(), "replacing an existing index (its live writes too)");
+    let generation = match out {
+        IndexLocation::Dir(dir) => write_dir(dir.clone(), header, items, vectors).await?,
+        IndexLocation::Postgres(url) => {
+            let name = name.context("a postgresql:// --out needs --name (the index's name)")?;
+            let rows = items
+                .into_iter()
+                .zip(
+                    vectors
+                        .chunks_exact(dim)
+                        .map(<[f32]>::to_vec)
+                        .collect::<Vec<_>>(),
+                )
+                .map(|(item, v)| (item.id, Value::Object(item.metadata), v));
+            postgres::schema::publish(url, name, &header, rows).await?;
+            1
         }
-        let store = Store::from_parts(dim, vectors, items)?;
-        store::publish(&out, &header, &store)
-    })
-    .await
-    .context("index writer panicked")??;
+    };
     Ok(BuildReport {
         items: count,
         generation,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Writes the index directory's next generation and publishes it; returns its number.
+async fn write_dir(
+    out: PathBuf,
+    header: IndexHeader,
+    items: Vec<CatalogItem>,
+    vectors: Vec<f32>,
+) -> anyhow::Result<u64> {
+    let dim = header.dimensions;
+    tokio::task::spawn_blocking(move || {
+        if generation::current_generation(&out)?.is_some() {
+            tracing::warn!(out = %out.display(), "replacing an existing index (its live writes too)");
+        }
+        let mut writer = Writer::start(&out, dim)?;
+        for (item, vector) in items.iter().zip(vectors.chunks_exact(dim)) {
+            writer.push(&item.id, &metadata_text(&item.metadata), vector)?;
+        }
+        writer.finish(&header, Params::default())?.publish(|_| Ok(()))
+    })
+    .await
+    .context("index writer panicked")?
 }
 
 /// Without a terminal (CI, containers) the bar is hidden: log each 10% instead.

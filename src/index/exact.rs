@@ -47,15 +47,29 @@ pub fn top_k(
     k: usize,
     keep: &(dyn Fn(u32) -> bool + Sync),
 ) -> Vec<Hit> {
-    let dim = query.len();
+    top_k_by(matrix, query.len(), first_row, k, keep, &|rows, out| {
+        dots(rows, query, out)
+    })
+}
+
+/// The `k` best rows of `matrix` (`dim` wide, of any element type) by `score`, which fills
+/// one score per row of a block; `keep` is asked only about rows that would make the heap.
+pub fn top_k_by<T: Sync>(
+    matrix: &[T],
+    dim: usize,
+    first_row: u32,
+    k: usize,
+    keep: &(dyn Fn(u32) -> bool + Sync),
+    score: &(dyn Fn(&[T], &mut [f32]) + Sync),
+) -> Vec<Hit> {
     if k == 0 || dim == 0 || matrix.is_empty() {
         return Vec::new();
     }
-    let block = |(b, rows): (usize, &[f32])| {
+    let block = |(b, rows): (usize, &[T])| {
         let mut heap = TopK::new(k);
         let mut scores = [0f32; BLOCK_ROWS];
         let n = rows.len() / dim;
-        dots(rows, query, &mut scores[..n]);
+        score(rows, &mut scores[..n]);
         let base = first_row + (b * BLOCK_ROWS) as u32;
         for (i, &score) in scores[..n].iter().enumerate() {
             let row = base + i as u32;

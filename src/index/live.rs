@@ -2,40 +2,47 @@
 //!
 //! Readers share an `RwLock` over the store and search under its read lock; writers are
 //! serialised by the log's mutex, append and fsync the record *before* applying it, and hold
-//! the write lock only for the in-memory update. Compaction (after `compact_after` logged writes,
-//! or on request) holds the log's mutex, so writes wait for it while searches go on.
+//! the write lock only for the in-memory update.
+//!
+//! A search scores the int8 codes — through the HNSW graph, or by scanning every row when the
+//! index is exact, the graph is not ready, a request says `exact`, or a filter leaves the graph
+//! short of `k` — keeps the best [`rescored`] candidates, and rescores them against the exact
+//! f32 vectors; rows written live since the generation are scored exactly and merged.
+//!
+//! Compaction (after `compact_after` logged writes, or on request) writes the live rows as a
+//! new generation *while holding the log* (writes wait, searches go on), then releases it to
+//! quantize and build the graph; writes meanwhile go to the current log as usual and are also
+//! kept aside. It then takes the log again, writes those writes as the new generation's log,
+//! publishes the generation and swaps it in. A crash anywhere leaves the old generation and
+//! its complete log, or the new one and its log (see [`super::generation`]).
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, RwLock,
     },
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use serde_json::Value;
 
+pub use super::filter::Filter;
 use super::{
     exact::{self, Hit},
-    hnsw::{self, HnswIndex},
-    store::{self, Metadata, Store},
+    generation::{self, GraphLoad, Writer},
+    graph::{Graph, Params, EF_SEARCH},
+    store::{Metadata, Store},
     wal::{Wal, WalRecord},
-    IndexHeader, Search,
+    IndexHeader,
 };
 use super::{metrics, IndexError};
 
-/// Metadata conditions: every field must equal one of its listed values.
-#[derive(Debug, Clone, Default)]
-pub struct Filter(pub Vec<(String, Vec<Value>)>);
-
-impl Filter {
-    pub fn matches(&self, metadata: &Metadata) -> bool {
-        self.0
-            .iter()
-            .all(|(field, allowed)| metadata.get(field).is_some_and(|v| allowed.contains(v)))
-    }
+/// Candidates rescored with the exact vectors for a query wanting `k`: enough that int8
+/// rounding cannot push a true top-`k` item out (measured in `benches/index.rs`).
+pub fn rescored(k: usize) -> usize {
+    (4 * k).max(40)
 }
 
 /// One similarity query against an index.
@@ -46,94 +53,139 @@ pub struct SearchSpec<'a> {
     pub filter: &'a Filter,
     /// Ids never returned.
     pub exclude: &'a HashSet<String>,
-    /// Force exact search on an approximate index.
+    /// Skip the approximate graph: score every row.
     pub exact: bool,
-    /// Candidates the graph search keeps (default [`hnsw::EF_SEARCH`]); ignored by exact search.
+    /// Candidates the graph search keeps (default [`EF_SEARCH`]); ignored by exact search.
     pub ef_search: Option<usize>,
 }
 
 /// One result.
 #[derive(Debug, Clone)]
 pub struct Found {
-    pub id: Arc<str>,
+    pub id: String,
     pub score: f32,
-    pub metadata: Arc<Metadata>,
+    pub metadata: Metadata,
+}
+
+/// Where an index's graph stands.
+enum GraphState {
+    /// The index is exact.
+    Unused,
+    /// Being built in the background (queries scan the codes meanwhile).
+    Building,
+    Ready(Arc<Graph>, &'static str),
 }
 
 struct Inner {
     store: Store,
-    /// Graph over `store`'s base; `None` while building or when the index is exact.
-    graph: Option<Arc<HnswIndex>>,
+    /// Graph over `store`'s base.
+    graph: GraphState,
 }
 
 struct Log {
     gen: u64,
     wal: Wal,
+    /// Writes logged while a compaction builds the next generation (they go into its log).
+    capture: Option<Vec<WalRecord>>,
+}
+
+/// How an index compacts.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// Logged writes after which the log is folded into a new generation.
+    pub compact_after: usize,
+    /// Fault injection: sleep this long in the middle of each compaction.
+    pub debug_compact_delay: Option<Duration>,
 }
 
 pub struct LiveIndex {
     pub name: String,
     pub header: IndexHeader,
     dir: PathBuf,
-    compact_after: usize,
+    tuning: Tuning,
     inner: RwLock<Inner>,
     log: Mutex<Log>,
     /// An automatic compaction is queued or running (so writes start at most one).
     compacting: AtomicBool,
+    /// One compaction at a time (automatic or requested).
+    compaction: Mutex<()>,
 }
 
 impl LiveIndex {
-    /// Loads the index in `dir`, replays its log, and starts building its graph if it has one.
-    /// `check` sees the header first, so a mismatched index is refused before vectors load.
+    /// Loads the index in `dir`, replays its log, and maps its graph (or starts rebuilding it
+    /// when it is missing or damaged). `check` sees the header first, so a mismatched index is
+    /// refused before vectors load.
     pub fn open(
         name: &str,
         dir: &Path,
-        compact_after: usize,
+        tuning: Tuning,
         check: impl FnOnce(&IndexHeader) -> anyhow::Result<()>,
     ) -> anyhow::Result<Arc<Self>> {
-        let (_, header) = store::read_header(dir)?;
+        let started = Instant::now();
+        let (_, header) = generation::read_header(dir)?;
         check(&header)?;
-        let (gen, header, mut store) = store::load(dir)?;
+        let loaded = generation::load(dir)?;
+        let gen = loaded.gen;
+        generation::remove_other(dir, gen);
+        let mut store = loaded.store;
         let (wal, records) = Wal::open(dir, gen)?;
         let replayed = records.len();
         for record in records {
             apply(&mut store, record);
         }
+        let graph = graph_state(name, loaded.graph);
         tracing::info!(
             index = name, dir = %dir.display(), items = store.len(), generation = gen,
-            replayed, search = ?header.search, "index loaded"
+            replayed, search = ?header.search, seconds = started.elapsed().as_secs_f64(),
+            "index loaded"
         );
+        let rebuild = matches!(graph, GraphState::Building);
         let index = Arc::new(Self {
             name: name.to_string(),
-            header,
+            header: loaded.header,
             dir: dir.to_path_buf(),
-            compact_after,
-            inner: RwLock::new(Inner { store, graph: None }),
-            log: Mutex::new(Log { gen, wal }),
+            tuning,
+            inner: RwLock::new(Inner { store, graph }),
+            log: Mutex::new(Log {
+                gen,
+                wal,
+                capture: None,
+            }),
             compacting: AtomicBool::new(false),
+            compaction: Mutex::new(()),
         });
         index.items_changed();
         metrics::index_writable(name, true);
-        index.start_graph_build();
+        if rebuild {
+            index.start_graph_build(gen);
+        }
         Ok(index)
     }
 
-    /// Builds the HNSW graph of the current base on a background thread.
-    fn start_graph_build(self: &Arc<Self>) {
-        if self.header.search != Search::Hnsw {
-            return;
-        }
+    /// Rebuilds the graph of generation `gen`'s base on a background thread, stores it in the
+    /// generation, and installs it unless a compaction replaced the base meanwhile.
+    fn start_graph_build(self: &Arc<Self>, gen: u64) {
         let base = Arc::clone(self.read().store.base());
-        let dim = self.header.dimensions;
         let index = Arc::clone(self);
         std::thread::spawn(move || {
-            let started = std::time::Instant::now();
-            let graph = Arc::new(HnswIndex::build(Arc::clone(&base), dim));
+            let started = Instant::now();
+            let built = Graph::build(&base.codes, Params::default());
+            let rows = built.rows();
+            // Serve the mapped copy once it is on disk (file pages instead of heap).
+            let graph = match generation::store_graph(&index.dir, gen, &built)
+                .and_then(|()| generation::open_graph(&index.dir, gen, rows))
+            {
+                Ok(mapped) => mapped,
+                Err(err) => {
+                    tracing::warn!(index = %index.name, error = %format!("{err:#}"),
+                        "could not store the rebuilt graph; serving it from memory");
+                    built
+                }
+            };
             let mut inner = index.inner.write().expect("index lock");
-            // A compaction may have replaced the base meanwhile; its own build will finish.
             if Arc::ptr_eq(inner.store.base(), &base) {
-                inner.graph = Some(graph);
-                tracing::info!(index = %index.name, rows = base.len() / dim,
+                inner.graph = GraphState::Ready(Arc::new(graph), "built");
+                tracing::info!(index = %index.name, rows, graph = "built",
                     seconds = started.elapsed().as_secs_f64(), "HNSW graph ready");
             }
         });
@@ -151,29 +203,42 @@ impl LiveIndex {
         self.len() == 0
     }
 
-    /// Whether the approximate graph is built (always false for exact indexes).
+    /// Whether the approximate graph is ready (always false for exact indexes).
     pub fn graph_ready(&self) -> bool {
-        self.read().graph.is_some()
+        matches!(self.read().graph, GraphState::Ready(..))
+    }
+
+    /// `"mapped"` (read from the generation at load), `"built"` (rebuilt since), `"building"`,
+    /// or `None` for an exact index.
+    pub fn graph_source(&self) -> Option<&'static str> {
+        match self.read().graph {
+            GraphState::Unused => None,
+            GraphState::Building => Some("building"),
+            GraphState::Ready(_, source) => Some(source),
+        }
     }
 
     /// The stored vector and metadata of `id`.
-    pub fn item(&self, id: &str) -> Option<(Vec<f32>, Arc<Metadata>)> {
+    pub fn item(&self, id: &str) -> anyhow::Result<Option<(Vec<f32>, Metadata)>> {
         let inner = self.read();
-        let row = inner.store.row_of(id)?;
-        Some((
-            inner.store.vector(row).to_vec(),
-            Arc::clone(inner.store.metadata(row)),
-        ))
+        let Some(row) = inner.store.row_of(id) else {
+            return Ok(None);
+        };
+        Ok(Some((inner.store.vector(row)?, inner.store.metadata(row))))
     }
 
-    /// Bytes held per live item, approximately (the graph not included).
+    /// Bytes held in memory per live item, approximately (codes, items, tail and graph).
     pub fn bytes_per_item(&self) -> f64 {
         let inner = self.read();
-        inner.store.approx_bytes() as f64 / inner.store.len().max(1) as f64
+        let graph = match &inner.graph {
+            GraphState::Ready(graph, _) => graph.bytes(),
+            _ => 0,
+        };
+        (inner.store.approx_bytes() + graph) as f64 / inner.store.len().max(1) as f64
     }
 
     /// The `k` best items for `spec`. CPU-bound: call from a blocking thread.
-    pub fn search(&self, spec: &SearchSpec<'_>) -> Vec<Found> {
+    pub fn search(&self, spec: &SearchSpec<'_>) -> anyhow::Result<Vec<Found>> {
         let inner = self.read();
         let store = &inner.store;
         let exclude: HashSet<u32> = spec
@@ -184,35 +249,53 @@ impl LiveIndex {
         let keep = |row: u32| {
             store.is_alive(row)
                 && !exclude.contains(&row)
-                && spec.filter.matches(store.metadata(row))
+                && spec.filter.matches_json(store.items().metadata_json(row))
         };
         let base_rows = store.base_rows() as u32;
         let tail = exact::top_k(store.tail(), base_rows, spec.vector, spec.k, &keep);
-        let approx = match &inner.graph {
-            Some(graph) if !spec.exact => {
-                let ef = spec.ef_search.unwrap_or(hnsw::EF_SEARCH);
-                let hits = graph.search_ef(spec.vector, spec.k, ef, &keep);
-                // A selective filter can leave the graph's candidates short: fall back to exact.
-                (hits.len() >= spec.k.min(store.len())).then_some(hits)
-            }
-            _ => None,
+        let base = if base_rows == 0 || spec.k == 0 {
+            Vec::new()
+        } else {
+            let codes = &store.base().codes;
+            let query = codes.quantizer().prepare(spec.vector);
+            let wanted = rescored(spec.k);
+            let from_graph = match &inner.graph {
+                GraphState::Ready(graph, _) if !spec.exact => {
+                    let ef = spec.ef_search.unwrap_or(EF_SEARCH).max(spec.k);
+                    let rows: Vec<u32> = graph
+                        .search(codes, &query, ef)
+                        .into_iter()
+                        .map(|s| s.1)
+                        .filter(|&row| keep(row))
+                        .take(wanted)
+                        .collect();
+                    // A selective filter can leave the graph's candidates short: scan instead.
+                    (rows.len() >= spec.k.min(store.len())).then_some(rows)
+                }
+                _ => None,
+            };
+            let rows = from_graph.unwrap_or_else(|| store.scan_codes(&query, wanted, &keep));
+            store.rescore(spec.vector, &rows)?
         };
-        let base =
-            approx.unwrap_or_else(|| exact::top_k(store.base(), 0, spec.vector, spec.k, &keep));
-        exact::merge([base, tail], spec.k)
+        Ok(exact::merge([base, tail], spec.k)
             .into_iter()
             .map(|Hit { row, score }| Found {
-                id: Arc::clone(store.id(row)),
+                id: store.id(row).to_string(),
                 score,
-                metadata: Arc::clone(store.metadata(row)),
+                metadata: store.metadata(row),
             })
-            .collect()
+            .collect())
     }
 
     /// Logs and applies one write; returns whether the id existed before. Blocking (fsync).
     /// A write the log could not make durable is not applied: the index stays as it was.
     pub fn write(self: &Arc<Self>, record: WalRecord) -> Result<bool, IndexError> {
         let mut log = self.log.lock().expect("log lock");
+        if let WalRecord::Delete { id } = &record {
+            if self.read().store.row_of(id).is_none() {
+                return Ok(false); // nothing to delete: nothing to log
+            }
+        }
         if let Err(err) = log.wal.append(&record) {
             drop(log);
             tracing::error!(index = %self.name, error = %err, "item write refused: not durable");
@@ -220,8 +303,11 @@ impl LiveIndex {
             return Err(IndexError::StorageUnavailable);
         }
         metrics::index_writable(&self.name, true);
+        if let Some(capture) = &mut log.capture {
+            capture.push(record.clone());
+        }
         let existed = apply(&mut self.inner.write().expect("index lock").store, record);
-        let due = log.wal.records() >= self.compact_after;
+        let due = log.wal.records() >= self.tuning.compact_after;
         drop(log);
         self.items_changed();
         if due && !self.compacting.swap(true, Ordering::AcqRel) {
@@ -236,36 +322,60 @@ impl LiveIndex {
         Ok(existed)
     }
 
-    /// Folds the log into a new generation and starts a fresh log. Blocking.
+    /// Folds the log into a new generation (codes and graph included) and starts its log.
+    /// Blocking; see the module doc for what waits on what.
     pub fn compact(self: &Arc<Self>) -> anyhow::Result<u64> {
+        let _one = self.compaction.lock().expect("compaction lock");
+        let started = Instant::now();
         let mut log = self.log.lock().expect("log lock");
         if log.wal.records() == 0 {
             return Ok(log.gen);
         }
-        let started = std::time::Instant::now();
-        let compacted = self.read().store.compacted();
-        let gen = store::publish(&self.dir, &self.header, &compacted)
-            .with_context(|| format!("compacting index {}", self.name))?;
-        // The new generation holds every write: from here on nothing may fail, or writes would
-        // go to the old generation's log, which `publish` removed.
-        let wal = Wal::open(&self.dir, gen).map_or_else(
-            |err| {
-                tracing::error!(index = %self.name, error = %format!("{err:#}"),
-                    "could not create the new generation's log; the next write retries");
-                Wal::pending(&self.dir, gen)
-            },
-            |(wal, _)| wal,
-        );
         let folded = log.wal.records();
-        *log = Log { gen, wal };
+        let writer = self.write_live_rows()?;
+        log.capture = Some(Vec::new());
+        drop(log);
+        tracing::info!(index = %self.name, generation = writer.generation(), folded,
+            "compaction started");
+        if let Some(delay) = self.tuning.debug_compact_delay {
+            std::thread::sleep(delay);
+        }
+        let staged = writer.finish(&self.header, Params::default());
+        let mut log = self.log.lock().expect("log lock");
+        let captured = log.capture.take().unwrap_or_default();
+        let staged = staged.with_context(|| format!("compacting index {}", self.name))?;
+        let mut new_wal = None;
+        let gen = staged.publish(|gen| {
+            let path = Wal::path_for(&self.dir, gen);
+            if path.exists() {
+                std::fs::remove_file(&path)?; // a leftover of an interrupted compaction
+            }
+            let (mut wal, _) = Wal::open(&self.dir, gen)?;
+            for record in &captured {
+                wal.append(record)?;
+            }
+            new_wal = Some(wal);
+            Ok(())
+        })?;
+        *log = Log {
+            gen,
+            wal: new_wal.expect("published with its log"),
+            capture: None,
+        };
+        let loaded = generation::load(&self.dir)
+            .with_context(|| format!("loading compacted index {}", self.name))?;
+        let mut store = loaded.store;
+        let carried = captured.len();
+        for record in captured {
+            apply(&mut store, record);
+        }
         *self.inner.write().expect("index lock") = Inner {
-            store: compacted,
-            graph: None,
+            store,
+            graph: graph_state(&self.name, loaded.graph),
         };
         drop(log);
-        tracing::info!(index = %self.name, generation = gen, folded,
+        tracing::info!(index = %self.name, generation = gen, folded, carried,
             seconds = started.elapsed().as_secs_f64(), "index compacted");
-        self.start_graph_build();
         Ok(gen)
     }
 
@@ -274,8 +384,43 @@ impl LiveIndex {
         self.log.lock().expect("log lock").wal.writable()
     }
 
+    /// Writes the live rows as the next generation's vectors and items (not yet finished).
+    fn write_live_rows(&self) -> anyhow::Result<Writer> {
+        let inner = self.read();
+        let store = &inner.store;
+        let mut writer = Writer::start(&self.dir, store.dim())?;
+        for row in 0..store.rows_allocated() as u32 {
+            if store.is_alive(row) {
+                let items = store.items();
+                writer.push(items.id(row), items.metadata_json(row), &store.vector(row)?)?;
+            }
+        }
+        Ok(writer)
+    }
+
     fn items_changed(&self) {
         metrics::index_items(&self.name, self.len());
+    }
+}
+
+/// The state a loaded graph starts in (logged: tests and operators read these lines).
+fn graph_state(name: &str, graph: GraphLoad) -> GraphState {
+    match graph {
+        GraphLoad::Unused => GraphState::Unused,
+        GraphLoad::Mapped(graph) => {
+            tracing::info!(
+                index = name,
+                rows = graph.rows(),
+                graph = "mapped",
+                "HNSW graph ready"
+            );
+            GraphState::Ready(Arc::new(graph), "mapped")
+        }
+        GraphLoad::Unusable(why) => {
+            tracing::warn!(index = name, reason = %why,
+                "HNSW graph missing or damaged: rebuilding it in the background (queries scan meanwhile)");
+            GraphState::Building
+        }
     }
 }
 
@@ -286,59 +431,15 @@ fn apply(store: &mut Store, record: WalRecord) -> bool {
             id,
             metadata,
             vector,
-        } => store.upsert(&id, &vector, metadata),
+        } => store.upsert(&id, &vector, &metadata),
         WalRecord::Delete { id } => store.remove(&id),
-    }
-}
-
-/// The indexes a server loaded, by name.
-#[derive(Default)]
-pub struct IndexSet {
-    indexes: RwLock<HashMap<String, Arc<LiveIndex>>>,
-}
-
-impl IndexSet {
-    pub fn insert(&self, index: Arc<LiveIndex>) {
-        let mut indexes = self.indexes.write().expect("index set lock");
-        indexes.insert(index.name.clone(), index);
-    }
-
-    /// The index called `name`, or the only one when `name` is `None`.
-    pub fn get(&self, name: Option<&str>) -> Result<Arc<LiveIndex>, IndexError> {
-        let indexes = self.indexes.read().expect("index set lock");
-        match name {
-            Some(name) => indexes
-                .get(name)
-                .cloned()
-                .ok_or_else(|| IndexError::UnknownIndex(format!("{name:?}"))),
-            None if indexes.len() == 1 => Ok(Arc::clone(indexes.values().next().expect("one"))),
-            None if indexes.is_empty() => Err(IndexError::UnknownIndex(
-                "(none loaded: start the server with --index)".into(),
-            )),
-            None => Err(IndexError::Ambiguous(format!(
-                "several indexes are loaded; name one with `index`: {}",
-                self.names().join(", ")
-            ))),
-        }
-    }
-
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .indexes
-            .read()
-            .expect("index set lock")
-            .keys()
-            .cloned()
-            .collect();
-        names.sort();
-        names
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::FORMAT_VERSION;
+    use crate::index::{generation::publish_store, Search, FORMAT_VERSION};
 
     fn header(search: Search) -> IndexHeader {
         IndexHeader {
@@ -367,6 +468,13 @@ mod tests {
         }
     }
 
+    fn tuning(compact_after: usize) -> Tuning {
+        Tuning {
+            compact_after,
+            debug_compact_delay: None,
+        }
+    }
+
     fn ids(index: &LiveIndex, q: [f32; 2], k: usize, filter: &Filter) -> Vec<String> {
         let spec = SearchSpec {
             vector: &q,
@@ -378,50 +486,61 @@ mod tests {
         };
         index
             .search(&spec)
-            .iter()
-            .map(|f| f.id.to_string())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.id)
             .collect()
     }
 
     #[test]
     fn writes_survive_reopen_and_compaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = Store::from_parts(
-            2,
-            vec![1.0, 0.0, 0.0, 1.0],
-            vec![("x".into(), meta("a")), ("y".into(), meta("b"))],
-        )
-        .unwrap();
-        store::publish(dir.path(), &header(Search::Exact), &base).unwrap();
-        let index = LiveIndex::open("t", dir.path(), 1000, |_| Ok(())).unwrap();
-        index.write(upsert("z", [0.6, 0.8], "a")).unwrap();
-        index.write(WalRecord::Delete { id: "y".into() }).unwrap();
-        index.write(upsert("x", [-1.0, 0.0], "b")).unwrap();
-        let all = Filter::default();
-        assert_eq!(ids(&index, [1.0, 0.0], 5, &all), ["z", "x"]);
-        drop(index);
+        for search in [Search::Exact, Search::Hnsw] {
+            let dir = tempfile::tempdir().unwrap();
+            let base = Store::from_parts(
+                2,
+                vec![1.0, 0.0, 0.0, 1.0],
+                vec![("x".into(), meta("a")), ("y".into(), meta("b"))],
+            )
+            .unwrap();
+            publish_store(dir.path(), &header(search), &base).unwrap();
+            let index = LiveIndex::open("t", dir.path(), tuning(1000), |_| Ok(())).unwrap();
+            assert_eq!(index.graph_ready(), search == Search::Hnsw);
+            index.write(upsert("z", [0.6, 0.8], "a")).unwrap();
+            index.write(WalRecord::Delete { id: "y".into() }).unwrap();
+            index.write(upsert("x", [-1.0, 0.0], "b")).unwrap();
+            let all = Filter::default();
+            assert_eq!(ids(&index, [1.0, 0.0], 5, &all), ["z", "x"]);
+            drop(index);
 
-        let index = LiveIndex::open("t", dir.path(), 1000, |_| Ok(())).unwrap();
-        assert_eq!(ids(&index, [1.0, 0.0], 5, &all), ["z", "x"]);
-        let only_a = Filter(vec![("section".into(), vec!["a".into()])]);
-        assert_eq!(ids(&index, [1.0, 0.0], 5, &only_a), ["z"]);
-        index.compact().unwrap();
-        assert_eq!(store::current_generation(dir.path()).unwrap(), Some(2));
-        assert!(!Wal::path_for(dir.path(), 1).exists());
-        drop(index);
+            let index = LiveIndex::open("t", dir.path(), tuning(1000), |_| Ok(())).unwrap();
+            assert_eq!(ids(&index, [1.0, 0.0], 5, &all), ["z", "x"]);
+            let only_a = Filter(vec![("section".into(), vec!["a".into()])]);
+            assert_eq!(ids(&index, [1.0, 0.0], 5, &only_a), ["z"]);
+            index.compact().unwrap();
+            assert_eq!(generation::current_generation(dir.path()).unwrap(), Some(2));
+            assert!(!Wal::path_for(dir.path(), 1).exists());
+            assert_eq!(
+                index.graph_source(),
+                (search == Search::Hnsw).then_some("mapped")
+            );
+            assert_eq!(ids(&index, [1.0, 0.0], 5, &all), ["z", "x"]);
+            drop(index);
 
-        let index = LiveIndex::open("t", dir.path(), 1000, |_| Ok(())).unwrap();
-        assert_eq!(ids(&index, [1.0, 0.0], 5, &all), ["z", "x"]);
-        assert_eq!(index.header.count, 2);
+            let index = LiveIndex::open("t", dir.path(), tuning(1000), |_| Ok(())).unwrap();
+            assert_eq!(ids(&index, [1.0, 0.0], 5, &all), ["z", "x"]);
+            assert_eq!(index.len(), 2);
+        }
     }
 
     #[test]
     fn a_refusing_check_stops_the_load() {
         let dir = tempfile::tempdir().unwrap();
         let empty = Store::from_parts(2, vec![], vec![]).unwrap();
-        store::publish(dir.path(), &header(Search::Exact), &empty).unwrap();
-        let err = LiveIndex::open("t", dir.path(), 10, |_| anyhow::bail!("other model"));
+        publish_store(dir.path(), &header(Search::Exact), &empty).unwrap();
+        let err = LiveIndex::open("t", dir.path(), tuning(10), |_| {
+            anyhow::bail!("other model")
+        });
         assert!(err.is_err());
-        assert!(LiveIndex::open("t", Path::new("/nonexistent"), 10, |_| Ok(())).is_err());
+        assert!(LiveIndex::open("t", Path::new("/nonexistent"), tuning(10), |_| Ok(())).is_err());
     }
 }

@@ -54,15 +54,6 @@ impl Wal {
         Ok((wal, records))
     }
 
-    /// The empty log of a new generation whose file could not be created now; the first append
-    /// creates it (and is refused while it cannot).
-    pub fn pending(dir: &Path, gen: u64) -> Self {
-        Self {
-            journal: Journal::pending(Self::path_for(dir, gen), 0),
-            records: 0,
-        }
-    }
-
     /// Appends `record` and makes it durable before returning; on failure nothing of it will be
     /// replayed.
     pub fn append(&mut self, record: &WalRecord) -> Result<(), AppendError> {
@@ -262,16 +253,5 @@ mod tests {
         std::fs::write(Wal::path_for(dir.path(), 1), &bytes).unwrap();
         let (_, replayed) = Wal::open(dir.path(), 1).unwrap();
         assert_eq!(replayed, [upsert("id0", 0.0)]);
-    }
-
-    #[test]
-    fn a_pending_log_is_created_by_its_first_append() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut wal = Wal::pending(dir.path(), 4);
-        assert!(!Wal::path_for(dir.path(), 4).exists());
-        wal.append(&upsert("a", 1.0)).unwrap();
-        drop(wal);
-        let (_, replayed) = Wal::open(dir.path(), 4).unwrap();
-        assert_eq!(replayed, [upsert("a", 1.0)]);
     }
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // not every helper is used by every feature folder
 
 pub mod lifecycle;
+pub mod pg;
 pub mod tiny_model;
 
 use std::{
@@ -358,4 +359,28 @@ pub fn real_model_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// `(id, text)` of every line of a JSON-lines catalog (gzipped when it ends in `.gz`).
+pub fn catalog_items(path: &Path) -> Vec<(String, String)> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).unwrap();
+    let mut text = String::new();
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::MultiGzDecoder::new(file)
+            .read_to_string(&mut text)
+            .unwrap();
+    } else {
+        BufReader::new(file).read_to_string(&mut text).unwrap();
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["id"].as_str().unwrap().to_string(),
+                v["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

@@ -16,7 +16,7 @@ pub(crate) const KEY: &str = "test-secret";
 const SECTIONS: [&str; 3] = ["games", "web", "libs"];
 
 /// A small catalog: pseudo-random texts, two identical "twins", sections in rotation.
-fn write_catalog(path: &Path) -> Vec<(String, String, String)> {
+pub(crate) fn write_catalog(path: &Path) -> Vec<(String, String, String)> {
     let words = [
         "strategy", "game", "web", "server", "library", "python", "rust", "audio", "video",
         "editor", "kernel", "driver", "font", "theme", "chess", "network",
@@ -120,11 +120,11 @@ pub(crate) async fn call(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn recommend(server: &TestServer, body: Value) -> (u16, Value) {
+pub(crate) async fn recommend(server: &TestServer, body: Value) -> (u16, Value) {
     call(server, reqwest::Method::POST, "/recommend", Some(body)).await
 }
 
-fn ids(body: &Value) -> Vec<String> {
+pub(crate) fn ids(body: &Value) -> Vec<String> {
     body["items"]
         .as_array()
         .unwrap_or_else(|| panic!("no items in {body}"))
@@ -180,8 +180,13 @@ async fn text_item_and_history_queries_rank_like_brute_force() {
     assert_eq!(body["index"], "catalog");
     assert!(got[0]["metadata"]["section"].is_string());
 
+    item_history_and_filter_queries(&server).await;
+}
+
+/// Item, history, filter and exclusion queries on the test catalog (any backend).
+pub(crate) async fn item_history_and_filter_queries(server: &TestServer) {
     // Default k is 10; item queries exclude the item; its twin scores 1.
-    let (_, body) = recommend(&server, json!({"item_id": "twin-a"})).await;
+    let (_, body) = recommend(server, json!({"item_id": "twin-a"})).await;
     let got = ids(&body);
     assert_eq!(got.len(), 10);
     assert_eq!(got[0], "twin-b");
@@ -193,13 +198,13 @@ async fn text_item_and_history_queries_rank_like_brute_force() {
         json!(["twin-a", "item-3"]),
         json!([{"id": "twin-a", "weight": 5}, "item-3"]),
     ] {
-        let (status, body) = recommend(&server, json!({"history": history, "k": 5})).await;
+        let (status, body) = recommend(server, json!({"history": history, "k": 5})).await;
         assert_eq!(status, 200, "{body}");
         let got = ids(&body);
         assert!(!got.contains(&"twin-a".into()) && !got.contains(&"item-3".into()));
     }
     let (_, body) = recommend(
-        &server,
+        server,
         json!({"history": [{"id": "twin-a", "weight": 5}, "item-3"], "k": 1}),
     )
     .await;
@@ -207,7 +212,7 @@ async fn text_item_and_history_queries_rank_like_brute_force() {
 
     // Filters and exclusions.
     let (_, body) = recommend(
-        &server,
+        server,
         json!({"text": "chess engine", "filter": {"section": "games"}, "k": 20}),
     )
     .await;
@@ -217,22 +222,21 @@ async fn text_item_and_history_queries_rank_like_brute_force() {
         .iter()
         .all(|i| i["metadata"]["section"] == "games"));
     assert_eq!(ids(&body)[0], "twin-a");
-    let (_, body) = recommend(&server, json!({"text": "chess engine", "filter": {"section": ["web", "libs"]}, "exclude": ["twin-b"]})).await;
+    let (_, body) = recommend(server, json!({"text": "chess engine", "filter": {"section": ["web", "libs"]}, "exclude": ["twin-b"]})).await;
     let got = ids(&body);
     assert!(!got.contains(&"twin-b".into()) && !got.contains(&"twin-a".into()));
     let (_, body) = recommend(
-        &server,
+        server,
         json!({"text": "chess", "filter": {"section": "nope"}}),
     )
     .await;
     assert_eq!(ids(&body).len(), 0);
 }
 
-#[tokio::test]
-async fn bad_queries_are_422_and_unknown_items_404() {
-    let fx = Fixture::new(&[]);
-    let server = fx.serve(&["--recommend-max-k", "50"]).await;
-    let bad = [
+/// Request bodies `/recommend` must refuse with 422 whatever the backend (with
+/// `--recommend-max-k 50`).
+pub(crate) fn bad_queries() -> Vec<Value> {
+    vec![
         json!({}),
         json!({"text": "a", "item_id": "item-1"}),
         json!({"text": ""}),
@@ -250,7 +254,14 @@ async fn bad_queries_are_422_and_unknown_items_404() {
         json!({"text": "a", "ef_search": 0}),
         json!({"text": "a", "ef_search": 2049}),
         json!({"text": "a", "ef_search": -5}),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn bad_queries_are_422_and_unknown_items_404() {
+    let fx = Fixture::new(&[]);
+    let server = fx.serve(&["--recommend-max-k", "50"]).await;
+    let bad = bad_queries();
     for body in bad {
         let (status, reply) = recommend(&server, body.clone()).await;
         assert_eq!(status, 422, "{body} -> {reply}");

@@ -1,7 +1,8 @@
 //! Liveness, readiness and metrics: what Kubernetes and Prometheus poll.
 //!
 //! `/livez` answers as long as the process serves HTTP. `/readyz` (and its TEI-style alias
-//! `/health`) is 200 only once a model is loaded and warmed and the service is not draining.
+//! `/health`) is 200 only once a model is loaded and warmed and the service is not draining,
+//! and, with `--index-required`, while every PostgreSQL index is reachable.
 
 use axum::{extract::State, http::header, response::IntoResponse, Json};
 use serde::Serialize;
@@ -38,11 +39,21 @@ async fn health(state: State<AppState>) -> Result<Json<serde_json::Value>, ApiEr
     readyz(state).await
 }
 
-/// Readiness: 200 once a model is loaded and warm and the service is not draining, else 503.
+/// Readiness: 200 once a model is loaded and warm and the service is not draining (and, with
+/// `--index-required`, every PostgreSQL index answers), else 503.
 #[utoipa::path(get, path = "/readyz", tag = "probes",
     responses((status = 200, body = Status), (status = 503, body = ErrorResponse)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     state.health.check_ready()?;
+    if state.index_required {
+        let down = state.indexes.unavailable();
+        if !down.is_empty() {
+            return Err(ApiError::IndexUnavailable(format!(
+                "--index-required and unreachable: {}",
+                down.join(", ")
+            )));
+        }
+    }
     Ok(Json(json!({"status": "ready"})))
 }
 

@@ -2,13 +2,12 @@
 //!
 //! `PUT /items/{id}` (`{"text", "metadata"}`: embedded on the way in) and `DELETE /items/{id}`
 //! change data, so they take [`RequireKey`]: 403 without `--api-key-file`, 401 without a valid
-//! key. They answer only after the write is in the index's write-ahead log and fsynced; a write
-//! the log cannot make durable (disk full) is not applied and answers 503 `storage_unavailable`.
+//! key. They answer only after the write is in the index's write-ahead log and fsynced (for a
+//! PostgreSQL index: committed); a write the log cannot make durable (disk full) is not applied
+//! and answers 503 `storage_unavailable`, one PostgreSQL cannot take 503 `index_unavailable`.
 //! `GET /items/{id}` reads one item; `GET /indexes` lists the loaded indexes;
 //! `POST /indexes/{name}/compact` folds the log into a new generation. `?index=` picks the index
 //! when several are loaded.
-
-use std::sync::Arc;
 
 use axum::{
     extract::{Path, Query, State},
@@ -20,13 +19,13 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{blocking, embed_for};
+use super::embed_for;
 use crate::{
     http::{
         error::ApiError, extract::ApiJson, middleware::auth::RequireKey, schema::ErrorResponse,
         state::AppState,
     },
-    index::{self, wal::WalRecord, LiveIndex, Search},
+    index::{self, wal::WalRecord, Search},
 };
 
 /// Longest item id accepted, in bytes.
@@ -92,8 +91,10 @@ pub struct IndexList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IndexSummary {
     pub name: String,
-    /// Live items.
-    pub items: usize,
+    /// `directory` (served from this process) or `postgres` (shared by replicas).
+    pub backend: &'static str,
+    /// Live items (null while a PostgreSQL index cannot be reached).
+    pub items: Option<usize>,
     /// The model that built it, and its version and weights' sha256.
     pub model: String,
     pub version: String,
@@ -104,6 +105,11 @@ pub struct IndexSummary {
     pub search: Search,
     /// Whether the approximate graph is built (false while it builds, and for exact indexes).
     pub graph_ready: bool,
+    /// Directory indexes with a graph: `mapped` (read from the generation at start), `building`
+    /// or `built` (built in this process); null otherwise.
+    pub graph: Option<&'static str>,
+    /// False while a PostgreSQL index cannot be reached (always true for a directory).
+    pub available: bool,
     /// False while the index's log is read-only after a failed repair: writes answer 503.
     pub writable: bool,
 }
@@ -126,11 +132,14 @@ async fn get_item(
     Query(param): Query<IndexParam>,
 ) -> Result<Json<ItemBody>, ApiError> {
     let index = state.indexes.get(param.index.as_deref())?;
-    let (_, metadata) = index.item(&id).ok_or(ApiError::UnknownItem(id.clone()))?;
+    let (_, metadata) = index
+        .item(&id)
+        .await?
+        .ok_or(ApiError::UnknownItem(id.clone()))?;
     Ok(Json(ItemBody {
         id,
-        index: index.name.clone(),
-        metadata: (*metadata).clone(),
+        index: index.name().to_string(),
+        metadata,
     }))
 }
 
@@ -158,9 +167,9 @@ async fn put_item(
         metadata: body.metadata,
         vector: embed_for(&state, &index, body.text).await?,
     };
-    let existed = write(&index, record).await?;
-    index::metrics::index_write(&index.name, "put");
-    tracing::info!(index = %index.name, id, caller = %caller, existed, "item written");
+    let existed = index.write(record).await?;
+    index::metrics::index_write(index.name(), "put");
+    tracing::info!(index = %index.name(), id, caller = %caller, existed, "item written");
     let status = if existed {
         StatusCode::OK
     } else {
@@ -168,7 +177,7 @@ async fn put_item(
     };
     let written = ItemWritten {
         id,
-        index: index.name.clone(),
+        index: index.name().to_string(),
         created: !existed,
     };
     Ok((status, Json(written)))
@@ -186,27 +195,18 @@ async fn delete_item(
 ) -> Result<Json<ItemDeleted>, ApiError> {
     state.health.accepting()?;
     let index = state.indexes.get(param.index.as_deref())?;
-    if index.item(&id).is_none() {
-        return Err(ApiError::UnknownItem(id));
-    }
-    let existed = write(&index, WalRecord::Delete { id: id.clone() }).await?;
+    let existed = index.write(WalRecord::Delete { id: id.clone() }).await?;
     if !existed {
         // A concurrent delete won; the outcome is the same.
         return Err(ApiError::UnknownItem(id));
     }
-    index::metrics::index_write(&index.name, "delete");
-    tracing::info!(index = %index.name, id, caller = %caller, "item deleted");
+    index::metrics::index_write(index.name(), "delete");
+    tracing::info!(index = %index.name(), id, caller = %caller, "item deleted");
     Ok(Json(ItemDeleted {
         id,
-        index: index.name.clone(),
+        index: index.name().to_string(),
         deleted: true,
     }))
-}
-
-/// Logs (with fsync) and applies a write off the async runtime.
-async fn write(index: &Arc<LiveIndex>, record: WalRecord) -> Result<bool, ApiError> {
-    let index = Arc::clone(index);
-    Ok(blocking("write", move || index.write(record)).await??)
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -218,30 +218,32 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The loaded indexes: size, the model that built them, search kind.
+/// The loaded indexes: backend, size, the model that built them, search kind.
 #[utoipa::path(get, path = "/indexes", tag = "recommendations",
     responses((status = 200, body = IndexList), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
 async fn list_indexes(State(state): State<AppState>) -> Json<IndexList> {
-    let indexes = state
-        .indexes
-        .names()
-        .iter()
-        .filter_map(|name| state.indexes.get(Some(name)).ok())
-        .map(|index| {
-            let h = &index.header;
-            IndexSummary {
-                name: index.name.clone(),
-                items: index.len(),
-                model: h.model.clone(),
-                version: h.model_version.clone(),
-                model_sha256: h.model_sha256.clone(),
-                dimensions: h.dimensions,
-                search: h.search,
-                graph_ready: index.graph_ready(),
-                writable: index.writable(),
-            }
-        })
-        .collect();
+    let mut indexes = Vec::new();
+    for name in state.indexes.names() {
+        let Ok(index) = state.indexes.get(Some(&name)) else {
+            continue;
+        };
+        let h = index.header().clone();
+        let d = index.describe().await;
+        indexes.push(IndexSummary {
+            name,
+            backend: d.backend,
+            items: d.items,
+            model: h.model,
+            version: h.model_version,
+            model_sha256: h.model_sha256,
+            dimensions: h.dimensions,
+            search: h.search,
+            graph_ready: d.graph_ready,
+            graph: d.graph,
+            available: d.available,
+            writable: d.writable,
+        });
+    }
     Json(IndexList { indexes })
 }
 
@@ -255,13 +257,10 @@ async fn compact(
     Path(name): Path<String>,
 ) -> Result<Json<Compacted>, ApiError> {
     let index = state.indexes.get(Some(&name))?;
-    let compacting = Arc::clone(&index);
-    let generation = blocking("compaction", move || compacting.compact())
-        .await?
-        .map_err(|e| ApiError::Internal(format!("{e:#}")))?;
+    let generation = index.compact().await?;
     Ok(Json(Compacted {
-        index: index.name.clone(),
+        index: index.name().to_string(),
         generation,
-        items: index.len(),
+        items: index.count().await?,
     }))
 }

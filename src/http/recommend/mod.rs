@@ -22,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     deploy::Target,
     http::{embed, error::ApiError, extract::ApiJson, schema::ErrorResponse, state::AppState},
-    index::{self, hnsw::EF_SEARCH_MAX, Filter, LiveIndex, SearchSpec},
+    index::{self, graph::EF_SEARCH_MAX, Backend, Filter, SearchRequest},
     serving::{EmbedRequest, ModelHandle},
 };
 
@@ -145,43 +145,40 @@ async fn recommend(
             exclude.insert(id.clone());
             index
                 .item(id)
+                .await?
                 .ok_or_else(|| ApiError::UnknownItem(id.clone()))?
                 .0
         }
         Query::History(entries) => {
             exclude.extend(entries.iter().map(|(id, _)| id.clone()));
-            history_vector(&index, entries)?
+            history_vector(&index, entries).await?
         }
     };
-    let kind = query.kind();
-    let search_index = Arc::clone(&index);
-    let found = blocking("search", move || {
-        let started = Instant::now();
-        let spec = SearchSpec {
-            vector: &vector,
+    let started = Instant::now();
+    let found = index
+        .search(SearchRequest {
+            vector,
             k,
-            filter: &filter,
-            exclude: &exclude,
+            filter,
+            exclude,
             exact: req.exact,
             ef_search: req.ef_search,
-        };
-        let found = search_index.search(&spec);
-        index::metrics::recommend(&search_index.name, kind, started.elapsed());
-        found
-    })
-    .await?;
+        })
+        .await?;
+    index::metrics::recommend(index.name(), query.kind(), started.elapsed());
+    let header = index.header();
     Ok(Json(RecommendResponse {
         items: found
             .into_iter()
             .map(|f| Item {
-                id: f.id.to_string(),
+                id: f.id,
                 score: f.score,
-                metadata: (*f.metadata).clone(),
+                metadata: f.metadata,
             })
             .collect(),
-        model: index.header.model.clone(),
-        version: index.header.model_version.clone(),
-        index: index.name.clone(),
+        model: header.model.clone(),
+        version: header.model_version.clone(),
+        index: index.name().to_string(),
     }))
 }
 
@@ -257,11 +254,11 @@ fn parse_filter(filter: Map<String, Value>) -> Result<Filter, ApiError> {
 }
 
 /// The normalised weighted mean of the history's vectors; every id must exist.
-fn history_vector(index: &LiveIndex, entries: &[(String, f32)]) -> Result<Vec<f32>, ApiError> {
-    let mut sum = vec![0f32; index.header.dimensions];
+async fn history_vector(index: &Backend, entries: &[(String, f32)]) -> Result<Vec<f32>, ApiError> {
+    let mut sum = vec![0f32; index.header().dimensions];
     let mut unknown = Vec::new();
     for (id, weight) in entries {
-        match index.item(id) {
+        match index.item(id).await? {
             Some((vector, _)) => sum
                 .iter_mut()
                 .zip(vector)
@@ -284,37 +281,26 @@ fn history_vector(index: &LiveIndex, entries: &[(String, f32)]) -> Result<Vec<f3
 
 /// Embeds `text` with the version that built `index`, pinned (its vectors are comparable only
 /// with that model's, whichever version is promoted now), through the one embedding path.
-async fn embed_for(
-    state: &AppState,
-    index: &LiveIndex,
-    text: String,
-) -> Result<Vec<f32>, ApiError> {
+async fn embed_for(state: &AppState, index: &Backend, text: String) -> Result<Vec<f32>, ApiError> {
     let target = Target::pinned(index_model(state, index)?.model_ref());
     let request = EmbedRequest::new(vec![text], state.deadline());
     let (_, mut embedded) = embed::embed(state, &target, request).await?;
     Ok(embedded.vectors.pop().expect("one text, one vector"))
 }
 
-/// Runs `job` off the async runtime; a panic in it is a 500 naming `what`.
-async fn blocking<T: Send + 'static>(
-    what: &str,
-    job: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(job)
-        .await
-        .map_err(|e| ApiError::Internal(format!("{what} task failed: {e}")))
-}
-
 /// The loaded model version that built `index`.
-fn index_model(state: &AppState, index: &LiveIndex) -> Result<Arc<ModelHandle>, ApiError> {
+fn index_model(state: &AppState, index: &Backend) -> Result<Arc<ModelHandle>, ApiError> {
+    let header = index.header();
     state
         .registry
-        .by_weights(&index.header.model_sha256)
+        .by_weights(&header.model_sha256)
         .ok_or_else(|| {
             ApiError::Conflict(format!(
                 "index {:?} was built by model {} version {}, which is not loaded; load that \
                  version or rebuild the index with the promoted one",
-                index.name, index.header.model, index.header.model_version
+                index.name(),
+                header.model,
+                header.model_version
             ))
         })
 }
