@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod batch_jobs;
 mod batching;
 mod canary_dialects;
 mod deploy_metrics;

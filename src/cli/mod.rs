@@ -5,7 +5,9 @@
 //! value types from below ([`crate::model`]'s device and precision, [`crate::index`]'s search
 //! kind, [`crate::telemetry`]'s log format); `app` turns the parsed flags into settings.
 
+mod batch;
 mod index;
+mod jobs;
 mod parse;
 mod serve;
 
@@ -15,7 +17,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::model::{DTypeRequest, DeviceRequest, LoadOptions};
 pub use crate::telemetry::LogFormat;
+pub use batch::{BatchCommand, EmbedConfig, OutputArgs, ServerArgs, SubmitArgs};
 pub use index::IndexBuildConfig;
+pub use jobs::JobsArgs;
 pub use parse::{parse_duration, IndexSpec};
 pub use serve::ServeConfig;
 
@@ -37,6 +41,11 @@ pub enum Command {
     /// Item indexes for `POST /recommend`.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// The Batch API of a running server: submit a file, follow it, download its results.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// Run a batch input file through a local model (no server), with a progress bar.
+    Embed(Box<EmbedConfig>),
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,7 +20,7 @@ use super::agreement::{self, Agreement};
 use super::metrics as m;
 use crate::{
     model::tokenizer::Truncation,
-    serving::{Deadline, EmbedRequest, ModelHandle},
+    serving::{Deadline, EmbedRequest, ModelHandle, Priority},
 };
 
 /// One live request, copied for the candidate.
@@ -121,6 +121,7 @@ async fn run(
             truncation: job.truncation,
             normalize: job.normalize,
             deadline: Deadline::after(timeout),
+            priority: Priority::Interactive,
         };
         let result = job.candidate.embed(request).await;
         let Ok(embedded) = result else {

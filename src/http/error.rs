@@ -16,7 +16,7 @@ use axum::{
 use serde::Serialize;
 
 use super::metrics;
-use crate::{deploy::DeployError, index::IndexError, serving::EmbedError};
+use crate::{deploy::DeployError, index::IndexError, jobs::JobsError, serving::EmbedError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -76,6 +76,12 @@ pub enum ApiError {
     /// An admin load failed: missing files, a sha256 mismatch, a shape the manifest does not promise.
     #[error("{0}")]
     LoadFailed(String),
+    /// The Batch API without `--state-dir`: the message says how to turn it on.
+    #[error("{0}")]
+    BatchApiDisabled(String),
+    /// A Batch API file or batch id that names nothing.
+    #[error("{0}")]
+    ResourceNotFound(String),
     /// A server fault: the detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -112,6 +118,7 @@ impl ApiError {
             Self::ModelNotFound(_)
             | Self::UnknownItem(_)
             | Self::UnknownIndex(_)
+            | Self::ResourceNotFound(_)
             | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::AgreementTooLow(_) => StatusCode::CONFLICT,
@@ -119,7 +126,8 @@ impl ApiError {
             Self::Overloaded { .. }
             | Self::NotReady
             | Self::ShuttingDown
-            | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::StorageUnavailable 
+            | Self::BatchApiDisabled(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -150,6 +158,8 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::AgreementTooLow(_) => "agreement_below_threshold",
             Self::LoadFailed(_) => "load_failed",
+            Self::BatchApiDisabled(_) => "batch_api_disabled",
+            Self::ResourceNotFound(_) => "resource_not_found",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -178,8 +188,22 @@ impl ApiError {
         "conflict",
         "agreement_below_threshold",
         "load_failed",
+        "batch_api_disabled",
+        "resource_not_found",
         "internal_error",
     ];
+
+    /// The status, code, message and field at fault, as every dialect's body shows them.
+    pub fn parts(&self) -> ErrorParts {
+        ErrorParts {
+            code: self.code(),
+            message: self.to_string(),
+            param: match self {
+                Self::UnsupportedParameter { param, .. } => Some(*param),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -189,17 +213,9 @@ impl IntoResponse for ApiError {
         if let Self::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let message = self.to_string();
-        let parts = ErrorParts {
-            code,
-            message: message.clone(),
-            param: match &self {
-                Self::UnsupportedParameter { param, .. } => Some(*param),
-                _ => None,
-            },
-        };
+        let parts = self.parts();
         let body = ErrorBody {
-            error: message,
+            error: parts.message.clone(),
             code,
         };
         let mut response = (self.status(), Json(body)).into_response();
@@ -257,6 +273,22 @@ impl From<DeployError> for ApiError {
             DeployError::LoadFailed(msg) => Self::LoadFailed(msg),
             DeployError::Invalid(msg) => Self::InvalidInput(msg),
             DeployError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<JobsError> for ApiError {
+    fn from(err: JobsError) -> Self {
+        let message = err.to_string();
+        match err {
+            JobsError::Disabled => Self::BatchApiDisabled(message),
+            JobsError::NotFound { .. } => Self::ResourceNotFound(message),
+            JobsError::Invalid(msg) => Self::InvalidInput(msg),
+            JobsError::TooLarge { limit } => Self::PayloadTooLarge {
+                limit: limit as usize,
+            },
+            JobsError::Conflict(msg) => Self::Conflict(msg),
+            JobsError::Storage(detail) => Self::Internal(detail),
         }
     }
 }
@@ -327,6 +359,8 @@ mod tests {
             ApiError::Conflict("x".into()),
             ApiError::AgreementTooLow("x".into()),
             ApiError::LoadFailed("x".into()),
+            ApiError::BatchApiDisabled("x".into()),
+            ApiError::ResourceNotFound("x".into()),
             ApiError::Internal("boom".into()),
         ]
     }
@@ -349,6 +383,7 @@ mod tests {
                     | ApiError::NotReady
                     | ApiError::ShuttingDown
                     | ApiError::StorageUnavailable
+                    | ApiError::BatchApiDisabled(_)
             );
             assert_eq!(
                 err.status().is_server_error(),

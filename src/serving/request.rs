@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+pub use crate::batching::Priority;
 use crate::model::tokenizer::Truncation;
 
 /// When a request must be answered by, and the budget that deadline came from.
@@ -43,6 +44,8 @@ pub struct EmbedRequest {
     /// L2-normalise each vector.
     pub normalize: bool,
     pub deadline: Deadline,
+    /// Interactive callers, or background work that fills only spare batch room.
+    pub priority: Priority,
 }
 
 impl EmbedRequest {
@@ -54,6 +57,7 @@ impl EmbedRequest {
             truncation: Truncation::Right,
             normalize: true,
             deadline,
+            priority: Priority::Interactive,
         }
     }
 }

@@ -6,7 +6,9 @@
 #![allow(dead_code)] // not every helper is used by every feature folder
 
 pub mod lifecycle;
+pub mod redis;
 pub mod tiny_model;
+pub mod webhooks;
 
 use std::{
     io::{BufRead, BufReader},

@@ -26,7 +26,7 @@ use crate::{
         state::AppState,
     },
     model::tokenizer::Truncation,
-    serving::{EmbedRequest, ModelRef},
+    serving::{EmbedRequest, ModelRef, Priority},
 };
 
 /// Embeds a BYTES tensor of texts; answers an FP32 tensor `[n, dims]` (JSON or binary). Takes
@@ -96,6 +96,7 @@ async fn run_infer(
         truncation: Truncation::from_flag(flag("truncate", true)?),
         normalize: flag("normalize", true)?,
         deadline: state.deadline(),
+        priority: Priority::Interactive,
     };
     let binary_out = wants_binary(&req, flag("binary_data_output", false)?)?;
     let embedded = routed.embed(request).await?;

@@ -23,7 +23,7 @@ use crate::{
         state::AppState,
     },
     model::tokenizer::Truncation,
-    serving::EmbedRequest,
+    serving::{EmbedRequest, Priority},
 };
 
 /// Response header naming the version that answered (`name@version` is the request's business).
@@ -79,6 +79,7 @@ async fn infer(
         truncation: Truncation::from_flag(req.truncate),
         normalize: req.normalize,
         deadline: state.deadline(),
+        priority: Priority::Interactive,
     };
     let (routed, embedded) = embed::embed(&state, &target, request).await?;
     let version = HeaderValue::from_str(routed.version())

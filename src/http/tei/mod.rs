@@ -107,6 +107,7 @@ async fn embed(
         truncation: truncation(req.truncate, req.truncation_direction),
         normalize: req.normalize,
         deadline: state.deadline(),
+        priority: serving::Priority::Interactive,
     };
     Ok(Json(routed.embed(request).await?.vectors))
 }
