@@ -77,7 +77,6 @@ pub struct JobsArgs {
 }
 
 impl JobsArgs {
-    /// Rejects combinations clap cannot check on its own.
     /// The Batch API's folder, if it is on.
     pub fn dir(&self, state_dir: Option<&Path>) -> Option<PathBuf> {
         self.batch_dir
@@ -85,7 +84,8 @@ impl JobsArgs {
             .or_else(|| state_dir.map(|d| d.join("batches")))
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    /// Rejects combinations clap cannot check on its own.
+    pub fn validate(&self, state_dir: Option<&Path>) -> Result<(), String> {
         let positive = [
             ("--batch-max-requests", self.batch_max_requests),
             ("--batch-chunk-requests", self.batch_chunk_requests),
@@ -97,10 +97,10 @@ impl JobsArgs {
         if let Some((flag, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{flag} must be at least 1"));
         }
-        if self.jobs_redis.is_some() && state_dir.is_none() {
+        if self.jobs_redis.is_some() && self.dir(state_dir).is_none() {
             return Err(
-                "--jobs-redis needs --state-dir: a volume every replica shares, for \
-                        batch files and results"
+                "--jobs-redis needs --batch-dir (or --state-dir): a volume every replica \
+                 shares, for batch files and results"
                     .into(),
             );
         }

@@ -175,7 +175,7 @@ impl ServeConfig {
         if !(0.0..=1.0).contains(&self.canary_max_error_ratio) {
             return Err("--canary-max-error-ratio must be between 0 and 1".into());
         }
-        self.jobs.validate()?;
+        self.jobs.validate(self.state_dir.as_deref())?;
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((flag, _)) => Err(format!("{flag} must be at least 1")),
             None if self.threads == Some(0) => Err("--threads must be at least 1".into()),

@@ -35,8 +35,9 @@ const MAX_FIELD_BYTES: u64 = 1024;
 /// The upload route counts the bytes it streams itself (`--batch-max-file-bytes` for the file,
 /// [`MAX_FIELD_BYTES`] for other fields), so the router's `--max-body-bytes` does not apply.
 pub fn routes() -> OpenApiRouter<AppState> {
+    let (schemas, paths, upload) = routes!(create_file);
     OpenApiRouter::new()
-        .routes(routes!(create_file).layer(DefaultBodyLimit::disable()))
+        .routes((schemas, paths, upload.layer(DefaultBodyLimit::disable())))
         .routes(routes!(list_files))
         .routes(routes!(get_file, delete_file))
         .routes(routes!(file_content))

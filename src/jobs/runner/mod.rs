@@ -237,9 +237,12 @@ impl Runner {
             });
             metrics::jobs(&counts);
             queued.retain(|_, at| at.elapsed() < RESWEEP);
-            let tasks: Vec<Task> = due
+            let due: Vec<String> = due
                 .into_iter()
                 .filter(|id| !store.shared() || !queued.contains_key(id))
+                .collect();
+            let tasks: Vec<Task> = due
+                .into_iter()
                 .map(|batch| {
                     queued.insert(batch.clone(), Instant::now());
                     Task::Finalize { batch }

@@ -174,10 +174,12 @@ impl Redis {
 
     async fn wait_applied(&self, pos: Pos) -> Result<(), JobsError> {
         let mut applied = self.applied.clone();
-        let caught_up = applied.wait_for(|at| *at >= pos);
-        match tokio::time::timeout(APPLY_WAIT, caught_up).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(JobsError::Storage(
+        let caught_up = tokio::time::timeout(APPLY_WAIT, applied.wait_for(|at| *at >= pos))
+            .await
+            .is_ok_and(|followed| followed.is_ok());
+        match caught_up {
+            true => Ok(()),
+            false => Err(JobsError::Storage(
                 "the batch journal in Redis is not being followed (is Redis reachable?)".into(),
             )),
         }
