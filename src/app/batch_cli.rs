@@ -27,7 +27,7 @@ const OFFLINE_BACKGROUND_BUDGET: Duration = Duration::from_secs(3600);
 
 /// `inferd batch …`.
 pub fn batch(command: BatchCommand) -> anyhow::Result<()> {
-    telemetry::init_tracing(LogFormat::Text);
+    telemetry::init_stderr_tracing(LogFormat::Text);
     tokio::runtime::Runtime::new()?.block_on(async move {
         match command {
             BatchCommand::Submit(args) => submit(*args).await,
@@ -216,7 +216,7 @@ impl Client {
 
 /// `inferd embed`: the batch machinery on a local model.
 pub fn embed(config: EmbedConfig) -> anyhow::Result<()> {
-    telemetry::init_tracing(config.log_format);
+    telemetry::init_stderr_tracing(config.log_format);
     if let Some(threads) = config.threads {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }

@@ -129,10 +129,11 @@ pub struct EmbedConfig {
     #[arg(long, env = "INFERD_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Requests per line batch, and lines in flight (as `serve`'s `--batch-*`).
+    /// Requests per chunk: the unit the run is made durable in (as `serve`'s flag).
     #[arg(long, env = "INFERD_BATCH_CHUNK_REQUESTS", default_value_t = 64)]
     pub batch_chunk_requests: usize,
 
+    /// Chunks run at once.
     #[arg(long, env = "INFERD_BATCH_WORKERS", default_value_t = 4)]
     pub batch_workers: usize,
 

@@ -288,7 +288,11 @@ impl From<JobsError> for ApiError {
                 limit: limit as usize,
             },
             JobsError::Conflict(msg) => Self::Conflict(msg),
-            JobsError::Storage(detail) => Self::Internal(detail),
+            // Nothing was acknowledged: the caller retries, as for an index write.
+            JobsError::Storage(detail) => {
+                tracing::error!(%detail, "a Batch API change was not made durable");
+                Self::StorageUnavailable
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-pub use logs::{init_tracing, LogFormat};
+pub use logs::{init_stderr_tracing, init_tracing, LogFormat};
 pub use progress::Progress;
 
 pub const HTTP_REQUESTS: &str = "inferd_http_requests_total";

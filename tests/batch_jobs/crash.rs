@@ -49,7 +49,7 @@ async fn kill_9_at_any_point_and_the_batch_resumes_exactly_once() {
     let (status, file) = server.get_json(&format!("/v1/files/{}", spare["id"].as_str().unwrap())).await;
     assert_eq!(status, 200, "{file}");
     // One event, one id, signed; a crash around delivery may repeat it, never re-id it.
-    let deliveries = hooks.wait_for(1).await;
+    hooks.wait_for(1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let deliveries: Vec<_> = hooks.deliveries().into_iter().filter(|d| d.event()["data"]["id"] == id.as_str()).collect();
     assert!(!deliveries.is_empty());

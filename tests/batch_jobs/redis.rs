@@ -30,9 +30,10 @@ async fn a_replica_killed_mid_batch_leaves_its_chunks_to_the_other() {
         "--webhook-url", &url,
         "--webhook-secret-file", secret.to_str().unwrap(),
     ];
-    // Replica a is slow, so whenever it dies it holds a chunk mid-run.
+    // Replica a is slow, so whenever it dies it holds a chunk mid-run; b is slow enough that
+    // the batch outlasts a's first chunk by far.
     let with_delay = |delay: &'static str| [&shared[..], &["--debug-batch-delay", delay]].concat();
-    let (slow, args) = (with_delay("500ms"), with_delay("30ms"));
+    let (slow, args) = (with_delay("400ms"), with_delay("100ms"));
     let replica = |name: &str, args: &[&str]| {
         let mut server = spawn_with(dir.path(), &dir.path().join(name), args);
         async move {
@@ -42,12 +43,14 @@ async fn a_replica_killed_mid_batch_leaves_its_chunks_to_the_other() {
     };
     let mut a = replica("a", &slow).await;
     let b = replica("b", &args).await;
-    let total = 120;
+    let total = 600;
     let created = submit(&a, &lines(total)).await;
     let id = created["id"].as_str().unwrap().to_string();
     // The other replica sees the batch at once (it reads the journal both append to).
     assert_eq!(batch(&b, &id).await["request_counts"]["total"], total);
-    let partway = wait_until(&b, &id, |x| done(x) >= 25 || ended(x)).await;
+    // Kill a once it has committed a chunk of its own (it then holds the next ones).
+    completed_here(&a).await;
+    let partway = batch(&b, &id).await;
     assert!(!ended(&partway), "the batch ended before the kill: {partway}");
     a.sigkill();
     let end = wait_ended(&b, &id).await;
@@ -68,4 +71,16 @@ async fn a_replica_killed_mid_batch_leaves_its_chunks_to_the_other() {
     let c = replica("c", &args).await;
     assert_eq!(batch(&c, &id).await["status"], "completed");
     assert_eq!(answers(&c, &end).await.len(), total);
+}
+
+/// Waits until `server` has committed a chunk.
+async fn completed_here(server: &TestServer) {
+    for _ in 0..1200 {
+        let ran = server.metric("inferd_batch_requests_total", &["outcome=\"completed\""]).await;
+        if ran > 0.0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the replica never committed a chunk");
 }
