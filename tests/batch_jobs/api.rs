@@ -84,7 +84,16 @@ async fn a_batch_answers_every_request_exactly_once() {
     assert_eq!(listed["data"][0]["id"], id);
     assert_eq!(listed["has_more"], false);
     assert!(server.metric("inferd_batch_requests_total", &["outcome=\"completed\""]).await >= 40.0);
-    assert_eq!(server.metric("inferd_batch_jobs", &["status=\"completed\""]).await, 1.0);
+    // The gauge follows the sweeper (every second): wait for it to see the end.
+    let mut completed = 0.0;
+    for _ in 0..200 {
+        completed = server.metric("inferd_batch_jobs", &["status=\"completed\""]).await;
+        if completed == 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(completed, 1.0);
 }
 
 async fn error(server: &TestServer, r: (u16, Value)) -> (u16, String) {

@@ -98,10 +98,15 @@ struct Lines {
 impl Runner {
     pub(super) async fn run_chunk(&self, id: &str, chunk: usize) -> Result<(), JobsError> {
         let store = self.jobs.store();
-        let found = store.read(|s| {
-            s.batch(id)
-                .map(|b| (Snapshot::of(b, chunk), b.done.contains_key(&chunk)))
-        });
+        // A task can reach this replica before the record that queued it (on Redis the task
+        // and the journal are different streams): read the state as of now, or a new batch
+        // looks unknown and its chunk is dropped.
+        let found = store
+            .read_latest(|s| {
+                s.batch(id)
+                    .map(|b| (Snapshot::of(b, chunk), b.done.contains_key(&chunk)))
+            })
+            .await?;
         let Some((Some(snap), done)) = found else {
             return Ok(()); // an unknown batch or chunk: nothing to do
         };

@@ -31,7 +31,8 @@ struct Assembled {
 impl Runner {
     pub(super) async fn finalize(&self, id: &str) -> Result<(), JobsError> {
         let store = self.jobs.store();
-        let Some(state) = store.read(|s| s.batch(id).cloned()) else {
+        // As of every record so far (see `run_chunk`): a cancel may not have reached us yet.
+        let Some(state) = store.read_latest(|s| s.batch(id).cloned()).await? else {
             return Ok(());
         };
         if state.batch.status.is_terminal() {

@@ -188,10 +188,12 @@ impl Runner {
             event: event.clone(),
             url: url.clone(),
         };
+        // As of every record so far: the event's record may not have reached us yet.
         let found = self
             .jobs
             .store()
-            .read(|s| s.is_owed(&owed).then(|| s.event(&event).cloned()).flatten());
+            .read_latest(|s| s.is_owed(&owed).then(|| s.event(&event).cloned()).flatten())
+            .await?;
         let Some(body) = found else {
             return Ok(()); // delivered already, or an event that lost a race
         };
