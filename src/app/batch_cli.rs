@@ -216,10 +216,8 @@ impl Client {
 
 /// `inferd embed`: the batch machinery on a local model.
 pub fn embed(config: EmbedConfig) -> anyhow::Result<()> {
-    telemetry::init_stderr_tracing(config.log_format);
-    if let Some(threads) = config.threads {
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
+    telemetry::init_stderr_tracing(config.run.log_format);
+    super::commands::set_threads(config.run.threads);
     tokio::runtime::Runtime::new()?.block_on(embed_local(config))
 }
 
@@ -234,7 +232,7 @@ async fn embed_local(config: EmbedConfig) -> anyhow::Result<()> {
     let opts = config.load.load_options();
     let handle_config = HandleConfig {
         background_budget: OFFLINE_BACKGROUND_BUDGET,
-        ..HandleConfig::new(1024, config.max_batch_tokens, config.max_batch_requests, 2)
+        ..super::wiring::offline_handle_config(&config.run)
     };
     let handle = tokio::task::spawn_blocking(move || {
         let loaded =

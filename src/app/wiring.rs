@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::{
-    cli::{IndexBuildConfig, JobsArgs, ServeConfig},
+    cli::{JobsArgs, OfflineArgs, ServeConfig},
     deploy::{rollback::CanaryLimits, Policy},
     http::{openai::EmbeddingsLines, state::RequestLimits},
     jobs::{
@@ -48,8 +48,8 @@ pub fn handle_config(config: &ServeConfig) -> HandleConfig {
     }
 }
 
-/// `index build`'s: a deep queue (several chunks in flight), no cache, no faults.
-pub fn build_handle_config(config: &IndexBuildConfig) -> HandleConfig {
+/// `index build`'s and `embed`'s: a deep queue (several chunks in flight), no cache, no faults.
+pub fn offline_handle_config(config: &OfflineArgs) -> HandleConfig {
     HandleConfig::new(1024, config.max_batch_tokens, config.max_batch_requests, 2)
 }
 

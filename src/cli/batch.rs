@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Subcommand};
 
-use super::{parse_duration, LogFormat, ModelArgs};
+use super::{parse_duration, ModelArgs, OfflineArgs};
 
 /// Which server to talk to, and as whom.
 #[derive(Debug, Clone, Args)]
@@ -145,19 +145,6 @@ pub struct EmbedConfig {
     #[arg(long, env = "INFERD_MAX_CLIENT_BATCH", default_value_t = 256)]
     pub max_client_batch: usize,
 
-    /// Token budget of one forward batch (as `serve`).
-    #[arg(long, env = "INFERD_MAX_BATCH_TOKENS", default_value_t = 16384)]
-    pub max_batch_tokens: usize,
-
-    /// Inputs in one forward batch, at most (as `serve`).
-    #[arg(long, env = "INFERD_MAX_BATCH_REQUESTS", default_value_t = 64)]
-    pub max_batch_requests: usize,
-
-    /// Threads the model's CPU kernels use (default: all cores).
-    #[arg(long, env = "INFERD_THREADS")]
-    pub threads: Option<usize>,
-
-    /// Log format.
-    #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub run: OfflineArgs,
 }

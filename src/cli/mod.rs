@@ -68,6 +68,27 @@ pub enum IndexCommand {
     Build(Box<IndexBuildConfig>),
 }
 
+/// How a command that runs the model in this process (`index build`, `embed`) batches, uses
+/// threads and logs.
+#[derive(Debug, Clone, Args)]
+pub struct OfflineArgs {
+    /// Token budget of one forward batch (as `serve`).
+    #[arg(long, env = "INFERD_MAX_BATCH_TOKENS", default_value_t = 16384)]
+    pub max_batch_tokens: usize,
+
+    /// Inputs in one forward batch, at most (as `serve`).
+    #[arg(long, env = "INFERD_MAX_BATCH_REQUESTS", default_value_t = 64)]
+    pub max_batch_requests: usize,
+
+    /// Threads the model's CPU kernels use (default: all cores).
+    #[arg(long, env = "INFERD_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Log format.
+    #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
 /// Which model to load, and on what: shared by `serve` and `index build`.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {

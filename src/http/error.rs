@@ -126,7 +126,7 @@ impl ApiError {
             Self::Overloaded { .. }
             | Self::NotReady
             | Self::ShuttingDown
-            | Self::StorageUnavailable 
+            | Self::StorageUnavailable
             | Self::BatchApiDisabled(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -38,14 +38,26 @@ async fn batch_submit_waits_and_downloads_and_embed_runs_locally() {
     let out = dir.path().join("out.jsonl");
 
     let run = cli(&[
-        "batch", "submit", "--server", &base, "--input", input, "--wait",
-        "--output", out.to_str().unwrap(), "--poll", "100ms",
+        "batch",
+        "submit",
+        "--server",
+        &base,
+        "--input",
+        input,
+        "--wait",
+        "--output",
+        out.to_str().unwrap(),
+        "--poll",
+        "100ms",
     ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     let printed: Value = serde_json::from_slice(&run.stdout).expect("the batch as JSON");
     assert_eq!(printed["status"], "completed");
-    assert_eq!(printed["request_counts"], json!({"total": 11, "completed": 10, "failed": 1}));
+    assert_eq!(
+        printed["request_counts"],
+        json!({"total": 11, "completed": 10, "failed": 1})
+    );
     // Without a terminal, progress is log lines.
     assert!(stderr.contains("done=11 total=11"), "{stderr}");
     let output = jsonl(&out);
@@ -68,10 +80,21 @@ async fn batch_submit_waits_and_downloads_and_embed_runs_locally() {
     let local = dir.path().join("local.jsonl");
     let model = dir.path().join("model");
     let run = cli(&[
-        "embed", "--model", model.to_str().unwrap(), "--model-name", MODEL,
-        "--input", input, "--output", local.to_str().unwrap(),
+        "embed",
+        "--model",
+        model.to_str().unwrap(),
+        "--model-name",
+        MODEL,
+        "--input",
+        input,
+        "--output",
+        local.to_str().unwrap(),
     ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let offline = jsonl(&local);
     assert_eq!(offline.len(), 10);
     for i in 0..10 {

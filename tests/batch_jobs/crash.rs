@@ -16,11 +16,16 @@ async fn kill_9_at_any_point_and_the_batch_resumes_exactly_once() {
     let secret = webhooks::secret_file(dir.path());
     let url = hooks.url();
     let args = [
-        "--batch-chunk-requests", "6",
-        "--batch-workers", "2",
-        "--debug-batch-delay", "40ms",
-        "--webhook-url", &url,
-        "--webhook-secret-file", secret.to_str().unwrap(),
+        "--batch-chunk-requests",
+        "6",
+        "--batch-workers",
+        "2",
+        "--debug-batch-delay",
+        "40ms",
+        "--webhook-url",
+        &url,
+        "--webhook-secret-file",
+        secret.to_str().unwrap(),
     ];
     let total = 90;
     let mut server = ready_in(dir.path(), &args).await;
@@ -40,18 +45,27 @@ async fn kill_9_at_any_point_and_the_batch_resumes_exactly_once() {
     }
     let b = wait_ended(&server, &id).await;
     assert_eq!(b["status"], "completed", "{b}");
-    assert_eq!(b["request_counts"], json!({"total": total, "completed": total, "failed": 0}));
+    assert_eq!(
+        b["request_counts"],
+        json!({"total": total, "completed": total, "failed": 0})
+    );
     let by_id = answers(&server, &b).await;
     assert_eq!(by_id.len(), total);
     for i in 0..total {
         assert_eq!(by_id[&format!("req-{i}")]["response"]["status_code"], 200);
     }
-    let (status, file) = server.get_json(&format!("/v1/files/{}", spare["id"].as_str().unwrap())).await;
+    let (status, file) = server
+        .get_json(&format!("/v1/files/{}", spare["id"].as_str().unwrap()))
+        .await;
     assert_eq!(status, 200, "{file}");
     // One event, one id, signed; a crash around delivery may repeat it, never re-id it.
     hooks.wait_for(1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let deliveries: Vec<_> = hooks.deliveries().into_iter().filter(|d| d.event()["data"]["id"] == id.as_str()).collect();
+    let deliveries: Vec<_> = hooks
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.event()["data"]["id"] == id.as_str())
+        .collect();
     assert!(!deliveries.is_empty());
     let ids: std::collections::BTreeSet<_> = deliveries.iter().map(|d| d.id.clone()).collect();
     assert_eq!(ids.len(), 1, "one event id: {ids:?}");
@@ -65,8 +79,15 @@ async fn kill_9_at_any_point_and_the_batch_resumes_exactly_once() {
     // A restart after the end delivers nothing new and keeps the answers.
     server.sigkill();
     let server = ready_in(dir.path(), &args).await;
-    assert_eq!(answers(&server, &batch(&server, &id).await).await.len(), total);
+    assert_eq!(
+        answers(&server, &batch(&server, &id).await).await.len(),
+        total
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let again: std::collections::BTreeSet<_> = hooks.deliveries().into_iter().map(|d| d.id).collect();
-    assert_eq!(again, ids, "no new event after the restart: {seen_progress:?}");
+    let again: std::collections::BTreeSet<_> =
+        hooks.deliveries().into_iter().map(|d| d.id).collect();
+    assert_eq!(
+        again, ids,
+        "no new event after the restart: {seen_progress:?}"
+    );
 }

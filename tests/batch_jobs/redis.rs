@@ -22,13 +22,20 @@ async fn a_replica_killed_mid_batch_leaves_its_chunks_to_the_other() {
     // Each replica keeps its own state dir; batch files live on the volume they share.
     let volume = dir.path().join("shared-batches");
     let shared = [
-        "--jobs-redis", &redis_url,
-        "--batch-dir", volume.to_str().unwrap(),
-        "--jobs-claim-timeout", "2s",
-        "--batch-chunk-requests", "5",
-        "--batch-workers", "2",
-        "--webhook-url", &url,
-        "--webhook-secret-file", secret.to_str().unwrap(),
+        "--jobs-redis",
+        &redis_url,
+        "--batch-dir",
+        volume.to_str().unwrap(),
+        "--jobs-claim-timeout",
+        "2s",
+        "--batch-chunk-requests",
+        "5",
+        "--batch-workers",
+        "2",
+        "--webhook-url",
+        &url,
+        "--webhook-secret-file",
+        secret.to_str().unwrap(),
     ];
     // Replica a is slow, so whenever it dies it holds a chunk mid-run; b is slow enough that
     // the batch outlasts a's first chunk by far.
@@ -51,17 +58,31 @@ async fn a_replica_killed_mid_batch_leaves_its_chunks_to_the_other() {
     // Kill a once it has committed a chunk of its own (it then holds the next ones).
     completed_here(&a).await;
     let partway = batch(&b, &id).await;
-    assert!(!ended(&partway), "the batch ended before the kill: {partway}");
+    assert!(
+        !ended(&partway),
+        "the batch ended before the kill: {partway}"
+    );
     a.sigkill();
     let end = wait_ended(&b, &id).await;
     assert_eq!(end["status"], "completed", "{end}");
-    assert_eq!(end["request_counts"], json!({"total": total, "completed": total, "failed": 0}));
+    assert_eq!(
+        end["request_counts"],
+        json!({"total": total, "completed": total, "failed": 0})
+    );
     let by_id = answers(&b, &end).await;
     assert_eq!(by_id.len(), total);
-    assert!(b.logs().contains("reclaimed a task"), "the survivor took over a chunk");
+    assert!(
+        b.logs().contains("reclaimed a task"),
+        "the survivor took over a chunk"
+    );
     // Both replicas ran chunks before the kill, so neither did it alone.
-    let ran_b = b.metric("inferd_batch_requests_total", &["outcome=\"completed\""]).await;
-    assert!(ran_b > 0.0 && ran_b < total as f64, "replica b ran {ran_b} of {total}");
+    let ran_b = b
+        .metric("inferd_batch_requests_total", &["outcome=\"completed\""])
+        .await;
+    assert!(
+        ran_b > 0.0 && ran_b < total as f64,
+        "replica b ran {ran_b} of {total}"
+    );
     // One event id, however many deliveries.
     let deliveries = hooks.wait_for(1).await;
     let ids: BTreeSet<_> = deliveries.iter().map(|d| d.id.clone()).collect();
@@ -76,7 +97,9 @@ async fn a_replica_killed_mid_batch_leaves_its_chunks_to_the_other() {
 /// Waits until `server` has committed a chunk.
 async fn completed_here(server: &TestServer) {
     for _ in 0..1200 {
-        let ran = server.metric("inferd_batch_requests_total", &["outcome=\"completed\""]).await;
+        let ran = server
+            .metric("inferd_batch_requests_total", &["outcome=\"completed\""])
+            .await;
         if ran > 0.0 {
             return;
         }

@@ -22,11 +22,16 @@ async fn receivers_that_fail_or_hang_never_block_the_service() {
     let server = ready_in(
         dir.path(),
         &[
-            "--webhook-url", &urls,
-            "--webhook-secret-file", secret.to_str().unwrap(),
-            "--webhook-timeout", "500ms",
-            "--webhook-max-attempts", "3",
-            "--webhook-concurrency", "2",
+            "--webhook-url",
+            &urls,
+            "--webhook-secret-file",
+            secret.to_str().unwrap(),
+            "--webhook-timeout",
+            "500ms",
+            "--webhook-max-attempts",
+            "3",
+            "--webhook-concurrency",
+            "2",
         ],
     )
     .await;
@@ -43,33 +48,69 @@ async fn receivers_that_fail_or_hang_never_block_the_service() {
     }
     // The good receiver gets both events even though the others hold delivery slots.
     let got = good.wait_for(2).await;
-    let events: std::collections::BTreeSet<_> = got.iter().map(|d| d.event()["data"]["id"].as_str().unwrap().to_string()).collect();
+    let events: std::collections::BTreeSet<_> = got
+        .iter()
+        .map(|d| d.event()["data"]["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(events.len(), 2);
     assert!(got.iter().all(|d| d.signed_with(webhooks::SECRET)));
     // The failing receiver saw each event three times, always with the same id.
     let retried = failing.wait_for(6).await;
     for event in &events {
-        let ids: Vec<_> = retried.iter().filter(|d| d.event()["data"]["id"] == event.as_str()).map(|d| d.id.clone()).collect();
+        let ids: Vec<_> = retried
+            .iter()
+            .filter(|d| d.event()["data"]["id"] == event.as_str())
+            .map(|d| d.id.clone())
+            .collect();
         assert_eq!(ids.len(), 3, "{event}: {ids:?}");
         assert!(ids.windows(2).all(|w| w[0] == w[1]));
     }
     // Both bad receivers end up counted as failed deliveries.
     for _ in 0..200 {
-        if server.metric("inferd_webhook_deliveries_total", &["outcome=\"failed\""]).await >= 4.0 {
+        if server
+            .metric("inferd_webhook_deliveries_total", &["outcome=\"failed\""])
+            .await
+            >= 4.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(server.metric("inferd_webhook_deliveries_total", &["outcome=\"failed\""]).await, 4.0);
-    assert_eq!(server.metric("inferd_webhook_deliveries_total", &["outcome=\"delivered\""]).await, 2.0);
-    assert!(server.metric("inferd_webhook_attempts_total", &["outcome=\"error\""]).await >= 12.0);
+    assert_eq!(
+        server
+            .metric("inferd_webhook_deliveries_total", &["outcome=\"failed\""])
+            .await,
+        4.0
+    );
+    assert_eq!(
+        server
+            .metric(
+                "inferd_webhook_deliveries_total",
+                &["outcome=\"delivered\""]
+            )
+            .await,
+        2.0
+    );
+    assert!(
+        server
+            .metric("inferd_webhook_attempts_total", &["outcome=\"error\""])
+            .await
+            >= 12.0
+    );
     assert!(hanging.deliveries().len() >= 2);
 }
 
 /// `inferd serve` with `args`: whether it failed, and what it printed.
 fn refused(dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_inferd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--state-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
         .arg(dir)
         .args(args)
         .output()
@@ -85,9 +126,18 @@ fn webhook_flags_are_checked_at_start() {
     assert!(refused(dir.path(), &["--webhook-url", hook]).contains("--webhook-secret-file"));
     let bad = dir.path().join("bad.secret");
     std::fs::write(&bad, "not-a-secret").unwrap();
-    let secret = ["--webhook-url", hook, "--webhook-secret-file", bad.to_str().unwrap()];
+    let secret = [
+        "--webhook-url",
+        hook,
+        "--webhook-secret-file",
+        bad.to_str().unwrap(),
+    ];
     assert!(refused(dir.path(), &secret).contains("whsec_"));
-    assert!(refused(dir.path(), &["--webhook-url", "ftp://x", "--webhook-secret-file", "y"]).contains("http://"));
+    assert!(refused(
+        dir.path(),
+        &["--webhook-url", "ftp://x", "--webhook-secret-file", "y"]
+    )
+    .contains("http://"));
     let redis = ["--jobs-redis", "redis://127.0.0.1:9"];
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_inferd"))
         .args(["serve", "--listen", "127.0.0.1:0"])

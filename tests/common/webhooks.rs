@@ -46,7 +46,9 @@ impl Delivery {
     /// Whether `webhook-signature` is `v1,` + base64 HMAC-SHA256 of `id.timestamp.body` under
     /// the secret's decoded bytes.
     pub fn signed_with(&self, secret: &str) -> bool {
-        let key = STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
+        let key = STANDARD
+            .decode(secret.trim_start_matches("whsec_"))
+            .unwrap();
         let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
         mac.update(format!("{}.{}.{}", self.id, self.timestamp, self.body).as_bytes());
         let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
@@ -73,7 +75,9 @@ impl Receiver {
             answer,
             seen: Arc::clone(&seen),
         };
-        let app = Router::new().route("/hooks", post(receive)).with_state(shared);
+        let app = Router::new()
+            .route("/hooks", post(receive))
+            .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -99,7 +103,10 @@ impl Receiver {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("only {} of {n} webhook deliveries arrived", self.deliveries().len());
+        panic!(
+            "only {} of {n} webhook deliveries arrived",
+            self.deliveries().len()
+        );
     }
 }
 

@@ -109,9 +109,11 @@ def by_custom_id(oai, *file_ids):
     return answers
 
 
-def cosines(answers, prefix, want):
+def cosines(answers, prefix, want, ids=None):
+    """Cosine of each answer `{prefix}-{i}` (i in `ids`, default all) with its row of `want`."""
+    ids = range(len(want)) if ids is None else ids
     got = np.asarray(
-        [answers[f"{prefix}-{i}"]["response"]["body"]["data"][0]["embedding"] for i in range(len(want))],
+        [answers[f"{prefix}-{i}"]["response"]["body"]["data"][0]["embedding"] for i in ids],
         dtype=np.float32,
     )
     return np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
