@@ -338,8 +338,9 @@ mod tests {
             ..PACKED
         };
         let mut queue: Vec<Waiting> = vec![Waiting::background(10)];
-        let mut starved = 0;
         for batch in 1..=PATIENCE + 1 {
+            // Every earlier batch ran without the background sequence.
+            let starved = batch - 1;
             // Always more interactive work waiting than a batch holds.
             while queue.len() < 12 {
                 queue.push(Waiting::interactive(30));
@@ -352,7 +353,6 @@ mod tests {
                 assert_eq!(batch, PATIENCE + 1, "background ran early");
                 return;
             }
-            starved += 1;
             for &i in picked.iter().rev() {
                 queue.remove(i);
             }

@@ -20,6 +20,9 @@ use super::{
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+// Records live one at a time (appended, applied, dropped) except while a journal is replayed,
+// so the size of the largest (`Finished`) costs little; boxing it would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     /// An upload, durable on disk before this record was written.
     File {
