@@ -195,14 +195,7 @@ async fn bad_input_is_refused_with_4xx_and_nothing_acknowledged_is_lost() {
     }
     // A form without a file, and a body that is not a form.
     let form = reqwest::multipart::Form::new().text("purpose", "batch");
-    let r = server
-        .client
-        .post(server.url("/v1/files"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
+    assert_eq!(post_form(&server, form).await.0, 422);
     let (status, _) = server
         .post_json("/v1/files", json!({"purpose": "batch"}))
         .await;

@@ -79,6 +79,11 @@ pub async fn upload(server: &TestServer, content: &str, purpose: &str) -> (u16, 
             "file",
             reqwest::multipart::Part::bytes(content.as_bytes().to_vec()).file_name("input.jsonl"),
         );
+    post_form(server, form).await
+}
+
+/// `POST /v1/files` with `form` as the body.
+pub async fn post_form(server: &TestServer, form: reqwest::multipart::Form) -> (u16, Value) {
     let r = server
         .client
         .post(server.url("/v1/files"))
