@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Contract tests: drives a spawned inferd with the real `openai`, `huggingface_hub` and
-# `tritonclient[http]` packages (tests/contract/, pytest), then runs schemathesis against its
-# /openapi.json (no 5xx, responses match the schema). Exits non-zero on any failure.
+# `tritonclient[http]` packages and the Batch API's webhooks with `standardwebhooks`
+# (tests/contract/, pytest), then runs schemathesis against its /openapi.json (no 5xx, responses
+# match the schema). Exits non-zero on any failure.
 #
 #   scripts/contract-test.sh [MODEL_DIR] [INFERD_BINARY]
 #
@@ -28,12 +29,22 @@ if [ -z "$BIN" ]; then
 fi
 [ -f "$MODEL/model.safetensors" ] || { echo "no model in $MODEL: run scripts/fetch-model.sh" >&2; exit 1; }
 
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 LOG=$(mktemp)
-"$BIN" serve --model "$MODEL" --listen "127.0.0.1:$PORT" --log-format json >"$LOG" 2>&1 &
+# The Batch API needs a state dir; its webhooks go to the receiver tests/contract/test_batch.py
+# starts on INFERD_WEBHOOK_PORT, signed with INFERD_WEBHOOK_SECRET.
+STATE=$(mktemp -d)
+export INFERD_WEBHOOK_PORT; INFERD_WEBHOOK_PORT=$(free_port)
+export INFERD_WEBHOOK_SECRET; INFERD_WEBHOOK_SECRET="whsec_$("$VENV/bin/python" -c 'import base64, os; print(base64.b64encode(os.urandom(24)).decode())')"
+printf '%s' "$INFERD_WEBHOOK_SECRET" >"$STATE/webhook.secret"
+"$BIN" serve --model "$MODEL" --listen "127.0.0.1:$PORT" --log-format json \
+  --state-dir "$STATE" --admin-listen 127.0.0.1:0 \
+  --webhook-url "http://127.0.0.1:$INFERD_WEBHOOK_PORT/hooks" --webhook-secret-file "$STATE/webhook.secret" \
+  >"$LOG" 2>&1 &
 SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -f "$LOG"' EXIT
+trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$LOG" "$STATE"' EXIT
 
 echo "== contract: waiting for $URL/readyz"
 "$VENV/bin/python" - "$URL" <<'PY' || { cat "$LOG" >&2; exit 1; }
@@ -49,7 +60,8 @@ sys.exit("inferd not ready after 180 s")
 PY
 
 echo "== contract: client packages (pytest tests/contract)"
-INFERD_URL="$URL" "$VENV/bin/python" -m pytest -q tests/contract
+# The crash test starts (and kill -9s) its own servers from the same binary and model.
+INFERD_URL="$URL" INFERD_BIN="$BIN" INFERD_MODEL="$MODEL" "$VENV/bin/python" -m pytest -q tests/contract
 
 echo "== contract: schemathesis against $URL/openapi.json"
 # Path parameters get the served model's name and version so model routes are reached, not
@@ -57,7 +69,7 @@ echo "== contract: schemathesis against $URL/openapi.json"
 # is left out: the schema cannot express every limit (token counts, batch size, empty strings), so
 # some schema-valid requests rightly get a 4xx.
 CONFIG=$(mktemp --suffix=.toml)
-trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -f "$LOG" "$CONFIG"' EXIT
+trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$LOG" "$CONFIG" "$STATE"' EXIT
 "$VENV/bin/python" - "$URL" >"$CONFIG" <<'PY'
 import json, sys, urllib.request
 info = json.load(urllib.request.urlopen(sys.argv[1] + "/info"))

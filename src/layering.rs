@@ -13,12 +13,15 @@ use std::{
 
 /// Each top-level module and what it may import. `model` includes its kernels (one layer until
 /// the kernels become their own crate). `index` sits beside `deploy`: neither imports the other.
+/// `jobs` (batch jobs) sits above `deploy`: it routes batches and runs them through the one
+/// embedding path, and `http` serves its API.
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "app",
         &[
             "cli",
             "http",
+            "jobs",
             "deploy",
             "index",
             "serving",
@@ -33,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "http",
         &[
+            "jobs",
             "deploy",
             "index",
             "serving",
@@ -40,6 +44,17 @@ const LAYERS: &[(&str, &[&str])] = &[
             "model",
             "auth",
             "telemetry",
+        ],
+    ),
+    (
+        "jobs",
+        &[
+            "deploy",
+            "serving",
+            "batching",
+            "model",
+            "telemetry",
+            "journal",
         ],
     ),
     (

@@ -35,6 +35,7 @@ pub mod cli;
 pub mod deploy;
 pub mod http;
 pub mod index;
+pub mod jobs;
 pub mod journal;
 pub mod model;
 pub mod serving;

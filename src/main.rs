@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use inferd::{
-    app::commands,
+    app::{batch_cli, commands},
     cli::{Cli, Command, IndexCommand, ModelsCommand},
 };
 
@@ -21,6 +21,8 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(config) => commands::serve(*config),
         Command::Index(IndexCommand::Build(config)) => commands::build_index(*config),
+        Command::Batch(command) => batch_cli::batch(command),
+        Command::Embed(config) => batch_cli::embed(*config),
         Command::Models(ModelsCommand::Verify {
             manifest_dir,
             require_local,

@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod architectures;
+mod batch_jobs;
 mod batching;
 mod canary_dialects;
 mod deploy_metrics;

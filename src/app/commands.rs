@@ -31,8 +31,8 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
 /// `inferd index build`: embeds the catalog and prints what it built.
 pub fn build_index(config: IndexBuildConfig) -> anyhow::Result<()> {
-    telemetry::init_tracing(config.log_format);
-    set_threads(config.threads);
+    telemetry::init_tracing(config.run.log_format);
+    set_threads(config.run.threads);
     let out = config.out.clone();
     let report = tokio::runtime::Runtime::new()?.block_on(super::build_index(config))?;
     println!(
@@ -52,7 +52,7 @@ pub fn verify_models(manifest_dir: &Path, require_local: bool) -> anyhow::Result
 }
 
 /// candle's CPU kernels and gemm size their pools from `RAYON_NUM_THREADS` before first use.
-fn set_threads(threads: Option<usize>) {
+pub(super) fn set_threads(threads: Option<usize>) {
     if let Some(threads) = threads {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }

@@ -86,7 +86,7 @@ pub async fn build_index(config: IndexBuildConfig) -> anyhow::Result<BuildReport
         config.catalog.display()
     );
     let opts = config.load.load_options();
-    let model = Arc::new(start_model(opts, wiring::build_handle_config(&config)).await?);
+    let model = Arc::new(start_model(opts, wiring::offline_handle_config(&config.run)).await?);
     tracing::info!(items = items.len(), model = %model.info.name, version = %model.info.version, "embedding catalog");
     index::build::build(
         model,

@@ -6,10 +6,12 @@
 //!
 //! - [`wiring`]: serve flags → the policy, handle settings and request limits;
 //! - [`admin`]: the admin listener, its bind check and generated token;
+//! - [`batch_cli`]: `inferd batch …` (a Batch API client) and `inferd embed` (local batches);
 //! - [`indexes`]: `--index` at start-up, and `index build`;
 //! - [`shutdown`]: SIGTERM and SIGINT.
 
 pub mod admin;
+pub mod batch_cli;
 pub mod commands;
 pub mod indexes;
 pub mod shutdown;
@@ -36,6 +38,7 @@ use crate::{
         state::{AppState, Health},
     },
     index::IndexSet,
+    jobs::{self, Jobs},
     model::{self, LoadOptions},
     serving::{HandleConfig, ModelHandle},
     telemetry,
@@ -72,7 +75,8 @@ pub async fn serve(
             manifest_dir: config.manifest_dir.clone(),
         },
     ));
-    let state = app_state(&config, registry)?;
+    let jobs = open_jobs(&config).await?;
+    let state = app_state(&config, registry, jobs)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -106,6 +110,14 @@ pub async fn serve(
             bring_up(&config, &state, &lifecycle, loaded?).await?;
         }
     }
+    let _batch_workers = match &state.jobs {
+        Some(jobs) => Some(jobs::runner::spawn(
+            Arc::clone(jobs),
+            Arc::clone(&state.registry),
+            stop_rx.clone(),
+        )?),
+        None => None,
+    };
 
     let _ = stop.wait_for(|stop| *stop).await;
     match tokio::time::timeout(config.shutdown_grace, server).await {
@@ -122,7 +134,28 @@ pub async fn serve(
     Ok(())
 }
 
-fn app_state(config: &ServeConfig, registry: Arc<Registry>) -> anyhow::Result<AppState> {
+/// The Batch API's jobs in `--batch-dir` or `<state-dir>/batches` (replayed from their
+/// journal), or `None` without either.
+async fn open_jobs(config: &ServeConfig) -> anyhow::Result<Option<Arc<Jobs>>> {
+    let Some(dir) = config.jobs.dir(config.state_dir.as_deref()) else {
+        return Ok(None);
+    };
+    let jobs = Jobs::open(
+        &dir,
+        config.jobs.jobs_redis.as_deref(),
+        wiring::jobs_config(&config.jobs)?,
+        wiring::batch_endpoints(config),
+    )
+    .await
+    .with_context(|| format!("opening the batch jobs in {}", dir.display()))?;
+    Ok(Some(jobs))
+}
+
+fn app_state(
+    config: &ServeConfig,
+    registry: Arc<Registry>,
+    jobs: Option<Arc<Jobs>>,
+) -> anyhow::Result<AppState> {
     Ok(AppState {
         registry,
         health: Arc::new(Health::default()),
@@ -138,6 +171,7 @@ fn app_state(config: &ServeConfig, registry: Arc<Registry>) -> anyhow::Result<Ap
         indexes: Arc::new(IndexSet::default()),
         index_required: config.index_required,
         recommend_max_k: config.recommend_max_k,
+        jobs,
     })
 }
 

@@ -1,12 +1,19 @@
 //! Serve flags → the settings each layer takes: the deployment [`Policy`], the per-version
-//! [`HandleConfig`], the HTTP [`RequestLimits`] and the index [`Tuning`] and [`PgSettings`]. Built once; the boot version and every
-//! version the admin API loads share the same settings (and the same response cache).
+//! [`HandleConfig`], the HTTP [`RequestLimits`], the index [`Tuning`] and [`PgSettings`], and the
+//! Batch API's [`JobsConfig`]. Built once; the boot version and every version the admin API loads
+//! share the same settings (and the same response cache).
+
+use std::sync::Arc;
 
 use crate::{
-    cli::{IndexBuildConfig, ServeConfig},
+    cli::{JobsArgs, OfflineArgs, ServeConfig},
     deploy::{rollback::CanaryLimits, Policy},
-    http::state::RequestLimits,
+    http::{openai::EmbeddingsLines, state::RequestLimits},
     index::{postgres::PgSettings, Tuning},
+    jobs::{
+        webhook::{Secret, WebhookConfig},
+        Endpoints, JobsConfig,
+    },
     serving::{cache::EmbeddingCache, HandleConfig},
 };
 
@@ -29,6 +36,7 @@ pub fn policy(config: &ServeConfig) -> Policy {
 /// Queue, batching, tokenizer threads, response cache and fault injection of `serve`.
 pub fn handle_config(config: &ServeConfig) -> HandleConfig {
     HandleConfig {
+        background_budget: config.jobs.batch_background_budget,
         debug_delay: config.debug_batch_delay,
         debug_panic_on: config.debug_panic_on.clone(),
         cache: EmbeddingCache::new(config.cache_capacity),
@@ -41,9 +49,41 @@ pub fn handle_config(config: &ServeConfig) -> HandleConfig {
     }
 }
 
-/// `index build`'s: a deep queue (several chunks in flight), no cache, no faults.
-pub fn build_handle_config(config: &IndexBuildConfig) -> HandleConfig {
+/// `index build`'s and `embed`'s: a deep queue (several chunks in flight), no cache, no faults.
+pub fn offline_handle_config(config: &OfflineArgs) -> HandleConfig {
     HandleConfig::new(1024, config.max_batch_tokens, config.max_batch_requests, 2)
+}
+
+/// The Batch API's limits, workers and webhooks (reading `--webhook-secret-file`).
+pub fn jobs_config(jobs: &JobsArgs) -> anyhow::Result<JobsConfig> {
+    let webhooks = match &jobs.webhook_secret_file {
+        Some(path) if !jobs.webhook_urls.is_empty() => Some(WebhookConfig {
+            urls: jobs.webhook_urls.clone(),
+            secret: Secret::load(path)?,
+            timeout: jobs.webhook_timeout,
+            max_attempts: jobs.webhook_max_attempts,
+            concurrency: jobs.webhook_concurrency,
+        }),
+        _ => None,
+    };
+    Ok(JobsConfig {
+        max_file_bytes: jobs.batch_max_file_bytes,
+        max_requests: jobs.batch_max_requests,
+        chunk_requests: jobs.batch_chunk_requests,
+        workers: jobs.batch_workers,
+        claim_timeout: jobs.jobs_claim_timeout,
+        webhooks,
+    })
+}
+
+/// The URLs a batch may name, each run by the dialect that serves it synchronously.
+pub fn batch_endpoints(config: &ServeConfig) -> Endpoints {
+    batch_endpoints_for(config.max_client_batch)
+}
+
+/// [`batch_endpoints`] with requests of at most `max_client_batch` inputs.
+pub fn batch_endpoints_for(max_client_batch: usize) -> Endpoints {
+    Endpoints::default().with(Arc::new(EmbeddingsLines { max_client_batch }))
 }
 
 pub fn request_limits(config: &ServeConfig) -> RequestLimits {

@@ -5,6 +5,10 @@
 //! a `oneshot` reply. The single worker thread ([`worker`]) forms batches by token budget and
 //! sequence count from whatever is waiting, and answers each request once all its sequences ran.
 //! Work whose caller went away, or whose deadline passed, is dropped before compute.
+//!
+//! Every request has a [`Priority`]: interactive callers, or background work (batch jobs) that
+//! takes only the lower half of the queue's slots and fills only spare batch room
+//! ([`former`] decides, [`worker`] sizes the room from `--batch-background-budget`).
 
 pub mod admission;
 pub mod former;
@@ -17,7 +21,7 @@ use crossbeam_channel::Sender;
 use tokio::sync::oneshot;
 
 pub use admission::{Admission, Permit};
-pub use former::BatchLimits;
+pub use former::{BatchLimits, Priority};
 pub use worker::WorkerConfig;
 
 pub use self::metrics::ModelLabels;
@@ -41,6 +45,7 @@ pub(crate) struct Job {
     normalize: bool,
     deadline: Instant,
     enqueued: Instant,
+    priority: Priority,
     reply: oneshot::Sender<Result<Vec<Vec<f32>>, BatchError>>,
     permit: Permit,
 }
@@ -85,9 +90,13 @@ impl Batcher {
         Ok(Self { tx, admission })
     }
 
-    /// Takes a queue slot, or `None` when the queue is full.
-    pub fn admit(&self) -> Option<Permit> {
-        self.admission.try_admit()
+    /// Takes a queue slot, or `None` when the queue is full (for background work: when it is
+    /// half full).
+    pub fn admit(&self, priority: Priority) -> Option<Permit> {
+        match priority {
+            Priority::Interactive => self.admission.try_admit(),
+            Priority::Background => self.admission.try_admit_background(),
+        }
     }
 
     /// Queues a request's sequences; the receiver yields one vector per sequence, in order.
@@ -97,6 +106,7 @@ impl Batcher {
         sequences: Vec<Arc<[u32]>>,
         normalize: bool,
         deadline: Instant,
+        priority: Priority,
     ) -> oneshot::Receiver<Result<Vec<Vec<f32>>, BatchError>> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
@@ -104,6 +114,7 @@ impl Batcher {
             normalize,
             deadline,
             enqueued: Instant::now(),
+            priority,
             reply,
             permit,
         };

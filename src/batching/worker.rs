@@ -10,6 +10,11 @@
 //! that sends its next request at once is never refused for its own finished one. Expiry is
 //! counted as `deadline_exceeded` even when the caller's timer already dropped the reply.
 //!
+//! Background sequences (batch jobs) fill only spare room ([`super::former`]); the room is the
+//! background time budget (`--batch-background-budget`) turned into token-equivalents with the
+//! compute rate this loop measures on every batch ([`Pacer`]), so the same budget means a few
+//! texts on a CPU and a large batch on a GPU.
+//!
 //! Requests are split into sequences; a request is answered when its last sequence is done.
 //! A panic inside a forward pass fails only that batch's requests; the loop goes on with the
 //! rest of the queue. A panic anywhere else restarts the loop (its queued requests fail with 500).
@@ -29,7 +34,7 @@ use tokio::sync::oneshot;
 
 use super::{
     admission::Permit,
-    former::{self, BatchLimits},
+    former::{self, BatchLimits, Priority, Spare, Waiting},
     BatchError, Job, ModelLabels,
 };
 use crate::model::{encoder::Encoder, pooling::l2_normalize};
@@ -38,6 +43,8 @@ use crate::model::{encoder::Encoder, pooling::l2_normalize};
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub limits: BatchLimits,
+    /// Compute time background sequences may fill one batch up to.
+    pub background_budget: Duration,
     /// Sleep before each forward pass.
     pub debug_delay: Option<Duration>,
     /// Panic when a batch holds exactly these token ids.
@@ -93,6 +100,49 @@ struct Item {
     job: Rc<RefCell<JobState>>,
     index: usize,
     ids: Arc<[u32]>,
+    priority: Priority,
+}
+
+/// What the loop learns as it runs: seconds of compute per token-equivalent (smoothed), and how
+/// many batches in a row ran without the background work that waited.
+#[derive(Debug, Default)]
+struct Pacer {
+    seconds_per_token: Option<f64>,
+    starved: u32,
+}
+
+impl Pacer {
+    /// The spare room background work may fill in the next batch.
+    fn spare(&self, budget: Duration) -> Spare {
+        let tokens = self
+            .seconds_per_token
+            .map_or(0.0, |rate| budget.as_secs_f64() / rate);
+        Spare {
+            budget: tokens as usize,
+            starved: self.starved,
+        }
+    }
+
+    fn measured(&mut self, cost: usize, compute: Duration) {
+        if cost == 0 {
+            return;
+        }
+        let rate = compute.as_secs_f64() / cost as f64;
+        self.seconds_per_token = Some(match self.seconds_per_token {
+            Some(old) => 0.8 * old + 0.2 * rate,
+            None => rate,
+        });
+    }
+
+    /// After forming `batch` from `queue` (what still waits).
+    fn formed(&mut self, batch: &[Item], queue: &VecDeque<Item>) {
+        let ran = batch.iter().any(|i| i.priority == Priority::Background);
+        let waits = queue.iter().any(|i| i.priority == Priority::Background);
+        self.starved = match (ran, waits) {
+            (false, true) => self.starved.saturating_add(1),
+            _ => 0,
+        };
+    }
 }
 
 pub(super) fn supervise(
@@ -115,6 +165,7 @@ pub(super) fn supervise(
 
 fn run(rx: &Receiver<Job>, encoder: &Encoder, config: &WorkerConfig, labels: &ModelLabels) {
     let mut queue: VecDeque<Item> = VecDeque::new();
+    let mut pacer = Pacer::default();
     loop {
         if queue.is_empty() {
             match rx.recv() {
@@ -129,8 +180,10 @@ fn run(rx: &Receiver<Job>, encoder: &Encoder, config: &WorkerConfig, labels: &Mo
         if queue.is_empty() {
             continue;
         }
-        let batch = take_batch(&mut queue, config.limits);
-        run_batch(batch, encoder, config, labels);
+        let spare = pacer.spare(config.background_budget);
+        let batch = take_batch(&mut queue, config.limits, spare);
+        pacer.formed(&batch, &queue);
+        run_batch(batch, encoder, config, labels, &mut pacer);
     }
 }
 
@@ -151,6 +204,7 @@ fn enqueue(queue: &mut VecDeque<Item>, job: Job) {
             job: Rc::clone(&state),
             index,
             ids,
+            priority: job.priority,
         });
     }
 }
@@ -161,9 +215,15 @@ fn prune(queue: &mut VecDeque<Item>, now: Instant, labels: &ModelLabels) {
     queue.retain(|item| item.job.borrow_mut().wanted(now, labels));
 }
 
-fn take_batch(queue: &mut VecDeque<Item>, limits: BatchLimits) -> Vec<Item> {
-    let lens: Vec<usize> = queue.iter().map(|item| item.ids.len()).collect();
-    let picked = former::select(&lens, limits);
+fn take_batch(queue: &mut VecDeque<Item>, limits: BatchLimits, spare: Spare) -> Vec<Item> {
+    let waiting: Vec<Waiting> = queue
+        .iter()
+        .map(|item| Waiting {
+            len: item.ids.len(),
+            priority: item.priority,
+        })
+        .collect();
+    let picked = former::select(&waiting, limits, spare);
     // Remove from the back so earlier positions stay valid.
     let mut batch: Vec<Item> = picked
         .iter()
@@ -174,7 +234,13 @@ fn take_batch(queue: &mut VecDeque<Item>, limits: BatchLimits) -> Vec<Item> {
     batch
 }
 
-fn run_batch(mut batch: Vec<Item>, encoder: &Encoder, config: &WorkerConfig, labels: &ModelLabels) {
+fn run_batch(
+    mut batch: Vec<Item>,
+    encoder: &Encoder,
+    config: &WorkerConfig,
+    labels: &ModelLabels,
+    pacer: &mut Pacer,
+) {
     let started = Instant::now();
     for item in &batch {
         let mut job = item.job.borrow_mut();
@@ -193,6 +259,7 @@ fn run_batch(mut batch: Vec<Item>, encoder: &Encoder, config: &WorkerConfig, lab
         return;
     }
     let seqs: Vec<&[u32]> = batch.iter().map(|item| &item.ids[..]).collect();
+    let compute_started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if config
             .debug_panic_on
@@ -206,6 +273,8 @@ fn run_batch(mut batch: Vec<Item>, encoder: &Encoder, config: &WorkerConfig, lab
     let tokens = seqs.iter().map(|s| s.len()).sum();
     match outcome {
         Ok(Ok(vectors)) => {
+            let cost = config.limits.cost_of(seqs.iter().map(|s| s.len()));
+            pacer.measured(cost, compute_started.elapsed());
             labels.batch(batch.len(), tokens, started.elapsed());
             deliver(batch, vectors);
         }
@@ -242,5 +311,25 @@ fn deliver(batch: Vec<Item>, vectors: Vec<Vec<f32>>) {
 fn fail(batch: Vec<Item>) {
     for item in batch {
         item.job.borrow_mut().finish(Err(BatchError::Failed));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_background_room_follows_the_measured_rate() {
+        let mut pacer = Pacer::default();
+        let budget = Duration::from_millis(2);
+        // Nothing measured yet: a lone background sequence at a time.
+        assert_eq!(pacer.spare(budget).budget, 0);
+        // 100 token-equivalents in 1 ms: 2 ms buys 200.
+        pacer.measured(100, Duration::from_millis(1));
+        assert_eq!(pacer.spare(budget).budget, 200);
+        // A slower batch moves the estimate a fifth of the way.
+        pacer.measured(100, Duration::from_millis(2));
+        let room = pacer.spare(budget).budget;
+        assert!((160..=170).contains(&room), "{room}");
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{IndexLocation, LogFormat, ModelArgs};
+use super::{IndexLocation, ModelArgs, OfflineArgs};
 use crate::index::Search;
 
 /// Options of `inferd index build`.
@@ -32,19 +32,6 @@ pub struct IndexBuildConfig {
     #[arg(long, value_enum, default_value_t = Search::Exact)]
     pub search: Search,
 
-    /// Token budget of one forward batch (as `serve`).
-    #[arg(long, env = "INFERD_MAX_BATCH_TOKENS", default_value_t = 16384)]
-    pub max_batch_tokens: usize,
-
-    /// Inputs in one forward batch, at most (as `serve`).
-    #[arg(long, env = "INFERD_MAX_BATCH_REQUESTS", default_value_t = 64)]
-    pub max_batch_requests: usize,
-
-    /// Threads the model's CPU kernels use (default: all cores).
-    #[arg(long, env = "INFERD_THREADS")]
-    pub threads: Option<usize>,
-
-    /// Log format.
-    #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub run: OfflineArgs,
 }

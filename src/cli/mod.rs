@@ -5,7 +5,9 @@
 //! value types from below ([`crate::model`]'s device and precision, [`crate::index`]'s search
 //! kind and location, [`crate::telemetry`]'s log format); `app` turns the parsed flags into settings.
 
+mod batch;
 mod index;
+mod jobs;
 mod parse;
 mod serve;
 
@@ -15,7 +17,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::model::{DTypeRequest, DeviceRequest, LoadOptions};
 pub use crate::telemetry::LogFormat;
+pub use batch::{BatchCommand, EmbedConfig, OutputArgs, ServerArgs, SubmitArgs};
 pub use index::IndexBuildConfig;
+pub use jobs::JobsArgs;
 pub use parse::{parse_duration, IndexLocation, IndexSpec};
 pub use serve::ServeConfig;
 
@@ -37,6 +41,11 @@ pub enum Command {
     /// Item indexes for `POST /recommend`.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// The Batch API of a running server: submit a file, follow it, download its results.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// Run a batch input file through a local model (no server), with a progress bar.
+    Embed(Box<EmbedConfig>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +66,27 @@ pub enum ModelsCommand {
 pub enum IndexCommand {
     /// Embed a JSON-lines catalog with a model and write an index (a directory or PostgreSQL).
     Build(Box<IndexBuildConfig>),
+}
+
+/// How a command that runs the model in this process (`index build`, `embed`) batches, uses
+/// threads and logs.
+#[derive(Debug, Clone, Args)]
+pub struct OfflineArgs {
+    /// Token budget of one forward batch (as `serve`).
+    #[arg(long, env = "INFERD_MAX_BATCH_TOKENS", default_value_t = 16384)]
+    pub max_batch_tokens: usize,
+
+    /// Inputs in one forward batch, at most (as `serve`).
+    #[arg(long, env = "INFERD_MAX_BATCH_REQUESTS", default_value_t = 64)]
+    pub max_batch_requests: usize,
+
+    /// Threads the model's CPU kernels use (default: all cores).
+    #[arg(long, env = "INFERD_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Log format.
+    #[arg(long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Which model to load, and on what: shared by `serve` and `index build`.

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
-use super::{parse_duration, IndexSpec, LogFormat, ModelArgs};
+use super::{parse_duration, IndexSpec, JobsArgs, LogFormat, ModelArgs};
 
 /// Options of `inferd serve`.
 #[derive(Debug, Clone, Args)]
@@ -28,7 +28,9 @@ pub struct ServeConfig {
     pub admin_token_file: Option<PathBuf>,
 
     /// Folder for the lifecycle audit log (`lifecycle.jsonl`), replayed on start so the service
-    /// comes back with the same promoted versions, canaries and shadows.
+    /// comes back with the same promoted versions, canaries and shadows, and (unless
+    /// `--batch-dir` says otherwise) for the Batch API's files and journal in `batches/`;
+    /// without either the Batch API answers 503.
     #[arg(long, env = "INFERD_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
@@ -157,6 +159,9 @@ pub struct ServeConfig {
     #[arg(long, env = "INFERD_RECOMMEND_MAX_K", default_value_t = 100)]
     pub recommend_max_k: usize,
 
+    #[command(flatten)]
+    pub jobs: JobsArgs,
+
     /// Fault injection for tests and drills: sleep this long before every forward batch.
     #[arg(long, env = "INFERD_DEBUG_BATCH_DELAY", value_parser = parse_duration, hide = true)]
     pub debug_batch_delay: Option<Duration>,
@@ -190,6 +195,7 @@ impl ServeConfig {
         if !(0.0..=1.0).contains(&self.canary_max_error_ratio) {
             return Err("--canary-max-error-ratio must be between 0 and 1".into());
         }
+        self.jobs.validate(self.state_dir.as_deref())?;
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((flag, _)) => Err(format!("{flag} must be at least 1")),
             None if self.threads == Some(0) => Err("--threads must be at least 1".into()),

@@ -16,7 +16,7 @@ use axum::{
 use serde::Serialize;
 
 use super::metrics;
-use crate::{deploy::DeployError, index::IndexError, serving::EmbedError};
+use crate::{deploy::DeployError, index::IndexError, jobs::JobsError, serving::EmbedError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -86,6 +86,12 @@ pub enum ApiError {
     /// An admin load failed: missing files, a sha256 mismatch, a shape the manifest does not promise.
     #[error("{0}")]
     LoadFailed(String),
+    /// The Batch API without `--state-dir`: the message says how to turn it on.
+    #[error("{0}")]
+    BatchApiDisabled(String),
+    /// A Batch API file or batch id that names nothing.
+    #[error("{0}")]
+    ResourceNotFound(String),
     /// A server fault: the detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -124,6 +130,7 @@ impl ApiError {
             Self::ModelNotFound(_)
             | Self::UnknownItem(_)
             | Self::UnknownIndex(_)
+            | Self::ResourceNotFound(_)
             | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::AgreementTooLow(_) => StatusCode::CONFLICT,
@@ -133,6 +140,7 @@ impl ApiError {
             | Self::ShuttingDown
             | Self::StorageUnavailable
             | Self::IndexUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BatchApiDisabled(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -164,6 +172,8 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::AgreementTooLow(_) => "agreement_below_threshold",
             Self::LoadFailed(_) => "load_failed",
+            Self::BatchApiDisabled(_) => "batch_api_disabled",
+            Self::ResourceNotFound(_) => "resource_not_found",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -193,8 +203,24 @@ impl ApiError {
         "conflict",
         "agreement_below_threshold",
         "load_failed",
+        "batch_api_disabled",
+        "resource_not_found",
         "internal_error",
     ];
+
+    /// The status, code, message and field at fault, as every dialect's body shows them.
+    pub fn parts(&self) -> ErrorParts {
+        ErrorParts {
+            code: self.code(),
+            message: self.to_string(),
+            param: match self {
+                Self::UnsupportedParameter { param, .. } | Self::InvalidParameter { param, .. } => {
+                    Some(*param)
+                }
+                _ => None,
+            },
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -207,19 +233,9 @@ impl IntoResponse for ApiError {
         if let Self::IndexUnavailable(detail) = &self {
             tracing::warn!(%detail, "index unavailable");
         }
-        let message = self.to_string();
-        let parts = ErrorParts {
-            code,
-            message: message.clone(),
-            param: match &self {
-                Self::UnsupportedParameter { param, .. } | Self::InvalidParameter { param, .. } => {
-                    Some(*param)
-                }
-                _ => None,
-            },
-        };
+        let parts = self.parts();
         let body = ErrorBody {
-            error: message,
+            error: parts.message.clone(),
             code,
         };
         let mut response = (self.status(), Json(body)).into_response();
@@ -280,6 +296,26 @@ impl From<DeployError> for ApiError {
             DeployError::LoadFailed(msg) => Self::LoadFailed(msg),
             DeployError::Invalid(msg) => Self::InvalidInput(msg),
             DeployError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<JobsError> for ApiError {
+    fn from(err: JobsError) -> Self {
+        let message = err.to_string();
+        match err {
+            JobsError::Disabled => Self::BatchApiDisabled(message),
+            JobsError::NotFound { .. } => Self::ResourceNotFound(message),
+            JobsError::Invalid(msg) => Self::InvalidInput(msg),
+            JobsError::TooLarge { limit } => Self::PayloadTooLarge {
+                limit: limit as usize,
+            },
+            JobsError::Conflict(msg) => Self::Conflict(msg),
+            // Nothing was acknowledged: the caller retries, as for an index write.
+            JobsError::Storage(detail) => {
+                tracing::error!(%detail, "a Batch API change was not made durable");
+                Self::StorageUnavailable
+            }
         }
     }
 }
@@ -358,6 +394,8 @@ mod tests {
             ApiError::Conflict("x".into()),
             ApiError::AgreementTooLow("x".into()),
             ApiError::LoadFailed("x".into()),
+            ApiError::BatchApiDisabled("x".into()),
+            ApiError::ResourceNotFound("x".into()),
             ApiError::Internal("boom".into()),
         ]
     }
@@ -383,6 +421,7 @@ mod tests {
                     | ApiError::ShuttingDown
                     | ApiError::StorageUnavailable
                     | ApiError::IndexUnavailable(_)
+                    | ApiError::BatchApiDisabled(_)
             );
             assert_eq!(
                 err.status().is_server_error(),

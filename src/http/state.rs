@@ -19,7 +19,7 @@ use super::{
     metrics,
     middleware::{auth::Keys, rate_limit::RateLimiter},
 };
-use crate::{auth::ApiKeys, deploy::Registry, index::IndexSet, serving::Deadline};
+use crate::{auth::ApiKeys, deploy::Registry, index::IndexSet, jobs::Jobs, serving::Deadline};
 
 /// Limits applied to each request before it reaches a model.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -95,6 +95,8 @@ pub struct AppState {
     pub index_required: bool,
     /// `--recommend-max-k`.
     pub recommend_max_k: usize,
+    /// The Batch API's jobs; `None` without `--state-dir` (the routes answer 503).
+    pub jobs: Option<Arc<Jobs>>,
 }
 
 impl AppState {

@@ -18,7 +18,6 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::{
@@ -29,7 +28,10 @@ use super::{
     store::Metadata,
     IndexHeader, IndexLocation, Search, FORMAT_VERSION,
 };
-use crate::serving::{Deadline, EmbedRequest, ModelHandle};
+use crate::{
+    serving::{Deadline, EmbedRequest, ModelHandle},
+    telemetry::Progress,
+};
 
 /// Texts per embedding request.
 const CHUNK: usize = 64;
@@ -118,7 +120,7 @@ pub async fn build(
 ) -> anyhow::Result<BuildReport> {
     let started = Instant::now();
     let dim = model.info.dimensions;
-    let progress = progress_bar(items.len() as u64);
+    let progress = Progress::new(items.len() as u64, "embedding catalog");
     let mut vectors = Vec::with_capacity(items.len() * dim);
     let mut pending = VecDeque::new();
     let mut chunks = items.chunks(CHUNK);
@@ -138,12 +140,11 @@ pub async fn build(
             .context("embedding task panicked")?
             .map_err(|e| anyhow::anyhow!("embedding failed: {e}"))?;
         progress.inc(embedded.vectors.len() as u64);
-        log_progress(&progress, embedded.vectors.len() as u64);
         for v in embedded.vectors {
             vectors.extend_from_slice(&v);
         }
     }
-    progress.finish_and_clear();
+    progress.finish();
     let header = IndexHeader {
         format: FORMAT_VERSION,
         model: model.info.name.clone(),
@@ -201,36 +202,6 @@ async fn write_dir(
     })
     .await
     .context("index writer panicked")?
-}
-
-/// Without a terminal (CI, containers) the bar is hidden: log each 10% instead.
-fn log_progress(bar: &ProgressBar, just_done: u64) {
-    let (done, total) = (bar.position(), bar.length().unwrap_or(0).max(1));
-    let step = (total / 10).max(1);
-    if bar.is_hidden() && (done / step) != (done.saturating_sub(just_done) / step) {
-        // The average since the start: batches finish in bursts, so an instant rate swings.
-        let rate = done as f64 / bar.elapsed().as_secs_f64().max(1e-3);
-        tracing::info!(
-            done,
-            total,
-            items_per_second = rate.round(),
-            eta_seconds = ((total - done) as f64 / rate.max(1e-3)).round(),
-            "embedding catalog"
-        );
-    }
-}
-
-/// Items done, rate and ETA on stderr (drawn only when stderr is a terminal).
-fn progress_bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} embedding [{bar:40}] {human_pos}/{human_len} items, {per_sec}, ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
 }
 
 #[cfg(test)]

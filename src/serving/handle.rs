@@ -27,12 +27,18 @@ use crate::{
 /// texts take tens of microseconds, less than handing them to the pool and back.
 const INLINE_TOKENIZE_BYTES: usize = 1024;
 
+/// `--batch-background-budget`'s default: about one short text's compute on a small CPU.
+pub const DEFAULT_BACKGROUND_BUDGET: Duration = Duration::from_millis(2);
+
 /// Per-model serving settings.
 #[derive(Debug, Clone)]
 pub struct HandleConfig {
     pub queue_capacity: usize,
     pub limits: BatchLimits,
     pub tokenizer_workers: usize,
+    /// Compute time background work (batch jobs) may fill one forward batch up to
+    /// (`--batch-background-budget`).
+    pub background_budget: Duration,
     pub debug_delay: Option<Duration>,
     pub debug_panic_on: Option<String>,
     /// The shared response cache (`--cache-capacity`); `None` when off.
@@ -57,6 +63,7 @@ impl HandleConfig {
                 attention_span: 0, // likewise
             },
             tokenizer_workers,
+            background_budget: DEFAULT_BACKGROUND_BUDGET,
             debug_delay: None,
             debug_panic_on: None,
             cache: None,
@@ -98,6 +105,7 @@ impl ModelHandle {
         };
         let worker = WorkerConfig {
             limits: config.limits,
+            background_budget: config.background_budget,
             debug_delay: config.debug_delay,
             debug_panic_on,
         };
@@ -195,14 +203,18 @@ impl ModelHandle {
 
     /// Embeds `req.texts` through the queue, or fails fast when the queue is full.
     async fn embed_uncached(&self, req: EmbedRequest) -> Result<Embedded, EmbedError> {
-        let permit = self.batcher.admit().ok_or(EmbedError::Overloaded {
-            retry_after: self.retry_after,
-        })?;
+        let permit = self
+            .batcher
+            .admit(req.priority)
+            .ok_or(EmbedError::Overloaded {
+                retry_after: self.retry_after,
+            })?;
         let EmbedRequest {
             texts,
             truncation,
             normalize,
             deadline,
+            priority,
             ..
         } = req;
         let budget = deadline.budget();
@@ -211,7 +223,7 @@ impl ModelHandle {
             let prompt_tokens = sequences.iter().map(|s| s.len()).sum();
             let rx = self
                 .batcher
-                .submit(permit, sequences, normalize, deadline.at());
+                .submit(permit, sequences, normalize, deadline.at(), priority);
             let vectors = match rx.await {
                 Ok(Ok(vectors)) => vectors,
                 Ok(Err(err)) => return Err(batch_error(err, budget)),

@@ -21,4 +21,4 @@ pub mod request;
 pub use error::EmbedError;
 pub use handle::{HandleConfig, ModelHandle};
 pub use model_ref::ModelRef;
-pub use request::{Deadline, EmbedRequest, Embedded};
+pub use request::{Deadline, EmbedRequest, Embedded, Priority};

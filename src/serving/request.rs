@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+pub use crate::batching::Priority;
 use crate::model::tokenizer::Truncation;
 
 /// When a request must be answered by, and the budget that deadline came from.
@@ -52,6 +53,8 @@ pub struct EmbedRequest {
     /// Matryoshka truncation: keep the first N values of each vector (renormalised when
     /// `normalize`); `None`: the model's full size.
     pub dimensions: Option<usize>,
+    /// Interactive callers, or background work that fills only spare batch room.
+    pub priority: Priority,
 }
 
 impl EmbedRequest {
@@ -66,6 +69,7 @@ impl EmbedRequest {
             deadline,
             prompt_name: None,
             dimensions: None,
+            priority: Priority::Interactive,
         }
     }
 }

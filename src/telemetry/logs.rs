@@ -1,7 +1,10 @@
 //! Tracing initialisation: human-readable text or one JSON object per line (`--log-format`),
-//! filtered by `RUST_LOG` (default `info`).
+//! filtered by `RUST_LOG` (default `info`). The server logs to stdout; operator commands whose
+//! stdout is their result (`inferd batch`, `inferd embed`) log to stderr.
 
-use tracing_subscriber::EnvFilter;
+use std::io::IsTerminal;
+
+use tracing_subscriber::{fmt::MakeWriter, EnvFilter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -11,8 +14,24 @@ pub enum LogFormat {
 
 /// Installs the global subscriber; call once, before anything logs.
 pub fn init_tracing(format: LogFormat) {
+    init_with(format, std::io::stdout, std::io::stdout().is_terminal());
+}
+
+/// [`init_tracing`] writing to stderr, for commands that print their result on stdout.
+pub fn init_stderr_tracing(format: LogFormat) {
+    init_with(format, std::io::stderr, std::io::stderr().is_terminal());
+}
+
+/// Colours only on a terminal: piped or collected logs stay plain text.
+fn init_with<W>(format: LogFormat, writer: W, ansi: bool)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -1,4 +1,5 @@
-//! Telemetry: every metric name, the Prometheus recorder, and tracing initialisation.
+//! Telemetry: every metric name, the Prometheus recorder, tracing initialisation, and the
+//! progress reports of long operator commands.
 //!
 //! Dashboards, alerts, the HPA and the canary analysis query these names, and a test checks that
 //! every name they use is exported, so rename nothing here without updating `deploy/` and `k8s/`.
@@ -11,13 +12,15 @@
 //! `index/metrics.rs`, `http/metrics.rs`) and use the names from here.
 
 mod logs;
+mod progress;
 
 use std::time::Duration;
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-pub use logs::{init_tracing, LogFormat};
+pub use logs::{init_stderr_tracing, init_tracing, LogFormat};
+pub use progress::Progress;
 
 pub const HTTP_REQUESTS: &str = "inferd_http_requests_total";
 pub const HTTP_DURATION: &str = "inferd_http_request_duration_seconds";
@@ -55,6 +58,11 @@ pub const SHADOW_AGREEMENT: &str = "inferd_shadow_agreement";
 pub const SHADOW_SAMPLES: &str = "inferd_shadow_samples";
 pub const ROLLBACKS: &str = "inferd_canary_rollbacks_total";
 pub const EVENTS: &str = "inferd_lifecycle_events_total";
+
+pub const BATCH_JOBS: &str = "inferd_batch_jobs";
+pub const BATCH_REQUESTS: &str = "inferd_batch_requests_total";
+pub const WEBHOOK_ATTEMPTS: &str = "inferd_webhook_attempts_total";
+pub const WEBHOOK_DELIVERIES: &str = "inferd_webhook_deliveries_total";
 
 /// Reasons a request is dropped before compute (`reason` label of [`REJECTED`]).
 pub const REJECT_REASONS: &[&str] = &["overloaded", "deadline_exceeded", "client_gone"];
@@ -186,5 +194,21 @@ fn describe_all() {
     describe_gauge!(
         INDEX_WRITABLE,
         "1 while an index accepts writes, 0 while its log is read-only after a failed repair."
+    );
+    describe_gauge!(
+        BATCH_JOBS,
+        "Batch jobs by status (on --jobs-redis, every replica reports the shared total)."
+    );
+    describe_counter!(
+        BATCH_REQUESTS,
+        "Batch requests answered by this replica, by outcome (completed, failed)."
+    );
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "Webhook delivery attempts, by outcome (ok: a 2xx answer; error: anything else)."
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook deliveries ended, by outcome (delivered; failed: the retry budget ran out)."
     );
 }

@@ -7,7 +7,9 @@
 
 pub mod lifecycle;
 pub mod pg;
+pub mod redis;
 pub mod tiny_model;
+pub mod webhooks;
 
 use std::{
     io::{BufRead, BufReader},

@@ -9,11 +9,14 @@ import json
 import os
 import pathlib
 import subprocess
+import tempfile
 import time
 
 import httpx
 import numpy as np
 import pytest
+
+from batch_support import free_port, new_secret
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -21,8 +24,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def _spawn():
     binary = os.environ.get("INFERD_BIN", str(ROOT / "target/debug/inferd"))
     model = os.environ.get("INFERD_MODEL", str(ROOT / "models/all-MiniLM-L6-v2"))
+    # The Batch API needs a state dir, and its webhook test a receiver and a secret.
+    state = tempfile.mkdtemp(prefix="inferd-contract-")
+    secret = pathlib.Path(state) / "webhook.secret"
+    secret.write_text(os.environ.setdefault("INFERD_WEBHOOK_SECRET", new_secret()))
+    port = os.environ.setdefault("INFERD_WEBHOOK_PORT", str(free_port()))
+    batch = ["--state-dir", state, "--admin-listen", "127.0.0.1:0",
+             "--webhook-url", f"http://127.0.0.1:{port}/hooks", "--webhook-secret-file", str(secret)]
     proc = subprocess.Popen(
-        [binary, "serve", "--model", model, "--listen", "127.0.0.1:0", "--log-format", "json"],
+        [binary, "serve", "--model", model, "--listen", "127.0.0.1:0", "--log-format", "json", *batch],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

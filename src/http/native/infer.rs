@@ -23,7 +23,7 @@ use crate::{
         state::AppState,
     },
     model::tokenizer::Truncation,
-    serving::EmbedRequest,
+    serving::{EmbedRequest, Priority},
 };
 
 /// Response header naming the version that answered (`name@version` is the request's business).
@@ -88,6 +88,7 @@ async fn infer(
         deadline: state.deadline(),
         prompt_name: req.prompt_name,
         dimensions: req.dimensions,
+        priority: Priority::Interactive,
     };
     let (routed, embedded) = embed::embed(&state, &target, request).await?;
     let version = HeaderValue::from_str(routed.version())

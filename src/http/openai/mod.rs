@@ -8,6 +8,9 @@
 //! behave exactly as for a string (the ids must be the served model's vocabulary, not
 //! tiktoken's).
 
+mod batch_lines;
+mod batches;
+mod files;
 mod types;
 
 use axum::{
@@ -22,6 +25,7 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
+    deploy::Routed,
     http::{
         embed::{self, check_batch, f32_le_bytes, json_type, parse_texts},
         error::{reshape, ApiError, ErrorParts},
@@ -29,7 +33,7 @@ use crate::{
         state::AppState,
     },
     model::tokenizer::Truncation,
-    serving::{EmbedRequest, ModelHandle, ModelRef},
+    serving::{Deadline, EmbedRequest, ModelHandle, ModelRef, Priority},
 };
 pub use types::*;
 
@@ -42,23 +46,30 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(embeddings))
         .routes(routes!(list_models))
         .routes(routes!(get_model))
+        .merge(files::routes())
+        .merge(batches::routes())
 }
+
+pub use batch_lines::EmbeddingsLines;
 
 /// Re-shapes an inferd error into OpenAI's error object.
 pub fn error_shape(response: Response) -> Response {
-    reshape(response, |parts: &ErrorParts, status: StatusCode| {
-        let kind = if status.is_server_error() {
-            "server_error"
-        } else {
-            "invalid_request_error"
-        };
-        json!({"error": {
-            "message": parts.message,
-            "type": kind,
-            "param": parts.param,
-            "code": parts.code,
-        }})
-    })
+    reshape(response, error_body)
+}
+
+/// OpenAI's error object for an inferd error: `{"error": {"message", "type", "param", "code"}}`.
+fn error_body(parts: &ErrorParts, status: StatusCode) -> Value {
+    let kind = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request_error"
+    };
+    json!({"error": {
+        "message": parts.message,
+        "type": kind,
+        "param": parts.param,
+        "code": parts.code,
+    }})
 }
 
 /// Creates embeddings (OpenAI's `embeddings.create`).
@@ -73,6 +84,20 @@ async fn embeddings(
     // Routed first: the answering version decodes token ids.
     let routed = embed::route(&state, &embed::target(Some(&req.model), route_key))?;
     let max = state.limits.max_client_batch;
+    let response = create(&routed, req, max, state.deadline(), Priority::Interactive).await?;
+    Ok(Json(response))
+}
+
+/// The embeddings of `req` on the version `routed` chose: what `POST /v1/embeddings` answers,
+/// and what each line of an embeddings batch gets (at background priority).
+async fn create(
+    routed: &Routed,
+    req: EmbeddingsRequest,
+    max_client_batch: usize,
+    deadline: Deadline,
+    priority: Priority,
+) -> Result<EmbeddingsResponse, ApiError> {
+    let max = max_client_batch;
     let texts = match token_lists(&req.input, max)? {
         Some(lists) => decode_all(&routed.handle, lists).await?,
         None => parse_texts("input", req.input, max)?,
@@ -82,9 +107,10 @@ async fn embeddings(
         texts,
         truncation: Truncation::Refuse,
         normalize: true,
-        deadline: state.deadline(),
+        deadline,
         prompt_name: req.prompt_name,
         dimensions: req.dimensions,
+        priority,
     };
     let embedded = routed.embed(request).await?;
     let data = embedded
@@ -97,7 +123,7 @@ async fn embeddings(
             embedding: encode(vector, req.encoding_format),
         })
         .collect();
-    Ok(Json(EmbeddingsResponse {
+    Ok(EmbeddingsResponse {
         object: "list",
         data,
         model: routed.handle.info.name.clone(),
@@ -105,7 +131,7 @@ async fn embeddings(
             prompt_tokens: embedded.prompt_tokens,
             total_tokens: embedded.prompt_tokens,
         },
-    }))
+    })
 }
 
 fn encode(vector: Vec<f32>, format: EncodingFormat) -> EmbeddingVector {

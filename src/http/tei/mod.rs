@@ -95,6 +95,7 @@ async fn embed(
         deadline: state.deadline(),
         prompt_name: req.prompt_name,
         dimensions: req.dimensions,
+        priority: serving::Priority::Interactive,
     };
     let target = embed::target(None, route_key);
     Ok(Json(

@@ -13,7 +13,7 @@ use crate::{
         state::AppState,
     },
     model::tokenizer::Truncation,
-    serving::EmbedRequest,
+    serving::{EmbedRequest, Priority},
 };
 
 /// Cosine similarity of `source_sentence` to each of `sentences`, in their order.
@@ -95,6 +95,7 @@ async fn scores(
         deadline: state.deadline(),
         prompt_name,
         dimensions: None,
+        priority: Priority::Interactive,
     };
     let target = embed::target(None, route_key);
     let (_, embedded) = embed::embed(state, &target, request).await?;
