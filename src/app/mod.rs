@@ -75,6 +75,8 @@ pub async fn serve(
             manifest_dir: config.manifest_dir.clone(),
         },
     ));
+    // The recorder first: opening the jobs registers their series at zero.
+    metrics_handle()?;
     let jobs = open_jobs(&config).await?;
     let state = app_state(&config, registry, jobs)?;
     let (stop_tx, stop_rx) = watch::channel(false);

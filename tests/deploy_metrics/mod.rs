@@ -12,7 +12,7 @@ use std::{
     process::Command,
 };
 
-use crate::common::{spawn_tiny, tiny_model};
+use crate::common::{spawn_tiny, spawn_tiny_with, tiny_model};
 use serde_json::json;
 
 /// Every file under version control that queries inferd metrics.
@@ -103,7 +103,9 @@ async fn every_metric_used_by_deploy_artefacts_is_exported() {
         }
     }
 
-    let server = spawn_tiny().await;
+    // A state dir turns the Batch API on, whose series the dashboards and alerts query too.
+    let state = tempfile::tempdir().unwrap();
+    let server = spawn_tiny_with(&["--state-dir", state.path().to_str().unwrap()]).await;
     let response = server
         .client
         .post(server.url("/infer"))
