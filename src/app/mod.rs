@@ -186,7 +186,7 @@ async fn bring_up(
 ) -> anyhow::Result<()> {
     tracing::info!(
         model = %handle.info.name, version = %handle.info.version,
-        device = %handle.info.device, dtype = %handle.info.dtype,
+        device = %handle.info.device, dtype = %handle.info.dtype, cpu_isa = handle.info.cpu_isa,
         dimensions = handle.info.dimensions, load_seconds = handle.info.load_seconds,
         "model ready"
     );

@@ -154,9 +154,8 @@ pub fn dots(rows: &[f32], query: &[f32], out: &mut [f32]) {
         fn avx2(rows: &[f32], query: &[f32], out: &mut [f32]) {
             dots_body::<true>(rows, query, out)
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU was just checked for these features.
+        if crate::model::isa().avx2_fma {
+            // SAFETY: `isa` reports AVX2 + FMA only where the CPU has them.
             return unsafe { avx2(rows, query, out) };
         }
     }

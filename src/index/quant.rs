@@ -287,8 +287,8 @@ pub fn dot_i16_i8(a: &[i16], b: &[i8]) -> i32 {
     debug_assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU was just checked for AVX2.
+        if crate::model::isa().avx2_fma {
+            // SAFETY: `isa` reports AVX2 only where the CPU has it.
             return unsafe { dot_avx2(a, b) };
         }
     }

@@ -25,18 +25,19 @@ use serde::Serialize;
 
 pub use device::{DTypeRequest, DeviceRequest};
 use encoder::Encoder;
+pub use kernels::isa::{isa, Isa};
 use sentence_transformers::{PipelineConfig, Prompts};
 use source::{ModelSource, Resolved};
 use tokenizer::TextTokenizer;
 
 /// Whether this CPU runs bf16 projections (`--dtype bf16` on CPU): it needs AVX-512 BF16.
 pub fn cpu_bf16_available() -> bool {
-    kernels::bf16::available()
+    isa().avx512_bf16
 }
 
 /// Whether this CPU multiplies bf16 on AMX tiles; `--dtype auto` then picks bf16 on CPU.
 pub fn cpu_amx_available() -> bool {
-    kernels::bf16::amx_available()
+    isa().amx_bf16
 }
 
 /// What `/info` and metrics say about a loaded model.
@@ -66,6 +67,9 @@ pub struct ModelInfo {
     pub prompts: Prompts,
     pub device: String,
     pub dtype: String,
+    /// The CPU instruction set the kernels run on here ([`Isa::name`]): `amx-bf16`,
+    /// `avx512-bf16`, `avx512f`, `avx2-fma` or `baseline`.
+    pub cpu_isa: &'static str,
     pub load_seconds: f64,
 }
 
@@ -123,6 +127,7 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
         prompts: pipeline.prompts.clone(),
         device: device::device_name(&device),
         dtype: device::dtype_name(dtype).to_string(),
+        cpu_isa: isa().name(),
         load_seconds: 0.0,
     };
     check_expectations(&resolved, &info)?;

@@ -81,6 +81,7 @@ async fn probes_info_and_metrics() {
         "f32"
     };
     assert_eq!(info["dtype"], dtype);
+    assert_eq!(info["cpu_isa"], inferd::model::isa().name());
     assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(info["batching"]["max_queue_requests"], 1024);
     assert!(info["inferd_version"].is_string());

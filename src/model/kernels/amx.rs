@@ -11,11 +11,11 @@
 //! summation order; each row's sums depend on that row alone, so a text's vector does not
 //! depend on what it was batched with.
 //!
-//! Linux hands out the 8 KiB of tile state per process on request (`arch_prctl`), done once in
-//! [`available`]. Each thread loads the tile configuration (all eight tiles 16 rows × 64 bytes)
-//! the first time it runs a tile and keeps it.
+//! Linux hands out the 8 KiB of tile state per process on request (`arch_prctl`), asked once by
+//! [`super::isa`], which says whether this kernel runs. Each thread loads the tile configuration
+//! (all eight tiles 16 rows × 64 bytes) the first time it runs a tile and keeps it.
 
-use std::{arch::asm, cell::Cell, sync::OnceLock};
+use std::{arch::asm, cell::Cell};
 
 /// Rows of an input or output tile.
 pub(super) const ROWS: usize = 16;
@@ -23,52 +23,6 @@ pub(super) const ROWS: usize = 16;
 pub(super) const PAIRS: usize = 16;
 /// Rows and columns of one [`Block`]: 2 × 2 tiles.
 pub(super) const BLOCK: usize = 2 * ROWS;
-
-/// Whether AMX-BF16 runs here: the CPU has it and the kernel granted this process tile state.
-pub fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        let usable = cpu_has_amx_bf16() && request_tile_state();
-        tracing::debug!(usable, "AMX-BF16");
-        usable
-    })
-}
-
-fn cpu_has_amx_bf16() -> bool {
-    use std::arch::x86_64::{__cpuid_count, _xgetbv};
-    // SAFETY: `cpuid` exists on every x86-64 CPU; leaf 7 is valid when leaf 0 reports it.
-    #[allow(unused_unsafe)] // safe to call from Rust 1.94 on
-    let (max_leaf, leaf7, leaf1) = unsafe {
-        (
-            __cpuid_count(0, 0).eax,
-            __cpuid_count(7, 0),
-            __cpuid_count(1, 0),
-        )
-    };
-    let osxsave = leaf1.ecx & (1 << 27) != 0;
-    if max_leaf < 7 || !osxsave {
-        return false;
-    }
-    let (amx_bf16, amx_tile) = (leaf7.edx & (1 << 22) != 0, leaf7.edx & (1 << 24) != 0);
-    // XCR0 bits 17 and 18: the OS saves tile configuration and tile data.
-    // SAFETY: `xgetbv` is available when CPUID reports OSXSAVE (checked above).
-    let xcr0 = unsafe { _xgetbv(0) };
-    amx_bf16 && amx_tile && xcr0 & (0b11 << 17) == 0b11 << 17
-}
-
-/// Asks Linux for permission to use tile data (`ARCH_REQ_XCOMP_PERM`, `XFEATURE_XTILEDATA`).
-fn request_tile_state() -> bool {
-    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
-    const XFEATURE_XTILEDATA: libc::c_long = 18;
-    // SAFETY: a plain syscall with integer arguments; failure is reported, not undefined.
-    unsafe {
-        libc::syscall(
-            libc::SYS_arch_prctl,
-            ARCH_REQ_XCOMP_PERM,
-            XFEATURE_XTILEDATA,
-        ) == 0
-    }
-}
 
 /// The tile configuration: palette 1, all eight tiles 16 rows × 64 bytes.
 #[repr(C, align(64))]
@@ -115,14 +69,14 @@ pub(super) struct Block<'a> {
 /// before its first use.
 ///
 /// # Safety
-/// [`available`] must have returned true; `b` must obey [`Block`]'s contract.
+/// [`super::isa::Isa::amx_bf16`] must hold; `b` must obey [`Block`]'s contract.
 pub(super) unsafe fn block(b: &Block) {
     let (k2, ldw) = (b.k2, b.ldw);
     assert!(k2.is_multiple_of(PAIRS) && b.x.len() == BLOCK * k2 && ldw >= PAIRS);
     assert!(b.w.iter().all(|w| w.len() >= (k2 - 1) * ldw + PAIRS));
     assert!(b.rows <= BLOCK && b.cols <= BLOCK);
-    // SAFETY: tiles are enabled for this process (`available`); every tile load reads 16 rows of
-    // 64 bytes inside `x` (row stride k2 * 4) or a weight tile (row stride ldw * 4), as
+    // SAFETY: tiles are enabled for this process (`isa().amx_bf16`); every tile load reads 16
+    // rows of 64 bytes inside `x` (row stride k2 * 4) or a weight tile (row stride ldw * 4), as
     // asserted; the stores go to `scratch` or, for a full block, to `out` per `Block`'s contract.
     unsafe {
         configure();
@@ -168,7 +122,7 @@ pub(super) unsafe fn block(b: &Block) {
 /// Loads the tile configuration on this thread unless it already has.
 ///
 /// # Safety
-/// [`available`] must have returned true.
+/// [`super::isa::Isa::amx_bf16`] must hold.
 unsafe fn configure() {
     CONFIGURED.with(|done| {
         if !done.get() {

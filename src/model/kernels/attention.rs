@@ -125,6 +125,7 @@ pub(super) struct Head {
 pub(super) struct OutPtr(pub *mut f32);
 // SAFETY: tasks write disjoint elements and the buffer outlives the parallel loop.
 unsafe impl Send for OutPtr {}
+// SAFETY: as for Send: shared only as a base pointer for disjoint writes.
 unsafe impl Sync for OutPtr {}
 
 /// Everything a task reads, shared by all tasks of one call.
@@ -310,7 +311,7 @@ fn tile<const FMA: bool>(a: &[f32], a_stride: usize, n: usize, b: &[f32], b_stri
         // SAFETY: `FMA` code only runs on CPUs with AVX2 and FMA (see `dispatch!`), the 512-bit
         // tile only where AVX-512F is detected; the assert above covers every index read.
         return unsafe {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if super::isa::isa().avx512f {
                 simd::tile512(a, a_stride, n, b, b_stride)
             } else {
                 simd::tile(a, a_stride, n, b, b_stride)
@@ -338,7 +339,11 @@ mod simd {
     use super::{Tile, LANES, QROWS};
     use std::arch::x86_64::*;
 
-    /// See [`super::tile`]; the caller guarantees every index is in bounds.
+    /// See [`super::tile`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA, and every index read must be in bounds (`super::tile`
+    /// asserts it).
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile(
         a: &[f32],
@@ -349,19 +354,27 @@ mod simd {
     ) -> Tile {
         let mut acc = [[_mm256_setzero_ps(); 2]; QROWS];
         let (a, b) = (a.as_ptr(), b.as_ptr());
-        for c in 0..n {
-            let bc = b.add(c * b_stride);
-            let (b0, b1) = (_mm256_loadu_ps(bc), _mm256_loadu_ps(bc.add(8)));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let x = _mm256_broadcast_ss(&*a.add(r * a_stride + c));
-                row[0] = _mm256_fmadd_ps(x, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(x, b1, row[1]);
+        // SAFETY: the features are this function's contract; `super::tile` asserted that every
+        // `a[r * a_stride + c]` and `b[c * b_stride..][..16]` read here is in bounds.
+        unsafe {
+            for c in 0..n {
+                let bc = b.add(c * b_stride);
+                let (b0, b1) = (_mm256_loadu_ps(bc), _mm256_loadu_ps(bc.add(8)));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*a.add(r * a_stride + c));
+                    row[0] = _mm256_fmadd_ps(x, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(x, b1, row[1]);
+                }
             }
+            store(&acc)
         }
-        store(&acc)
     }
 
-    /// See [`super::tile`]; the caller guarantees every index is in bounds.
+    /// See [`super::tile`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, and every index read must be in bounds (`super::tile` asserts
+    /// it).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tile512(
         a: &[f32],
@@ -372,36 +385,47 @@ mod simd {
     ) -> Tile {
         let mut acc = [[_mm512_setzero_ps(); 2]; QROWS];
         let (a, b) = (a.as_ptr(), b.as_ptr());
-        let mut c = 0;
-        while c + 1 < n {
-            let b0 = _mm512_loadu_ps(b.add(c * b_stride));
-            let b1 = _mm512_loadu_ps(b.add((c + 1) * b_stride));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let ar = a.add(r * a_stride + c);
-                row[0] = _mm512_fmadd_ps(_mm512_set1_ps(*ar), b0, row[0]);
-                row[1] = _mm512_fmadd_ps(_mm512_set1_ps(*ar.add(1)), b1, row[1]);
+        // SAFETY: as in `tile`: features by contract, every read asserted in bounds by
+        // `super::tile`; the stores write the local `out`.
+        unsafe {
+            let mut c = 0;
+            while c + 1 < n {
+                let b0 = _mm512_loadu_ps(b.add(c * b_stride));
+                let b1 = _mm512_loadu_ps(b.add((c + 1) * b_stride));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let ar = a.add(r * a_stride + c);
+                    row[0] = _mm512_fmadd_ps(_mm512_set1_ps(*ar), b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(_mm512_set1_ps(*ar.add(1)), b1, row[1]);
+                }
+                c += 2;
             }
-            c += 2;
-        }
-        if c < n {
-            let b0 = _mm512_loadu_ps(b.add(c * b_stride));
-            for (r, row) in acc.iter_mut().enumerate() {
-                row[0] = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(r * a_stride + c)), b0, row[0]);
+            if c < n {
+                let b0 = _mm512_loadu_ps(b.add(c * b_stride));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    row[0] = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(r * a_stride + c)), b0, row[0]);
+                }
             }
+            let mut out = [[0f32; LANES]; QROWS];
+            for (o, a) in out.iter_mut().zip(&acc) {
+                _mm512_storeu_ps(o.as_mut_ptr(), _mm512_add_ps(a[0], a[1]));
+            }
+            out
         }
-        let mut out = [[0f32; LANES]; QROWS];
-        for (o, a) in out.iter_mut().zip(&acc) {
-            _mm512_storeu_ps(o.as_mut_ptr(), _mm512_add_ps(a[0], a[1]));
-        }
-        out
     }
 
+    /// The accumulators, lane pairs summed, as a plain tile.
+    ///
+    /// # Safety
+    /// The CPU must have AVX (implied by the callers' AVX2).
     #[inline(always)]
     unsafe fn store(acc: &[[__m256; 2]; QROWS]) -> Tile {
         let mut out = [[0f32; LANES]; QROWS];
         for (o, a) in out.iter_mut().zip(acc) {
-            _mm256_storeu_ps(o.as_mut_ptr(), a[0]);
-            _mm256_storeu_ps(o.as_mut_ptr().add(8), a[1]);
+            // SAFETY: each row of `out` holds 16 floats: two 8-float stores at 0 and 8.
+            unsafe {
+                _mm256_storeu_ps(o.as_mut_ptr(), a[0]);
+                _mm256_storeu_ps(o.as_mut_ptr().add(8), a[1]);
+            }
         }
         out
     }

@@ -9,6 +9,7 @@
 
 use super::{
     aligned::Aligned,
+    isa::isa,
     linear::{par_tiles, NR},
 };
 
@@ -17,13 +18,7 @@ pub(super) const MR: usize = 8;
 
 /// Whether the CPU runs this kernel.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    isa().avx512_bf16
 }
 
 /// `f32` to bf16 bits, rounding to nearest even (NaN stays NaN).
@@ -173,12 +168,7 @@ enum Kernel {
 
 /// Whether the AMX kernel runs here ([`super::amx`]).
 pub fn amx_available() -> bool {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    {
-        available() && super::amx::available()
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-    false
+    isa().amx_bf16
 }
 
 /// `x.len() / k2` (≤ [`MR`]) rows of bf16 pairs times one panel, stored to `out` at row stride
@@ -203,6 +193,9 @@ mod simd {
     /// [`super::pack_rows`] for rows whose width is a multiple of 32: consecutive bf16 values
     /// are the pairs, so a row converts in order, 16 at a time (`vcvtneps2bf16` rounds to
     /// nearest even, as [`super::bf16_bits`] does).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512 BF16 ([`super::available`]).
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn pack_rows(x: &[f32], out: &mut [u32]) {
         assert!(x.len().is_multiple_of(32) && out.len() >= x.len() / 2);
@@ -282,6 +275,8 @@ mod simd {
 mod simd {
     use super::Tile;
 
+    /// # Safety
+    /// Never sound to call: bf16 panels exist only on x86-64.
     pub(super) unsafe fn tile(_: &Tile) {
         unreachable!("bf16 panels are built only where the x86-64 kernel runs")
     }

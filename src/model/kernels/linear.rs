@@ -47,6 +47,7 @@ pub enum Precision {
 struct OutPtr(*mut f32);
 // SAFETY: tasks write disjoint columns and the buffer outlives the parallel loop.
 unsafe impl Send for OutPtr {}
+// SAFETY: as for Send: shared only as a base pointer for disjoint writes.
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
@@ -189,7 +190,7 @@ mod simd {
 
     /// Whether the CPU runs [`tile`].
     pub(super) fn available() -> bool {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        crate::model::kernels::isa::isa().avx2_fma
     }
 
     /// One tile: 512-bit FMAs where the CPU has AVX-512F (Intel cores with two 512-bit FMA
@@ -199,7 +200,7 @@ mod simd {
     /// # Safety
     /// The CPU must have AVX2 and FMA ([`available`]); `t` must obey [`Tile`]'s contract.
     pub(super) unsafe fn tile(t: &Tile) {
-        if is_x86_feature_detected!("avx512f") {
+        if crate::model::kernels::isa::isa().avx512f {
             // SAFETY: checked just above, and AVX2+FMA by the caller.
             unsafe { wide(t) }
         } else {
@@ -221,6 +222,10 @@ mod simd {
         }
     }
 
+    /// The 256-bit tile.
+    ///
+    /// # Safety
+    /// As [`tile`]'s.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn narrow(t: &Tile) {
         // SAFETY: as in `wide`.
@@ -316,6 +321,8 @@ mod simd {
         false
     }
 
+    /// # Safety
+    /// Never sound to call: panels exist only on x86-64.
     pub(super) unsafe fn tile(_: &Tile) {
         unreachable!("panels are built only where the x86-64 kernel runs")
     }

@@ -28,13 +28,12 @@ macro_rules! dispatch {
                 fn wide($($arg: $ty),*) $(-> $ret)? { $body::<true>($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
                 fn narrow($($arg: $ty),*) $(-> $ret)? { $body::<true>($($arg),*) }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU was just checked for these features.
+                let isa = $crate::model::kernels::isa::isa();
+                if isa.avx512f {
+                    // SAFETY: `isa` reports these features only where the CPU has them.
                     return unsafe { wide($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                if isa.avx2_fma {
                     // SAFETY: as above.
                     return unsafe { narrow($($arg),*) };
                 }
@@ -268,6 +267,7 @@ mod attention;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod attention_amx;
 pub mod bf16;
+pub mod isa;
 mod linear;
 
 pub use attention::{attention, HeadLayout, RelativeBias, Scores};
