@@ -80,7 +80,9 @@ fn forward(c: &mut Criterion) {
     let pool = inferd::batching::compute_pool(rayon::current_num_threads()).unwrap();
     let model = load(DeviceRequest::Auto, DTypeRequest::Auto);
     // bf16 projections on CPUs with AVX-512 BF16 (`--dtype bf16`).
-    let bf16 = model::cpu_bf16_available().then(|| load(DeviceRequest::Cpu, DTypeRequest::Bf16));
+    let bf16 = model::isa()
+        .avx512_bf16
+        .then(|| load(DeviceRequest::Cpu, DTypeRequest::Bf16));
     let padded = Padded::load();
     let mut group = c.benchmark_group("forward");
     group.sample_size(10);

@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 
 from common import OUT, ROOT, SETS, busy_cpu_s, log
@@ -24,8 +25,6 @@ from inferd_http import Server, free_port, http, run_loadgen
 
 def multipart_file(base, name, payload):
     """POST /v1/files (purpose=batch) with a hand-built multipart body; returns the file id."""
-    import urllib.request
-
     boundary = uuid.uuid4().hex
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'.encode(),

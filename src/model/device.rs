@@ -111,12 +111,12 @@ pub fn family_dtype(
 pub fn select_dtype(request: DTypeRequest, device: &Device) -> anyhow::Result<DType> {
     match (request, device.is_cpu()) {
         // AMX multiplies bf16 several times faster than AVX-512 does f32, within the parity bar.
-        (DTypeRequest::Auto, true) if super::kernels::bf16::amx_available() => Ok(DType::BF16),
+        (DTypeRequest::Auto, true) if super::isa().amx_bf16 => Ok(DType::BF16),
         (DTypeRequest::Auto, true) | (DTypeRequest::F32, _) => Ok(DType::F32),
         (DTypeRequest::Auto, false) | (DTypeRequest::F16, false) => Ok(DType::F16),
         (DTypeRequest::Bf16, false) => Ok(DType::BF16),
         // On the CPU bf16 means bf16 projections (AVX-512 BF16), everything else f32.
-        (DTypeRequest::Bf16, true) if super::kernels::bf16::available() => Ok(DType::BF16),
+        (DTypeRequest::Bf16, true) if super::isa().avx512_bf16 => Ok(DType::BF16),
         (DTypeRequest::Bf16, true) => {
             bail!("--dtype bf16 on CPU needs AVX-512 BF16, which this CPU lacks; use f32")
         }
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn cpu_precision_follows_the_cpu() {
-        let auto = if crate::model::cpu_amx_available() {
+        let auto = if crate::model::isa().amx_bf16 {
             DType::BF16
         } else {
             DType::F32
@@ -187,7 +187,7 @@ mod tests {
         assert!(select_dtype(DTypeRequest::F16, &Device::Cpu).is_err());
         assert_eq!(
             select_dtype(DTypeRequest::Bf16, &Device::Cpu).is_ok(),
-            crate::model::kernels::bf16::available()
+            crate::model::isa().avx512_bf16
         );
     }
 }

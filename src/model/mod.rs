@@ -30,16 +30,6 @@ use sentence_transformers::{PipelineConfig, Prompts};
 use source::{ModelSource, Resolved};
 use tokenizer::TextTokenizer;
 
-/// Whether this CPU runs bf16 projections (`--dtype bf16` on CPU): it needs AVX-512 BF16.
-pub fn cpu_bf16_available() -> bool {
-    isa().avx512_bf16
-}
-
-/// Whether this CPU multiplies bf16 on AMX tiles; `--dtype auto` then picks bf16 on CPU.
-pub fn cpu_amx_available() -> bool {
-    isa().amx_bf16
-}
-
 /// What `/info` and metrics say about a loaded model.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {

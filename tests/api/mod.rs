@@ -75,7 +75,7 @@ async fn probes_info_and_metrics() {
     assert_eq!(info["max_seq_length"], tiny_model::MAX_SEQ_LENGTH);
     assert_eq!(info["pooling"], json!(["mean"]));
     assert_eq!(info["device"], "cpu");
-    let dtype = if inferd::model::cpu_amx_available() {
+    let dtype = if inferd::model::isa().amx_bf16 {
         "bf16"
     } else {
         "f32"

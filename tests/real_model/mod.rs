@@ -91,7 +91,7 @@ async fn mpnet_matches_sentence_transformers_with_auto_dtype() {
     )
     .await;
     let (_, info) = server.get_json("/info").await;
-    let want = if inferd::model::cpu_amx_available() {
+    let want = if inferd::model::isa().amx_bf16 {
         "bf16"
     } else {
         "f32"
@@ -103,7 +103,7 @@ async fn mpnet_matches_sentence_transformers_with_auto_dtype() {
 /// bf16 projections (AMX where the CPU has it, else AVX-512 BF16) must keep the same parity bar.
 #[tokio::test]
 async fn bf16_projections_match_sentence_transformers() {
-    if !inferd::model::cpu_bf16_available() {
+    if !inferd::model::isa().avx512_bf16 {
         eprintln!("skipping: this CPU has no AVX-512 BF16");
         return;
     }

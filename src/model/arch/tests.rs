@@ -8,7 +8,7 @@ use candle_core::{DType, Tensor};
 use candle_transformers::models::bert::{BertModel, Config};
 
 use super::*;
-use crate::model::{encoder::pad_batch, kernels};
+use crate::model::encoder::pad_batch;
 
 fn tiny_json() -> Value {
     serde_json::json!({
@@ -146,7 +146,7 @@ fn matches_padded_bert_model() -> Result<()> {
 
 #[test]
 fn bf16_projections_stay_close_to_the_reference() -> Result<()> {
-    if !kernels::bf16::available() {
+    if !crate::model::isa().avx512_bf16 {
         eprintln!("skipping: this CPU has no AVX-512 BF16");
         return Ok(());
     }

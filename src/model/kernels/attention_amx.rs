@@ -16,7 +16,7 @@ use super::{
     aligned::Aligned,
     amx,
     attention::{Head, Job},
-    bf16, max,
+    max,
 };
 
 /// Rows and columns of one [`amx::Block`].
@@ -24,7 +24,7 @@ const B: usize = amx::BLOCK;
 
 /// Whether [`attend_head`] runs heads `dim` wide here.
 pub(super) fn usable(dim: usize) -> bool {
-    dim.is_multiple_of(B) && bf16::amx_available()
+    dim.is_multiple_of(B) && super::isa::isa().amx_bf16
 }
 
 /// One (sequence, head), as [`super::attention`]'s `f32` task computes it, with bf16 operands.
@@ -33,7 +33,7 @@ pub(super) fn usable(dim: usize) -> bool {
 /// [`usable`]`(dim)` must hold; `out` must point to a `[tokens, hidden]` buffer whose
 /// (task rows × head columns) block nobody else touches, and `qkv` hold the task's rows.
 pub(super) unsafe fn attend_head(job: &Job, task: Head) {
-    // SAFETY: AMX-BF16 implies AVX-512F and AVX-512 BF16 (`bf16::amx_available`); the rest is
+    // SAFETY: AMX-BF16 implies AVX-512F and AVX-512 BF16 (`isa().amx_bf16`); the rest is
     // this function's contract.
     unsafe { body(job, task) }
 }

@@ -16,11 +16,6 @@ use super::{
 /// Rows per register tile: 8 rows × 3 accumulators + 3 weight vectors fit the 32 registers.
 pub(super) const MR: usize = 8;
 
-/// Whether the CPU runs this kernel.
-pub fn available() -> bool {
-    isa().avx512_bf16
-}
-
 /// `f32` to bf16 bits, rounding to nearest even (NaN stays NaN).
 pub(super) fn bf16_bits(x: f32) -> u16 {
     let bits = x.to_bits();
@@ -43,7 +38,7 @@ fn pack_rows(x: &[f32], k: usize, rows_multiple: usize) -> Aligned<u32> {
     let m = x.len() / k.max(1);
     let mut out = Aligned::zeroed(m.next_multiple_of(rows_multiple) * k2);
     #[cfg(target_arch = "x86_64")]
-    if k.is_multiple_of(32) && available() {
+    if k.is_multiple_of(32) && isa().avx512_bf16 {
         // SAFETY: AVX-512F and AVX-512 BF16 are present (`available`).
         unsafe { simd::pack_rows(x, &mut out) };
         return out;
@@ -88,7 +83,7 @@ impl Panels {
     /// `x · W` for row-major `x` of `[m, k]`; returns row-major `[m, n]`. Runs on AMX where
     /// the CPU has it (and `k` is a multiple of 32), else on AVX-512 BF16.
     pub(super) fn forward_slice(&self, x: &[f32]) -> Vec<f32> {
-        if self.amx_shape() && amx_available() {
+        if self.amx_shape() && isa().amx_bf16 {
             self.forward_with(x, Kernel::Amx)
         } else {
             self.forward_with(x, Kernel::Avx512)
@@ -133,7 +128,7 @@ impl Panels {
                     out: dst,
                     ldo: n,
                 };
-                // SAFETY: `Kernel::Amx` is chosen only where `amx_available()` held and
+                // SAFETY: `Kernel::Amx` is chosen only where `isa().amx_bf16` held and
                 // `amx_shape()` (k2 a multiple of 16); `par_tiles` hands each task its own rows
                 // × columns of `out`.
                 unsafe { amx::block(&block) }
@@ -151,7 +146,7 @@ impl Panels {
                 out: dst,
                 ldo: n,
             };
-            // SAFETY: panels exist only where `available()` held (see `Linear::new`);
+            // SAFETY: panels exist only where `isa().avx512_bf16` held (see `Linear::new`);
             // `par_tiles` hands each task its own rows × panel columns of `out`.
             unsafe { simd::tile(&tile) }
         });
@@ -164,11 +159,6 @@ impl Panels {
 enum Kernel {
     Avx512,
     Amx,
-}
-
-/// Whether the AMX kernel runs here ([`super::amx`]).
-pub fn amx_available() -> bool {
-    isa().amx_bf16
 }
 
 /// `x.len() / k2` (≤ [`MR`]) rows of bf16 pairs times one panel, stored to `out` at row stride
@@ -195,7 +185,7 @@ mod simd {
     /// nearest even, as [`super::bf16_bits`] does).
     ///
     /// # Safety
-    /// The CPU must have AVX-512F and AVX-512 BF16 ([`super::available`]).
+    /// The CPU must have AVX-512F and AVX-512 BF16 ([`super::isa::Isa::avx512_bf16`]).
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn pack_rows(x: &[f32], out: &mut [u32]) {
         assert!(x.len().is_multiple_of(32) && out.len() >= x.len() / 2);
@@ -293,7 +283,7 @@ mod tests {
 
     #[test]
     fn vector_packing_equals_scalar_rounding() {
-        if !available() {
+        if !isa().avx512_bf16 {
             skip(
                 "bf16::vector_packing_equals_scalar_rounding",
                 "this CPU has no AVX-512 BF16",
@@ -318,7 +308,7 @@ mod tests {
 
     #[test]
     fn amx_matches_the_avx512_kernel() {
-        if !amx_available() {
+        if !isa().amx_bf16 {
             skip(
                 "bf16::amx_matches_the_avx512_kernel",
                 "this CPU (or OS) has no AMX-BF16",
@@ -349,7 +339,7 @@ mod tests {
 
     #[test]
     fn matches_product_of_rounded_operands() {
-        if !available() {
+        if !isa().avx512_bf16 {
             skip(
                 "bf16::matches_product_of_rounded_operands",
                 "this CPU has no AVX-512 BF16",

@@ -38,7 +38,8 @@ pub struct Linear {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     F32,
-    /// Weights and inputs rounded to bf16, accumulated in `f32`; needs [`bf16::available`].
+    /// Weights and inputs rounded to bf16, accumulated in `f32`; needs AVX-512 BF16
+    /// ([`super::isa::Isa::avx512_bf16`]).
     Bf16,
 }
 
@@ -71,7 +72,7 @@ impl Linear {
             bf16,
         };
         if precision == Precision::Bf16 {
-            if !bf16::available() {
+            if !super::isa::isa().avx512_bf16 {
                 candle_core::bail!("bf16 projections need a CPU with AVX-512 BF16");
             }
             return with_slice(w, |w| plain(None, Some(bf16::Panels::from_slice(w, k, n))));
