@@ -8,6 +8,10 @@ files and the MiniLM tokenizer (one WordPiece tokenizer works for every family h
 vocab_size is set to its vocabulary). The reference vectors are sentence-transformers' own
 `encode` on that directory, f32 on CPU.
 
+It also writes tiny sequence-classification models (rerankers and a classifier: BERT and XLM-R
+heads, see `classifier_configs`) with transformers' reference logits on fixed texts and
+(query, text) pairs in `reference.json` beside each, for `tests/rerank/`.
+
 Besides the models, it writes "sharpness" variants that a correct server must NOT match to the
 original's reference: the XLM-R model relabelled as BERT (no position offset, what inferd used to
 do), and the MPNet model with its relative attention bias zeroed. The Rust suite
@@ -187,6 +191,82 @@ def sharp_variants(root):
     save_file(weights, str(no_bias / "model.safetensors"), metadata={"format": "pt"})
 
 
+# Longest sequence inferd serves for these models (no sentence_bert_config.json): the position
+# table, less RoBERTa's offset after the padding id.
+HEAD_MAX_LENGTH = MAX_SEQ_LENGTH + 8
+LABELS = {0: "negative", 1: "neutral", 2: "positive"}
+
+
+def classifier_configs(vocab_size):
+    """Sequence-classification models: (config, class) by directory name."""
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=INTERMEDIATE,
+        initializer_range=INIT_RANGE,
+        hidden_act="gelu",
+    )
+    bert = dict(common, max_position_embeddings=HEAD_MAX_LENGTH, type_vocab_size=2, pad_token_id=0)
+    roberta = dict(common, max_position_embeddings=HEAD_MAX_LENGTH + 2, pad_token_id=1, type_vocab_size=1)
+    return {
+        "bert-reranker": (transformers.BertConfig(**bert, num_labels=1), transformers.BertForSequenceClassification),
+        "bert-classifier": (
+            transformers.BertConfig(**bert, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}),
+            transformers.BertForSequenceClassification,
+        ),
+        "xlm-roberta-reranker": (
+            transformers.XLMRobertaConfig(**roberta, num_labels=1),
+            transformers.XLMRobertaForSequenceClassification,
+        ),
+    }
+
+
+def pairs(inputs):
+    """(query, text) pairs: short queries against short and long texts (some over the limit)."""
+    short = [t for t in inputs if len(t) < 120]
+    long = [t for t in inputs if len(t) > 900]
+    return [(q, t) for q in short[:3] for t in short[3:7] + long[:3]]
+
+
+@torch.no_grad()
+def logits(model, tokenizer, firsts, seconds, token_types):
+    """transformers' logits, one row per input; pairs are cut longest-first like inferd."""
+    rows = []
+    for i in range(0, len(firsts), 8):
+        batch = [firsts[i : i + 8]] + ([seconds[i : i + 8]] if seconds else [])
+        enc = tokenizer(*batch, truncation=True, max_length=HEAD_MAX_LENGTH, padding=True, return_tensors="pt")
+        if not token_types:
+            enc.pop("token_type_ids", None)  # RoBERTa family: one token type
+        rows.extend(model(**enc).logits.tolist())
+    return rows
+
+
+def classifiers(out_root, vocab_size, inputs):
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(MINILM))
+    texts, cases = inputs[:12], pairs(inputs)
+    for i, (name, (config, cls)) in enumerate(classifier_configs(vocab_size).items()):
+        generator = torch.Generator().manual_seed(2000 + i)
+        torch.manual_seed(2000 + i)
+        model = cls(config).eval()
+        perturb(model, generator)
+        out = out_root / name
+        model.save_pretrained(str(out))
+        copy_tokenizer(out)
+        token_types = config.type_vocab_size > 1
+        pair_logits = logits(model, tokenizer, [q for q, _ in cases], [t for _, t in cases], token_types)
+        text_logits = logits(model, tokenizer, texts, None, token_types)
+        reference = {
+            "labels": [config.id2label[j] for j in range(config.num_labels)],
+            "max_length": HEAD_MAX_LENGTH,
+            "pairs": [{"query": q, "text": t, "logits": l} for (q, t), l in zip(cases, pair_logits)],
+            "texts": [{"text": t, "logits": l} for t, l in zip(texts, text_logits)],
+        }
+        write_json(out / "reference.json", reference)
+        print(f"{name}: {len(cases)} pairs, {len(texts)} texts, {config.num_labels} labels in {out}")
+
+
 def main(out_root):
     torch.manual_seed(0)
     out_root = pathlib.Path(out_root)
@@ -206,6 +286,7 @@ def main(out_root):
         rows = references(out, PIPELINES[family], inputs)
         print(f"{family}: {len(rows)} reference vectors of {len(rows[0]['embedding'])} in {out}")
     sharp_variants(out_root)
+    classifiers(out_root, vocab_size, inputs)
     versions = {m.__name__: m.__version__ for m in [torch, transformers, sys.modules["sentence_transformers"]]}
     write_json(out_root / "versions.json", versions)
     print(f"done: {out_root} {versions}")

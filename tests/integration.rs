@@ -19,4 +19,5 @@ mod loading;
 mod pgvector;
 mod real_model;
 mod recommend;
+mod rerank;
 mod shutdown;

@@ -39,9 +39,24 @@ pub enum BatchError {
     WorkerGone,
 }
 
+/// One tokenized sequence as the worker runs it: token ids, and where a (query, text) pair's
+/// second text starts (token type 1 from there; `ids.len()` for a single text).
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    pub ids: Arc<[u32]>,
+    pub second: usize,
+}
+
+impl From<Arc<[u32]>> for Sequence {
+    fn from(ids: Arc<[u32]>) -> Self {
+        let second = ids.len();
+        Self { ids, second }
+    }
+}
+
 /// A request handed to the worker.
 pub(crate) struct Job {
-    sequences: Vec<Arc<[u32]>>,
+    sequences: Vec<Sequence>,
     normalize: bool,
     deadline: Instant,
     enqueued: Instant,
@@ -103,7 +118,7 @@ impl Batcher {
     pub fn submit(
         &self,
         permit: Permit,
-        sequences: Vec<Arc<[u32]>>,
+        sequences: Vec<Sequence>,
         normalize: bool,
         deadline: Instant,
         priority: Priority,

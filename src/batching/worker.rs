@@ -35,9 +35,12 @@ use tokio::sync::oneshot;
 use super::{
     admission::Permit,
     former::{self, BatchLimits, Priority, Spare, Waiting},
-    BatchError, Job, ModelLabels,
+    BatchError, Job, ModelLabels, Sequence,
 };
-use crate::model::{encoder::Encoder, pooling::l2_normalize};
+use crate::model::{
+    encoder::{Encoder, Input},
+    pooling::l2_normalize,
+};
 
 /// Worker settings, including fault injection used by tests and drills.
 #[derive(Debug, Clone)]
@@ -99,7 +102,7 @@ impl JobState {
 struct Item {
     job: Rc<RefCell<JobState>>,
     index: usize,
-    ids: Arc<[u32]>,
+    seq: Sequence,
     priority: Priority,
 }
 
@@ -199,11 +202,11 @@ fn enqueue(queue: &mut VecDeque<Item>, job: Job) {
         started: false,
         permit: Some(job.permit),
     }));
-    for (index, ids) in job.sequences.into_iter().enumerate() {
+    for (index, seq) in job.sequences.into_iter().enumerate() {
         queue.push_back(Item {
             job: Rc::clone(&state),
             index,
-            ids,
+            seq,
             priority: job.priority,
         });
     }
@@ -219,7 +222,7 @@ fn take_batch(queue: &mut VecDeque<Item>, limits: BatchLimits, spare: Spare) -> 
     let waiting: Vec<Waiting> = queue
         .iter()
         .map(|item| Waiting {
-            len: item.ids.len(),
+            len: item.seq.ids.len(),
             priority: item.priority,
         })
         .collect();
@@ -258,7 +261,14 @@ fn run_batch(
     if batch.is_empty() {
         return;
     }
-    let seqs: Vec<&[u32]> = batch.iter().map(|item| &item.ids[..]).collect();
+    let seqs: Vec<&[u32]> = batch.iter().map(|item| &item.seq.ids[..]).collect();
+    let inputs: Vec<Input> = batch
+        .iter()
+        .map(|item| Input {
+            ids: &item.seq.ids,
+            second: item.seq.second,
+        })
+        .collect();
     let compute_started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if config
@@ -268,7 +278,7 @@ fn run_batch(
         {
             panic!("fault injection: --debug-panic-on matched a batch");
         }
-        encoder.embed(&seqs)
+        encoder.run(&inputs)
     }));
     let tokens = seqs.iter().map(|s| s.len()).sum();
     match outcome {

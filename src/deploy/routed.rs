@@ -5,12 +5,16 @@
 //! [`Routed`]: the version that answers, in which role, and whether a copy goes to a shadow
 //! candidate. [`Routed::embed`] runs the [`EmbedRequest`] on that version, then records canary
 //! health and offers the shadow copy; every dialect, `/recommend` and `/items` embed through it,
-//! so no caller can opt out of canaries or shadows by accident.
+//! so no caller can opt out of canaries or shadows by accident. [`Routed::classify`] is the same
+//! for rerankers and classifiers: canary split and health, sticky keys and metrics; no shadow
+//! copy yet (a reranker's agreement would be the rank correlation of scores, not measured).
 
 use std::{sync::Arc, time::Instant};
 
 use super::{metrics as m, shadow::ShadowJob, Deployment, Role};
-use crate::serving::{EmbedError, EmbedRequest, Embedded, ModelHandle, ModelRef};
+use crate::serving::{
+    Classified, ClassifyRequest, EmbedError, EmbedRequest, Embedded, ModelHandle, ModelRef,
+};
 
 /// What a caller names: which model, and the key that keeps it on one version during a canary.
 #[derive(Debug, Clone, Default)]
@@ -86,6 +90,20 @@ impl Routed {
                 request: copy,
                 primary: embedded.vectors.clone(),
             });
+        }
+        result
+    }
+
+    /// Scores through the chosen version's head and records canary health, like [`Self::embed`]
+    /// (no shadow copy).
+    pub async fn classify(&self, req: ClassifyRequest) -> Result<Classified, EmbedError> {
+        let started = Instant::now();
+        let result = self.handle.classify(req).await;
+        let info = &self.handle.info;
+        m::routed(&info.name, &info.version, self.role);
+        if let (Some(deployment), Role::Canary) = (&self.deployment, self.role) {
+            let ok = !matches!(&result, Err(e) if e.is_server_fault());
+            deployment.record_canary(&info.version, ok, started.elapsed());
         }
         result
     }

@@ -47,6 +47,10 @@ pub enum ApiError {
         tokens: usize,
         limit: usize,
     },
+    /// The route needs another kind of model than the one it reached (embeddings from a
+    /// reranker, `/predict` on an embedding model).
+    #[error("{0}")]
+    WrongModelKind(String),
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
@@ -116,7 +120,9 @@ struct ErrorBody<'a> {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidJson(_) | Self::UnsupportedParameter { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidJson(_) | Self::UnsupportedParameter { .. } | Self::WrongModelKind(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } | Self::InputTooLong { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -155,6 +161,7 @@ impl ApiError {
             Self::InvalidInput(_) | Self::InvalidParameter { .. } => "invalid_input",
             Self::UnsupportedParameter { .. } => "unsupported_parameter",
             Self::InputTooLong { .. } => "input_too_long",
+            Self::WrongModelKind(_) => "wrong_model_kind",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
@@ -186,6 +193,7 @@ impl ApiError {
         "invalid_input",
         "unsupported_parameter",
         "input_too_long",
+        "wrong_model_kind",
         "unauthorized",
         "forbidden",
         "rate_limited",
@@ -281,6 +289,7 @@ impl From<EmbedError> for ApiError {
                 Self::InvalidParameter { param, message }
             }
             EmbedError::InvalidInput(msg) => Self::InvalidInput(msg),
+            EmbedError::WrongModelKind(msg) => Self::WrongModelKind(msg),
             EmbedError::Internal(detail) => Self::Internal(detail),
         }
     }
@@ -373,6 +382,7 @@ mod tests {
                 tokens: 2,
                 limit: 1,
             },
+            ApiError::WrongModelKind("x".into()),
             ApiError::Unauthorized("x"),
             ApiError::Forbidden("x"),
             ApiError::RateLimited {

@@ -2,9 +2,11 @@
 //! folder per dialect mirroring the URL tree, and the admin API. Nothing outside `app` imports it.
 //!
 //! - [`native`]: `/infer`, `/info`, probes; [`openai`]: `/v1/...`; [`tei`]: `/embed`,
-//!   `/tokenize`, ...; [`kserve`]: `/v2/...`; [`recommend`]: `/recommend`, `/items`, `/indexes`;
+//!   `/tokenize`, `/rerank`, `/predict`, ...; [`kserve`]: `/v2/...`; [`cohere`]: `/v1/rerank`,
+//!   `/v2/rerank`; [`recommend`]: `/recommend`, `/items`, `/indexes`;
 //!   [`admin`]: `/admin/...` on its own listener;
 //! - [`embed`]: the one embedding path every dialect takes, and the shared input checks;
+//!   [`scoring`]: relevance for every rerank dialect (cross-encoder or bi-encoder);
 //! - [`error`]: the one place errors become responses; [`extract`], [`middleware`], [`state`];
 //! - [`openapi`]: merges each folder's OpenAPI fragment (declared with its routes) into
 //!   `/openapi.json`.
@@ -13,6 +15,7 @@
 //! becomes a generic JSON 500. Request metrics are labelled by the matched route.
 
 pub mod admin;
+pub mod cohere;
 pub mod embed;
 pub mod error;
 pub mod extract;
@@ -24,6 +27,7 @@ pub mod openai;
 pub mod openapi;
 pub mod recommend;
 pub mod schema;
+pub mod scoring;
 pub mod state;
 pub mod tei;
 
@@ -92,6 +96,7 @@ fn groups() -> Vec<Group> {
         Group::keyed(openai::routes()).shaped(openai::error_shape),
         Group::keyed(tei::routes()).shaped(tei::error_shape),
         Group::keyed(kserve::routes()).shaped(kserve::error_shape),
+        Group::keyed(cohere::routes()).shaped(cohere::error_shape),
         Group::keyed(recommend::routes()),
     ]
 }

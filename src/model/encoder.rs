@@ -1,6 +1,7 @@
-//! The embedding model itself: the family's forward, then pooling and any `Dense` layers. Pure
-//! compute: no queues, no HTTP. Normalisation (and a Matryoshka cut) is left to the caller: it
-//! is a per-request choice.
+//! The model itself: the family's forward, then pooling and any `Dense` layers (an embedding
+//! model) or a sequence-classification head on the first token (a reranker or classifier, see
+//! [`super::heads`]). Pure compute: no queues, no HTTP. Normalisation (and a Matryoshka cut) is
+//! left to the caller: it is a per-request choice; so are a head's softmax or sigmoid.
 //!
 //! On the CPU the forward is the family's packed [`Stack`](super::blocks::Stack): all tokens of a
 //! batch in one `[tokens, hidden]` buffer, no padding at all. On CUDA it is candle-transformers'
@@ -15,6 +16,7 @@ use candle_nn::VarBuilder;
 
 use super::{
     arch::{Architecture, Forward},
+    heads::{ClassifierHead, Task},
     kernels::Precision,
     pooling::{pool, pool_packed, PoolingMode},
     sentence_transformers::{Dense, PipelineConfig},
@@ -24,15 +26,35 @@ pub struct Encoder {
     arch: Architecture,
     pooling: Vec<PoolingMode>,
     dense: Vec<Dense>,
+    /// A sequence-classification head: replaces pooling and `Dense`.
+    head: Option<ClassifierHead>,
     device: Device,
+}
+
+/// One sequence of a batch: its token ids, and where a pair's second text (token type 1)
+/// starts (`ids.len()` for a single text).
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub ids: &'a [u32],
+    pub second: usize,
+}
+
+impl<'a> Input<'a> {
+    pub fn single(ids: &'a [u32]) -> Self {
+        Self {
+            ids,
+            second: ids.len(),
+        }
+    }
 }
 
 impl Encoder {
     /// Loads `dir`'s transformer (`config.json`, `model.safetensors`) for `device` and `dtype`,
-    /// with the pooling and dense layers of `pipeline`.
+    /// with the pooling and dense layers of `pipeline`, or `task`'s classification head.
     pub fn load(
         dir: &Path,
         pipeline: &PipelineConfig,
+        task: &Task,
         device: &Device,
         dtype: DType,
     ) -> anyhow::Result<Self> {
@@ -48,12 +70,30 @@ impl Encoder {
         // run, as every safetensors loader does.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], load_dtype, device) }
             .with_context(|| format!("mapping {}", weights.display()))?;
-        let arch = Architecture::load(&json, vb, device, precision)
+        let arch = Architecture::load(&json, vb.clone(), device, precision)
             .with_context(|| format!("building the model from {}", dir.display()))?;
+        let head = match task {
+            Task::Embedding => None,
+            Task::Classification { head, labels } => {
+                if !device.is_cpu() {
+                    bail!("sequence-classification heads run on the CPU only; use --device cpu");
+                }
+                let head = ClassifierHead::load(&vb, *head, arch.config.hidden, labels.len())
+                    .with_context(|| {
+                        format!("loading the classification head from {}", dir.display())
+                    })?;
+                Some(head)
+            }
+        };
+        let (pooling, dense) = match head {
+            Some(_) => (Vec::new(), Vec::new()),
+            None => (pipeline.pooling.clone(), pipeline.dense.clone()),
+        };
         let encoder = Self {
             arch,
-            pooling: pipeline.pooling.clone(),
-            dense: pipeline.dense.clone(),
+            pooling,
+            dense,
+            head,
             device: device.clone(),
         };
         encoder.check_dense()?;
@@ -62,6 +102,9 @@ impl Encoder {
 
     /// Each Dense layer must take what the step before it gives.
     fn check_dense(&self) -> anyhow::Result<()> {
+        if self.head.is_some() {
+            return Ok(());
+        }
         let mut width = self.arch.config.hidden * self.pooling.len();
         for (i, dense) in self.dense.iter().enumerate() {
             if dense.inputs != width {
@@ -75,8 +118,11 @@ impl Encoder {
         Ok(())
     }
 
-    /// Output vector length.
+    /// Output vector length (a head's: its number of labels).
     pub fn dimensions(&self) -> usize {
+        if let Some(head) = &self.head {
+            return head.labels();
+        }
         self.dense.last().map_or_else(
             || self.arch.config.hidden * self.pooling.len(),
             |d| d.outputs,
@@ -110,13 +156,28 @@ impl Encoder {
 
     /// Embeds a batch of token-id sequences; one pooled (unnormalised) vector per sequence.
     pub fn embed(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
-        if batch.is_empty() {
+        let inputs: Vec<Input> = batch.iter().map(|ids| Input::single(ids)).collect();
+        self.run(&inputs)
+    }
+
+    /// Runs a batch: one pooled (unnormalised) vector per sequence, or a head's logits.
+    pub fn run(&self, inputs: &[Input]) -> candle_core::Result<Vec<Vec<f32>>> {
+        if inputs.is_empty() {
             return Ok(Vec::new());
         }
+        let batch: Vec<&[u32]> = inputs.iter().map(|i| i.ids).collect();
+        let batch = &batch[..];
         let pooled = match &self.arch.forward {
             Forward::Packed(stack) => {
-                let hidden = stack.forward(batch)?.flatten_all()?.to_vec1::<f32>()?;
+                let seconds: Vec<usize> = inputs.iter().map(|i| i.second).collect();
+                let hidden = stack.forward_segments(batch, Some(&seconds))?;
+                let hidden = hidden.flatten_all()?.to_vec1::<f32>()?;
                 let lens: Vec<usize> = batch.iter().map(|s| s.len()).collect();
+                if let Some(head) = &self.head {
+                    return Ok(first_tokens(&hidden, stack.hidden(), &lens)
+                        .map(|row| head.forward(row))
+                        .collect());
+                }
                 pool_packed(&hidden, stack.hidden(), &lens, &self.pooling)
             }
             Forward::Padded(model) => {
@@ -134,7 +195,21 @@ impl Encoder {
     }
 }
 
-fn read_config(dir: &Path) -> anyhow::Result<serde_json::Value> {
+/// The first token's row of each packed sequence (an empty sequence gives zeros' worth: none
+/// reach here, the tokenizer adds special tokens).
+fn first_tokens<'a>(
+    hidden: &'a [f32],
+    width: usize,
+    lens: &'a [usize],
+) -> impl Iterator<Item = &'a [f32]> + 'a {
+    lens.iter().scan(0usize, move |offset, &len| {
+        let row = &hidden[*offset * width..][..width.min(len * width)];
+        *offset += len;
+        Some(row)
+    })
+}
+
+pub(super) fn read_config(dir: &Path) -> anyhow::Result<serde_json::Value> {
     let path = dir.join("config.json");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

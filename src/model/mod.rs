@@ -4,12 +4,14 @@
 //! Layout: [`arch`] (one module per family: which `config.json` it reads, how its weights map onto
 //! the blocks), [`blocks`] (the shared packed CPU blocks), `kernels` (leaf compute),
 //! [`sentence_transformers`] (pooling config, Dense, Normalize, prompts), [`pooling`],
-//! [`encoder`] (family forward + pooling + Dense for one device).
+//! [`encoder`] (family forward + pooling + Dense, or a classification head from [`heads`], for
+//! one device).
 
 pub mod arch;
 pub mod blocks;
 pub mod device;
 pub mod encoder;
+pub mod heads;
 mod kernels;
 pub mod manifest;
 pub mod pooling;
@@ -25,6 +27,7 @@ use serde::Serialize;
 
 pub use device::{DTypeRequest, DeviceRequest};
 use encoder::Encoder;
+use heads::{ModelKind, Task};
 pub use kernels::isa::{isa, Isa};
 use sentence_transformers::{PipelineConfig, Prompts};
 use source::{ModelSource, Resolved};
@@ -46,6 +49,16 @@ pub struct ModelInfo {
     pub lineage: Option<manifest::Lineage>,
     /// The `model_type` served (`bert`, `xlm-roberta`, `distilbert`, `mpnet`, ...).
     pub architecture: String,
+    /// `embedding`, `reranker` (a one-label cross-encoder) or `classifier`, from
+    /// `config.json`'s `architectures`.
+    pub kind: ModelKind,
+    /// A reranker's or classifier's labels in id order (`id2label`); empty for embeddings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// What `/rerank` runs on this model: `cross_encoder` (a reranker scores each pair),
+    /// `bi_encoder` (cosine of normalised embeddings) or `none` (a classifier).
+    pub rerank: &'static str,
+    /// Vector length; a reranker's or classifier's number of labels.
     pub dimensions: usize,
     pub max_seq_length: usize,
     pub pooling: Vec<&'static str>,
@@ -89,10 +102,18 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
     let sha256 = verified_weights_sha(&resolved)?;
     let pipeline = PipelineConfig::read(&resolved.dir)?;
     let (family, model_type) = encoder::family_of(&resolved.dir)?;
-    let device = device::select_device_for(opts.device, &model_type, family.runs_on_cuda())?;
+    let task = Task::detect(&encoder::read_config(&resolved.dir)?, family)
+        .with_context(|| format!("{}", resolved.dir.join("config.json").display()))?;
+    let kind = task.kind();
+    // Heads run after the packed (CPU) encoder only.
+    let (cuda_ok, what) = match kind {
+        ModelKind::Embedding => (family.runs_on_cuda(), model_type.clone()),
+        _ => (false, format!("{model_type} {}", kind.as_str())),
+    };
+    let device = device::select_device_for(opts.device, &what, cuda_ok)?;
     let dtype = device::select_dtype(opts.dtype, &device)?;
     let dtype = device::family_dtype(dtype, opts.dtype, &device, &model_type, family)?;
-    let encoder = Encoder::load(&resolved.dir, &pipeline, &device, dtype)?;
+    let encoder = Encoder::load(&resolved.dir, &pipeline, &task, &device, dtype)?;
     let max_seq_length = pipeline
         .max_seq_length
         .unwrap_or(encoder.max_positions())
@@ -109,11 +130,21 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
         source: opts.source.clone(),
         lineage: resolved.manifest.as_ref().and_then(|m| m.lineage.clone()),
         architecture: encoder.architecture().to_string(),
+        kind,
+        labels: task.labels().to_vec(),
+        rerank: match kind {
+            ModelKind::Embedding => "bi_encoder",
+            ModelKind::Reranker => "cross_encoder",
+            ModelKind::Classifier => "none",
+        },
         dimensions: encoder.dimensions(),
         max_seq_length,
         pooling: encoder.pooling().iter().map(|p| p.name()).collect(),
-        dense_layers: pipeline.dense.len(),
-        normalize: pipeline.normalize,
+        dense_layers: match kind {
+            ModelKind::Embedding => pipeline.dense.len(),
+            _ => 0,
+        },
+        normalize: pipeline.normalize && kind == ModelKind::Embedding,
         prompts: pipeline.prompts.clone(),
         device: device::device_name(&device),
         dtype: device::dtype_name(dtype).to_string(),

@@ -143,6 +143,56 @@ impl TextTokenizer {
         })
     }
 
+    /// Tokenizes a (query, text) pair as one sequence, the way the tokenizer's pair template
+    /// says (`[CLS] a [SEP] b [SEP]` for BERT). Truncation cuts the longer of the two first.
+    /// Returns the ids and where the second text's token type 1 starts (the length when the
+    /// tokenizer gives one type only, as RoBERTa's do).
+    pub fn encode_pair(
+        &self,
+        first: &str,
+        second: &str,
+        truncation: Truncation,
+    ) -> Result<(Tokens, usize), TokenizeError> {
+        let tokenizer = match truncation {
+            Truncation::Right => &self.truncating,
+            Truncation::Left => &self.truncating_left,
+            Truncation::Refuse => &self.full,
+        };
+        let encoding = tokenizer
+            .encode((first, second), true)
+            .map_err(|e| TokenizeError::Failed(e.to_string()))?;
+        if encoding.len() > self.max_length {
+            return Err(TokenizeError::TooLong {
+                tokens: encoding.len(),
+                limit: self.max_length,
+            });
+        }
+        let types = encoding.get_type_ids();
+        let start = types.iter().position(|&t| t != 0).unwrap_or(types.len());
+        if types[start..].iter().any(|&t| t != 1) {
+            return Err(TokenizeError::Failed(
+                "the tokenizer's pair template gives token types other than 0 then 1".into(),
+            ));
+        }
+        let ids = encoding.get_ids().to_vec();
+        Ok((Tokens { ids }, start))
+    }
+
+    /// `text` up to the end of its `max_tokens`-th token (special tokens not counted): a
+    /// document cut to a token budget, still as text.
+    pub fn cut_to_tokens(&self, text: &str, max_tokens: usize) -> Result<String, TokenizeError> {
+        let encoding = self
+            .full
+            .encode(text, false)
+            .map_err(|e| TokenizeError::Failed(e.to_string()))?;
+        let offsets = encoding.get_offsets();
+        if offsets.len() <= max_tokens {
+            return Ok(text.to_string());
+        }
+        let end = offsets[..max_tokens].iter().map(|o| o.1).max().unwrap_or(0);
+        Ok(text.get(..end).unwrap_or(text).to_string())
+    }
+
     /// Every token of `text`, untruncated, with its piece of the input (for `/tokenize`).
     pub fn pieces(
         &self,
@@ -245,6 +295,42 @@ mod tests {
         let tok = TextTokenizer::new(padded_tokenizer(), 3).unwrap();
         let left = tok.encode_with("a b c a b", Truncation::Left).unwrap();
         assert_eq!(left.ids, vec![3, 1, 2]);
+    }
+
+    #[test]
+    fn cut_to_tokens_keeps_the_first_tokens_as_text() {
+        let tok = TextTokenizer::new(padded_tokenizer(), 3).unwrap();
+        assert_eq!(tok.cut_to_tokens("a  b c", 2).unwrap(), "a  b");
+        assert_eq!(tok.cut_to_tokens("a b", 5).unwrap(), "a b");
+    }
+
+    #[test]
+    fn pairs_truncate_the_longer_text_first() {
+        use tokenizers::processors::template::TemplateProcessing;
+        let mut inner = padded_tokenizer();
+        let template = TemplateProcessing::builder()
+            .try_single("$A")
+            .unwrap()
+            .try_pair("$A $B:1")
+            .unwrap()
+            .build()
+            .unwrap();
+        inner.with_post_processor(Some(template));
+        let tok = TextTokenizer::new(inner, 4).unwrap();
+        let (tokens, second) = tok.encode_pair("a", "b c a b", Truncation::Right).unwrap();
+        assert_eq!((tokens.ids, second), (vec![1, 2, 3, 1], 1));
+        let (tokens, second) = tok
+            .encode_pair("a b c", "c b a", Truncation::Right)
+            .unwrap();
+        assert_eq!((tokens.ids, second), (vec![1, 2, 3, 2], 2));
+        assert!(tok.encode_pair("a b c", "c", Truncation::Refuse).is_ok());
+        assert!(matches!(
+            tok.encode_pair("a b c", "c b", Truncation::Refuse),
+            Err(TokenizeError::TooLong {
+                tokens: 5,
+                limit: 4
+            })
+        ));
     }
 
     #[test]

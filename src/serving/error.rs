@@ -24,6 +24,10 @@ pub enum EmbedError {
         param: &'static str,
         message: String,
     },
+    /// The route needs another kind of model (embeddings from a reranker, `/predict` on an
+    /// embedding model, ...).
+    #[error("{0}")]
+    WrongModelKind(String),
     /// A text the tokenizer refused.
     #[error("{0}")]
     InvalidInput(String),

@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 
 use super::{cache::EmbeddingCache, EmbedError, EmbedRequest, Embedded, ModelRef};
 use crate::{
-    batching::{BatchError, BatchLimits, Batcher, ModelLabels, WorkerConfig},
+    batching::{BatchError, BatchLimits, Batcher, ModelLabels, Sequence, WorkerConfig},
     model::{
+        heads::ModelKind,
         pooling::truncate_dimensions,
         tokenizer::{TextTokenizer, TokenizeError, Truncation},
         LoadedModel, ModelInfo,
@@ -25,7 +26,7 @@ use crate::{
 
 /// Requests with at most this much text are tokenized on the async runtime itself: a few short
 /// texts take tens of microseconds, less than handing them to the pool and back.
-const INLINE_TOKENIZE_BYTES: usize = 1024;
+pub(super) const INLINE_TOKENIZE_BYTES: usize = 1024;
 
 /// `--batch-background-budget`'s default: about one short text's compute on a small CPU.
 pub const DEFAULT_BACKGROUND_BUDGET: Duration = Duration::from_millis(2);
@@ -75,10 +76,10 @@ impl HandleConfig {
 pub struct ModelHandle {
     pub info: ModelInfo,
     pub config: HandleConfig,
-    tokenizer: Arc<TextTokenizer>,
+    pub(super) tokenizer: Arc<TextTokenizer>,
     pool: rayon::ThreadPool,
-    batcher: Batcher,
-    retry_after: Duration,
+    pub(super) batcher: Batcher,
+    pub(super) retry_after: Duration,
 }
 
 impl ModelHandle {
@@ -129,8 +130,9 @@ impl ModelHandle {
         ModelRef::pinned(&self.info.name, &self.info.version)
     }
 
-    /// Embeds `req.texts` with its prompt, cut to its `dimensions`.
+    /// Embeds `req.texts` with its prompt, cut to its `dimensions`; an embedding model only.
     pub async fn embed(&self, mut req: EmbedRequest) -> Result<Embedded, EmbedError> {
+        self.expect_kind(&[ModelKind::Embedding], "an embedding route")?;
         let dimensions = self.checked_dimensions(req.dimensions)?;
         req.texts = self.prompted(req.prompt_name.as_deref(), std::mem::take(&mut req.texts))?;
         let normalize = req.normalize;
@@ -221,6 +223,7 @@ impl ModelHandle {
         let run = async {
             let sequences = self.tokenize(texts, truncation).await?;
             let prompt_tokens = sequences.iter().map(|s| s.len()).sum();
+            let sequences = sequences.into_iter().map(Sequence::from).collect();
             let rx = self
                 .batcher
                 .submit(permit, sequences, normalize, deadline.at(), priority);
@@ -321,7 +324,7 @@ impl ModelHandle {
     }
 }
 
-fn batch_error(err: BatchError, budget: Duration) -> EmbedError {
+pub(super) fn batch_error(err: BatchError, budget: Duration) -> EmbedError {
     match err {
         BatchError::DeadlineExceeded => EmbedError::DeadlineExceeded(budget),
         BatchError::Failed | BatchError::WorkerGone => EmbedError::Internal(err.to_string()),

@@ -4,6 +4,8 @@
 //!   batcher, and the only `embed` on a version;
 //! - [`request`]: [`EmbedRequest`] (texts, truncation, normalize, deadline, prompt name and
 //!   Matryoshka dimensions) and [`Embedded`];
+//! - [`classify`]: [`ClassifyRequest`], texts and (query, text) pairs through a reranker's or
+//!   classifier's head on the same queue and batcher, and [`Classified`] logits;
 //! - [`cache`]: the LRU response cache consulted inside [`ModelHandle::embed`];
 //! - [`model_ref`]: [`ModelRef`], the one parser and formatter of `name@version`;
 //! - [`error`]: why a version could not embed, [`EmbedError`].
@@ -12,13 +14,16 @@
 //! routes or HTTP.
 
 pub mod cache;
+pub mod classify;
 pub mod error;
 pub mod handle;
 mod metrics;
 pub mod model_ref;
 pub mod request;
 
+pub use classify::{Classified, ClassifyInput, ClassifyRequest};
 pub use error::EmbedError;
+use handle::batch_error;
 pub use handle::{HandleConfig, ModelHandle};
 pub use model_ref::ModelRef;
 pub use request::{Deadline, EmbedRequest, Embedded, Priority};

@@ -17,7 +17,7 @@ use crate::common::{cosine, floats, refuses, spawn, vectors, TestServer};
 /// The parity bar for a tiny model in f32.
 const BAR: f32 = 0.9995;
 
-fn models_dir() -> PathBuf {
+pub(crate) fn models_dir() -> PathBuf {
     let dir = std::env::var_os("INFERD_TINY_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tiny-models"));

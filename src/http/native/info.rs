@@ -18,7 +18,7 @@ use crate::{
         schema::ErrorResponse,
         state::{AppState, RequestLimits},
     },
-    model::ModelInfo,
+    model::{heads::ModelKind, ModelInfo},
     serving::{HandleConfig, ModelHandle},
 };
 
@@ -47,7 +47,8 @@ struct TeiInfo {
     /// The pinned revision, when the model came from a hub with one.
     model_sha: Option<String>,
     model_dtype: String,
-    /// `{"embedding": {"pooling": "mean"}}`.
+    /// `{"embedding": {"pooling": "mean"}}`, or `{"reranker" | "classifier": {"id2label",
+    /// "label2id"}}`.
     #[schema(value_type = Object)]
     model_type: serde_json::Value,
     /// The queue capacity: requests beyond it get 503 at once.
@@ -69,7 +70,7 @@ impl TeiInfo {
             model_id: info.name.clone(),
             model_sha: info.revision.clone(),
             model_dtype: info.dtype.clone(),
-            model_type: serde_json::json!({"embedding": {"pooling": info.pooling.join("+")}}),
+            model_type: tei_model_type(info),
             max_concurrent_requests: config.queue_capacity,
             max_input_length: info.max_seq_length,
             max_batch_tokens: config.limits.max_tokens,
@@ -79,6 +80,21 @@ impl TeiInfo {
             tokenization_workers: config.tokenizer_workers,
         }
     }
+}
+
+/// TEI's `model_type` object for `info`'s kind.
+fn tei_model_type(info: &ModelInfo) -> serde_json::Value {
+    if info.kind == ModelKind::Embedding {
+        return serde_json::json!({"embedding": {"pooling": info.pooling.join("+")}});
+    }
+    let labels = || info.labels.iter().enumerate();
+    let id2label: serde_json::Map<String, serde_json::Value> = labels()
+        .map(|(i, label)| (i.to_string(), label.clone().into()))
+        .collect();
+    let label2id: serde_json::Map<String, serde_json::Value> = labels()
+        .map(|(i, label)| (label.clone(), i.into()))
+        .collect();
+    serde_json::json!({info.kind.as_str(): {"id2label": id2label, "label2id": label2id}})
 }
 
 #[derive(Serialize, ToSchema)]

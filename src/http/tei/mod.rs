@@ -1,14 +1,19 @@
 //! The Hugging Face text-embeddings-inference (TEI) dialect: `POST /embed` (and `POST /`, TEI's
 //! route for `huggingface_hub`'s `feature_extraction`), `/tokenize`, `/decode`, `/similarity`,
-//! `/rerank`. TEI's `GET /info` fields are served by `/info` itself (see `native/info.rs`).
+//! `/rerank`, `/predict`. TEI's `GET /info` fields are served by `/info` itself (see
+//! `native/info.rs`).
 //!
 //! Embedding goes through [`embed`](crate::http::embed) like `/infer` (canary split and sticky
 //! `x-inferd-route-key` included); `/tokenize` and `/decode` run on the model's tokenizer pool.
 //! These routes always use the default model, as TEI serves one. Errors are re-shaped by
 //! [`error_shape`] to TEI's `{"error", "error_type"}`, keeping inferd's status and adding its
-//! `code`. `/rerank` and `/similarity` are bi-encoder cosine similarities of normalised
-//! embeddings, not a cross-encoder's scores.
+//! `code`. `/similarity` is the cosine of normalised embeddings; `/rerank` runs a reranker's
+//! cross-encoder on each pair, or that cosine on an embedding model (`rerank`); `/predict` runs
+//! a classifier's or reranker's head (`predict`). A route that does not fit the loaded model's
+//! kind answers 400 `wrong_model_kind`.
 
+mod predict;
+mod rerank;
 mod similarity;
 mod tokens;
 mod types;
@@ -41,7 +46,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::tokenize))
         .routes(routes!(tokens::decode))
         .routes(routes!(similarity::similarity))
-        .routes(routes!(similarity::rerank))
+        .routes(routes!(rerank::rerank))
+        .routes(routes!(predict::predict))
 }
 
 /// Re-shapes an inferd error into TEI's error object.

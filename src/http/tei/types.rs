@@ -116,9 +116,9 @@ pub struct RerankRequest {
     pub truncate: Option<bool>,
     #[serde(default)]
     pub truncation_direction: TruncationDirection,
-    /// Accepted and ignored: scores are always cosine similarities.
+    /// A reranker's raw logits instead of `sigmoid(logit)`; an embedding model's scores are
+    /// cosine similarities either way.
     #[serde(default)]
-    #[allow(dead_code)] // parsed so a wrong type is still a clear 422
     pub raw_scores: bool,
     /// Echo each text in its result.
     #[serde(default)]
@@ -131,4 +131,52 @@ pub struct Rank {
     pub score: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PredictRequest {
+    /// A text, a pair `[text, text]`, or a list of texts and pairs.
+    #[schema(value_type = PredictInputs)]
+    pub inputs: Value,
+    /// Raw logits instead of softmax (sigmoid for a one-label model).
+    #[serde(default)]
+    pub raw_scores: bool,
+    pub truncate: Option<bool>,
+    #[serde(default)]
+    pub truncation_direction: TruncationDirection,
+}
+
+/// The OpenAPI view of `/predict`'s `inputs`: a list of exactly two texts is one pair.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documentation only
+pub enum PredictInputs {
+    Text(String),
+    /// Exactly two texts.
+    Pair(Vec<String>),
+    Batch(Vec<PredictInput>),
+}
+
+/// One input of a `/predict` batch.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documentation only
+pub enum PredictInput {
+    Text(String),
+    /// Exactly two texts.
+    Pair(Vec<String>),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Prediction {
+    pub label: String,
+    pub score: f32,
+}
+
+/// One input's predictions (best first), or one list per input of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PredictResponse {
+    Single(Vec<Prediction>),
+    Batch(Vec<Vec<Prediction>>),
 }

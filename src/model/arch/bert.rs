@@ -41,14 +41,20 @@ pub(super) fn packed(w: &Weights, c: &EncoderConfig, precision: Precision) -> Re
 }
 
 /// Word + position (+ token type 0 when `token_types`) rows and the embedding LayerNorm, under
-/// BERT's names (shared by RoBERTa, MPNet and DistilBERT).
+/// BERT's names (shared by RoBERTa, MPNet and DistilBERT). With two or more token types, the
+/// difference of type 1's row to type 0's is kept for a sentence pair's second segment.
 pub(super) fn embeddings(w: &Weights, c: &EncoderConfig, token_types: bool) -> Result<Embeddings> {
     let h = c.hidden;
     let word = w.vector((c.vocab_size, h), "word_embeddings.weight")?;
     let mut positions = w.tensor((c.max_positions, h), "position_embeddings.weight")?;
+    let mut second_type = None;
     if token_types {
         let types = w.tensor((c.type_vocab_size, h), "token_type_embeddings.weight")?;
         positions = positions.broadcast_add(&types.narrow(0, 0, 1)?)?;
+        if c.type_vocab_size >= 2 {
+            let delta = (types.narrow(0, 1, 1)? - types.narrow(0, 0, 1)?)?;
+            second_type = Some(Weights::flat(&delta)?);
+        }
     }
     let positions = Weights::flat(&positions)?;
     Ok(Embeddings {
@@ -56,6 +62,7 @@ pub(super) fn embeddings(w: &Weights, c: &EncoderConfig, token_types: bool) -> R
         positions: Some((positions, c.positions)),
         norm: Some(w.pp("LayerNorm").layer_norm(h, c.eps, vec![0.0; h])?),
         hidden: h,
+        second_type,
     })
 }
 

@@ -160,7 +160,12 @@ fn packed(
     match family {
         Family::Bert | Family::Roberta => {
             let w = Weights::new(vb, &["bert", "roberta"], bert::PROBE, precision);
-            bert::packed(&w, config, precision)
+            let mut stack = bert::packed(&w, config, precision)?;
+            if family == Family::Roberta {
+                // One token type, whatever the tokenizer says about a pair's second text.
+                stack.embeddings.second_type = None;
+            }
+            Ok(stack)
         }
         Family::DistilBert => {
             let w = Weights::new(vb, &["distilbert"], bert::PROBE, precision);

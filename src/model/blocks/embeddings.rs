@@ -1,5 +1,6 @@
 //! Token embeddings: a word row plus an absolute position row (token type 0 already added),
-//! then LayerNorm, for every token of a packed batch.
+//! then LayerNorm, for every token of a packed batch. A sentence pair's second segment (token
+//! type 1, BERT's cross-encoders) adds the difference of the type rows from where it starts.
 
 use candle_core::{bail, Result};
 
@@ -51,6 +52,10 @@ pub struct Embeddings {
     pub positions: Option<(Vec<f32>, PositionIds)>,
     pub norm: Option<Norm>,
     pub hidden: usize,
+    /// Token type 1's row minus token type 0's (which the position rows already hold), added to
+    /// every token of a pair's second segment; `None` for families with one token type
+    /// (RoBERTa, XLM-R, ...), whose pairs are one type whatever the tokenizer says.
+    pub second_type: Option<Vec<f32>>,
 }
 
 impl Embeddings {
@@ -83,13 +88,15 @@ impl Embeddings {
         Ok(())
     }
 
-    /// The packed `[tokens, hidden]` embeddings of `seqs` (checked by [`Self::check`]).
-    pub fn forward(&self, seqs: &[&[u32]]) -> Vec<f32> {
+    /// The packed `[tokens, hidden]` embeddings of `seqs` (checked by [`Self::check`]);
+    /// `seconds[i]`, when given, is where sequence `i`'s second segment (token type 1) starts.
+    pub fn forward(&self, seqs: &[&[u32]], seconds: Option<&[usize]>) -> Vec<f32> {
         let h = self.hidden;
         let tokens: usize = seqs.iter().map(|s| s.len()).sum();
         let mut x = Vec::with_capacity(tokens * h);
         let mut ids = Vec::new();
-        for seq in seqs {
+        for (i, seq) in seqs.iter().enumerate() {
+            let start = x.len();
             let Some((rows, kind)) = &self.positions else {
                 for &id in seq.iter() {
                     x.extend_from_slice(&self.word[id as usize * h..][..h]);
@@ -100,6 +107,11 @@ impl Embeddings {
             for (&id, &p) in seq.iter().zip(&ids) {
                 let word = &self.word[id as usize * h..][..h];
                 x.extend(word.iter().zip(&rows[p * h..][..h]).map(|(w, p)| w + p));
+            }
+            if let (Some(delta), Some(second)) = (&self.second_type, seconds.map(|s| s[i])) {
+                for row in x[start + second.min(seq.len()) * h..].chunks_exact_mut(h) {
+                    row.iter_mut().zip(delta).for_each(|(v, d)| *v += d);
+                }
             }
         }
         if let Some(norm) = &self.norm {

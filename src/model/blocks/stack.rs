@@ -29,17 +29,23 @@ impl Stack {
 
     /// Final hidden states of `seqs` packed as `[total tokens, hidden]`, sequence after sequence.
     pub fn forward(&self, seqs: &[&[u32]]) -> Result<Tensor> {
+        self.forward_segments(seqs, None)
+    }
+
+    /// [`Self::forward`] where `seconds[i]` is the token at which sequence `i`'s second segment
+    /// (a sentence pair's token type 1) starts.
+    pub fn forward_segments(&self, seqs: &[&[u32]], seconds: Option<&[usize]>) -> Result<Tensor> {
         self.embeddings.check(seqs)?;
         let mut groups = Vec::new();
         let (mut first, mut tokens) = (0, 0);
         for (i, seq) in seqs.iter().enumerate() {
             if tokens > 0 && tokens + seq.len() > GROUP_TOKENS {
-                groups.push(self.forward_group(&seqs[first..i])?);
+                groups.push(self.forward_group(&seqs[first..i], seconds.map(|s| &s[first..i]))?);
                 (first, tokens) = (i, 0);
             }
             tokens += seq.len();
         }
-        groups.push(self.forward_group(&seqs[first..])?);
+        groups.push(self.forward_group(&seqs[first..], seconds.map(|s| &s[first..]))?);
         if groups.len() == 1 {
             return Ok(groups.pop().expect("one group"));
         }
@@ -47,9 +53,9 @@ impl Stack {
     }
 
     /// All layers over one group of whole sequences.
-    fn forward_group(&self, seqs: &[&[u32]]) -> Result<Tensor> {
+    fn forward_group(&self, seqs: &[&[u32]], seconds: Option<&[usize]>) -> Result<Tensor> {
         let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
-        let x = self.embeddings.forward(seqs);
+        let x = self.embeddings.forward(seqs, seconds);
         let tokens = x.len() / self.hidden();
         let x = Tensor::from_vec(x, (tokens, self.hidden()), &Device::Cpu)?;
         let scores = Scores {

@@ -1,0 +1,174 @@
+//! Scoring on one version: sentences and (query, text) pairs through a reranker's or
+//! classifier's head, the same queue and batcher as embeddings.
+//!
+//! A [`ClassifyRequest`] holds inputs that are one text or a pair. A pair is tokenized as one
+//! sequence by the tokenizer's pair template (token types where the model has them; RoBERTa-family
+//! models use one type whatever the tokenizer says), truncated from the longer text first.
+//! Sequences then take the embedding path's admission permit and batcher, so pairs of one request
+//! are batched with every other request's by the same token budget. The answer is raw logits
+//! (one per label); softmax or sigmoid is the dialect's choice. Nothing is cached: the response
+//! cache keys single texts. Refused on an embedding model (and embeddings on a head:
+//! [`ModelHandle::embed`]) with [`EmbedError::WrongModelKind`].
+
+use std::sync::Arc;
+
+use super::{batch_error, EmbedError, ModelHandle};
+use crate::{
+    batching::Sequence,
+    model::{
+        heads::ModelKind,
+        tokenizer::{TextTokenizer, TokenizeError, Truncation},
+    },
+    serving::{Deadline, Priority},
+};
+
+/// One input of a classifier: a text, or a (query, text) pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassifyInput {
+    Single(String),
+    Pair(String, String),
+}
+
+impl ClassifyInput {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Single(a) => a.len(),
+            Self::Pair(a, b) => a.len() + b.len(),
+        }
+    }
+}
+
+/// What to score and how.
+#[derive(Debug, Clone)]
+pub struct ClassifyRequest {
+    pub inputs: Vec<ClassifyInput>,
+    pub truncation: Truncation,
+    pub deadline: Deadline,
+    pub priority: Priority,
+}
+
+/// One row of logits per input, in order.
+#[derive(Debug)]
+pub struct Classified {
+    pub logits: Vec<Vec<f32>>,
+    pub prompt_tokens: usize,
+}
+
+impl ModelHandle {
+    /// Refuses a request for `wanted` on a model of another kind, naming both.
+    pub fn expect_kind(&self, wanted: &[ModelKind], route: &str) -> Result<(), EmbedError> {
+        let kind = self.info.kind;
+        if wanted.contains(&kind) {
+            return Ok(());
+        }
+        let wanted: Vec<&str> = wanted.iter().map(|k| k.as_str()).collect();
+        Err(EmbedError::WrongModelKind(format!(
+            "model {} is a{} {} model; {route} needs a{} {} model",
+            self.info.name,
+            article(kind.as_str()),
+            kind.as_str(),
+            article(wanted[0]),
+            wanted.join(" or ")
+        )))
+    }
+
+    /// Runs a reranker's or classifier's head on every input: one logit per label each.
+    pub async fn classify(&self, req: ClassifyRequest) -> Result<Classified, EmbedError> {
+        self.expect_kind(
+            &[ModelKind::Reranker, ModelKind::Classifier],
+            "scoring with a classification head",
+        )?;
+        let permit = self
+            .batcher
+            .admit(req.priority)
+            .ok_or(EmbedError::Overloaded {
+                retry_after: self.retry_after,
+            })?;
+        let ClassifyRequest {
+            inputs,
+            truncation,
+            deadline,
+            priority,
+        } = req;
+        let budget = deadline.budget();
+        let run = async {
+            let sequences = self.tokenize_inputs(inputs, truncation).await?;
+            let prompt_tokens = sequences.iter().map(|s| s.ids.len()).sum();
+            let rx = self
+                .batcher
+                .submit(permit, sequences, false, deadline.at(), priority);
+            let logits = match rx.await {
+                Ok(Ok(logits)) => logits,
+                Ok(Err(err)) => return Err(batch_error(err, budget)),
+                Err(_) => return Err(batch_error(crate::batching::BatchError::WorkerGone, budget)),
+            };
+            Ok(Classified {
+                logits,
+                prompt_tokens,
+            })
+        };
+        tokio::time::timeout_at(deadline.at().into(), run)
+            .await
+            .unwrap_or(Err(EmbedError::DeadlineExceeded(budget)))
+    }
+
+    /// Tokenizes texts and pairs, small requests in place and larger ones on the pool.
+    async fn tokenize_inputs(
+        &self,
+        inputs: Vec<ClassifyInput>,
+        truncation: Truncation,
+    ) -> Result<Vec<Sequence>, EmbedError> {
+        let bytes: usize = inputs.iter().map(ClassifyInput::bytes).sum();
+        let encode = move |tokenizer: &TextTokenizer| {
+            inputs
+                .iter()
+                .enumerate()
+                .map(|(index, input)| {
+                    encode_input(tokenizer, input, truncation).map_err(|e| (index, e))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let result = if bytes <= super::handle::INLINE_TOKENIZE_BYTES {
+            encode(&self.tokenizer)
+        } else {
+            self.with_tokenizer(encode).await?
+        };
+        result.map_err(|(index, err)| match err {
+            TokenizeError::TooLong { tokens, limit } => EmbedError::InputTooLong {
+                index,
+                tokens,
+                limit,
+            },
+            TokenizeError::Failed(msg) => {
+                EmbedError::InvalidInput(format!("input {index} could not be tokenized: {msg}"))
+            }
+        })
+    }
+}
+
+fn encode_input(
+    tokenizer: &TextTokenizer,
+    input: &ClassifyInput,
+    truncation: Truncation,
+) -> Result<Sequence, TokenizeError> {
+    match input {
+        ClassifyInput::Single(text) => {
+            let tokens = tokenizer.encode_with(text, truncation)?;
+            Ok(Sequence::from(Arc::<[u32]>::from(tokens.ids)))
+        }
+        ClassifyInput::Pair(first, second) => {
+            let (tokens, start) = tokenizer.encode_pair(first, second, truncation)?;
+            Ok(Sequence {
+                ids: tokens.ids.into(),
+                second: start,
+            })
+        }
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    match word.as_bytes().first() {
+        Some(b'a' | b'e' | b'i' | b'o' | b'u') => "n",
+        _ => "",
+    }
+}
