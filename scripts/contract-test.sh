@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Contract tests: drives a spawned inferd with the real `openai`, `huggingface_hub` and
-# `tritonclient[http]` packages and the Batch API's webhooks with `standardwebhooks`
+# Contract tests: drives a spawned inferd with the real `openai`, `huggingface_hub`,
+# `langchain-openai` and `tritonclient[http]` packages, validates /openapi.json with
+# `openapi-spec-validator` and the Batch API's webhooks with `standardwebhooks`
 # (tests/contract/, pytest), then runs schemathesis against its /openapi.json (no 5xx, responses
 # match the schema). Exits non-zero on any failure.
 #
@@ -39,7 +40,9 @@ STATE=$(mktemp -d)
 export INFERD_WEBHOOK_PORT; INFERD_WEBHOOK_PORT=$(free_port)
 export INFERD_WEBHOOK_SECRET; INFERD_WEBHOOK_SECRET="whsec_$("$VENV/bin/python" -c 'import base64, os; print(base64.b64encode(os.urandom(24)).decode())')"
 printf '%s' "$INFERD_WEBHOOK_SECRET" >"$STATE/webhook.secret"
+# The aliases are library default model names and the hub id (tests/contract/conftest.py's).
 "$BIN" serve --model "$MODEL" --listen "127.0.0.1:$PORT" --log-format json \
+  --model-alias text-embedding-ada-002,text-embedding-3-small,sentence-transformers/all-MiniLM-L6-v2 \
   --state-dir "$STATE" --admin-listen 127.0.0.1:0 \
   --webhook-url "http://127.0.0.1:$INFERD_WEBHOOK_PORT/hooks" --webhook-secret-file "$STATE/webhook.secret" \
   >"$LOG" 2>&1 &

@@ -12,6 +12,7 @@ mod canary_dialects;
 mod deploy_metrics;
 mod dialects;
 mod durability;
+mod frameworks;
 mod gateway;
 mod index_graph;
 mod lifecycle;

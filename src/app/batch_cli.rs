@@ -15,6 +15,7 @@ use tokio::{io::AsyncWriteExt, sync::watch};
 use crate::{
     cli::{BatchCommand, EmbedConfig, OutputArgs, ServerArgs, SubmitArgs},
     deploy::Registry,
+    http::openai::{OpenAiOptions, TokenIds},
     jobs::{self, runner, Batch, Jobs, JobsConfig, NewBatch},
     model,
     serving::{HandleConfig, ModelHandle},
@@ -251,7 +252,11 @@ async fn embed_local(config: EmbedConfig) -> anyhow::Result<()> {
         claim_timeout: Duration::from_secs(30),
         webhooks: None,
     };
-    let endpoints = super::wiring::batch_endpoints_for(config.max_client_batch);
+    let endpoints = super::wiring::batch_endpoints_for(OpenAiOptions {
+        max_client_batch: config.max_client_batch,
+        auto_truncate: true,
+        token_ids: TokenIds::Tiktoken,
+    });
     let jobs = Jobs::open(&dir, None, jobs_config, endpoints).await?;
     let id = resume_or_submit(&jobs, &config.input).await?;
     let (stop_tx, stop_rx) = watch::channel(false);

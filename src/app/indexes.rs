@@ -59,6 +59,7 @@ async fn open_one(
     };
     match &spec.location {
         IndexLocation::Dir(dir) => {
+            check_dir(dir)?;
             let (name, dir, tuning) =
                 (spec.name.clone(), dir.clone(), wiring::index_tuning(config));
             tokio::task::spawn_blocking(move || LiveIndex::open(&name, &dir, tuning, check))
@@ -71,6 +72,22 @@ async fn open_one(
                 .await
                 .map(Backend::Postgres)
         }
+    }
+}
+
+/// A directory index that is not there, or not a directory, says so (rather than looking like
+/// an interrupted build).
+fn check_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => anyhow::bail!("{} is a file, not an index directory", dir.display()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "index directory {} does not exist; build one with `inferd index build --out {}` \
+             or fix the path in --index",
+            dir.display(),
+            dir.display()
+        ),
+        Err(err) => Err(err).with_context(|| format!("reading index directory {}", dir.display())),
     }
 }
 

@@ -192,6 +192,9 @@ async fn bring_up(
     );
     let name = handle.info.name.clone();
     state.registry.insert(handle);
+    for alias in &config.model_aliases {
+        state.registry.add_alias(alias, &name);
+    }
     lifecycle.remember_source(&name, &config.load.model);
     lifecycle
         .replay()

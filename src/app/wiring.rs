@@ -6,9 +6,12 @@
 use std::sync::Arc;
 
 use crate::{
-    cli::{JobsArgs, OfflineArgs, ServeConfig},
+    cli::{JobsArgs, OfflineArgs, OpenAiTokenIds, ServeConfig},
     deploy::{rollback::CanaryLimits, Policy},
-    http::{openai::EmbeddingsLines, state::RequestLimits},
+    http::{
+        openai::{EmbeddingsLines, OpenAiOptions, TokenIds},
+        state::RequestLimits,
+    },
     index::{postgres::PgSettings, Tuning},
     jobs::{
         webhook::{Secret, WebhookConfig},
@@ -40,6 +43,7 @@ pub fn handle_config(config: &ServeConfig) -> HandleConfig {
         debug_delay: config.debug_batch_delay,
         debug_panic_on: config.debug_panic_on.clone(),
         cache: EmbeddingCache::new(config.cache_capacity),
+        max_request_tokens: config.max_client_tokens,
         ..HandleConfig::new(
             config.max_queue_requests,
             config.max_batch_tokens,
@@ -78,19 +82,31 @@ pub fn jobs_config(jobs: &JobsArgs) -> anyhow::Result<JobsConfig> {
 
 /// The URLs a batch may name, each run by the dialect that serves it synchronously.
 pub fn batch_endpoints(config: &ServeConfig) -> Endpoints {
-    batch_endpoints_for(config.max_client_batch)
+    batch_endpoints_for(OpenAiOptions::from_limits(&request_limits(config)))
 }
 
-/// [`batch_endpoints`] with requests of at most `max_client_batch` inputs.
-pub fn batch_endpoints_for(max_client_batch: usize) -> Endpoints {
-    Endpoints::default().with(Arc::new(EmbeddingsLines { max_client_batch }))
+/// [`batch_endpoints`] whose `/v1/embeddings` lines follow `options`.
+pub fn batch_endpoints_for(options: OpenAiOptions) -> Endpoints {
+    Endpoints::default().with(Arc::new(EmbeddingsLines { options }))
 }
 
 pub fn request_limits(config: &ServeConfig) -> RequestLimits {
     RequestLimits {
         max_client_batch: config.max_client_batch,
+        max_client_tokens: config.max_client_tokens,
         max_body_bytes: config.max_body_bytes,
+        auto_truncate: config.auto_truncate,
+        openai_token_ids: token_ids(config.openai_token_ids),
         request_timeout: config.request_timeout,
+    }
+}
+
+/// `--openai-token-ids` as the OpenAI dialect takes it.
+pub fn token_ids(flag: OpenAiTokenIds) -> TokenIds {
+    match flag {
+        OpenAiTokenIds::Tiktoken => TokenIds::Tiktoken,
+        OpenAiTokenIds::Model => TokenIds::Model,
+        OpenAiTokenIds::Reject => TokenIds::Reject,
     }
 }
 

@@ -142,7 +142,7 @@ pub struct EmbedConfig {
     pub batch_max_requests: usize,
 
     /// Inputs one request may carry.
-    #[arg(long, env = "INFERD_MAX_CLIENT_BATCH", default_value_t = 256)]
+    #[arg(long, env = "INFERD_MAX_CLIENT_BATCH", default_value_t = 2048)]
     pub max_client_batch: usize,
 
     #[command(flatten)]

@@ -21,7 +21,7 @@ pub use batch::{BatchCommand, EmbedConfig, OutputArgs, ServerArgs, SubmitArgs};
 pub use index::IndexBuildConfig;
 pub use jobs::JobsArgs;
 pub use parse::{parse_duration, IndexLocation, IndexSpec};
-pub use serve::ServeConfig;
+pub use serve::{OpenAiTokenIds, ServeConfig};
 
 /// inferd: a dedicated inference microservice for embedding models.
 #[derive(Debug, Parser)]
@@ -181,6 +181,81 @@ mod tests {
         }
     }
 
+    /// The `--long` names `serve` accepts, hidden fault-injection flags aside.
+    fn serve_flags() -> Vec<String> {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap().clone();
+        serve
+            .get_arguments()
+            .filter(|arg| !arg.is_hide_set())
+            .filter_map(|arg| arg.get_long().map(|l| format!("--{l}")))
+            .filter(|l| l != "--help")
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_configuration_table_lists_every_serve_flag() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("## Configuration")
+            .expect("a Configuration section");
+        let section = &readme[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `--")).collect();
+        let flags = serve_flags();
+        assert!(flags.len() > 40, "{flags:?}");
+        for flag in flags {
+            let cell = format!("`{flag}`");
+            assert!(
+                rows.iter()
+                    .any(|row| row.split(" | ").next().unwrap().contains(&cell)),
+                "README's configuration table has no row for {flag}"
+            );
+        }
+    }
+
+    #[test]
+    fn serve_help_is_grouped_under_headings() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_help()
+            .to_string();
+        let mut at = 0;
+        for heading in [
+            "Serving:",
+            "Batching:",
+            "Limits:",
+            "Gateway:",
+            "Lifecycle:",
+            "Index:",
+            "Observability:",
+            "Batch jobs and webhooks:",
+        ] {
+            let found = help[at..].find(heading);
+            assert!(
+                found.is_some(),
+                "{heading} missing or out of order in:\n{help}"
+            );
+            at += found.unwrap();
+        }
+        let serving = &help[help.find("Serving:").unwrap()..help.find("Batching:").unwrap()];
+        for flag in [
+            "--model ",
+            "--listen",
+            "--model-alias",
+            "--openai-token-ids",
+        ] {
+            assert!(
+                serving.contains(flag),
+                "{flag} is not under Serving:\n{serving}"
+            );
+        }
+    }
+
     #[test]
     fn defaults_are_valid_and_zero_limits_are_refused() {
         let cli = Cli::try_parse_from(["inferd", "serve"]).unwrap();
@@ -189,6 +264,11 @@ mod tests {
         };
         assert_eq!(cfg.max_queue_requests, 1024);
         assert_eq!(cfg.request_timeout, Duration::from_secs(30));
+        // What OpenAI clients and RAG frameworks send by default must fit.
+        assert_eq!(cfg.max_client_batch, 2048);
+        assert_eq!(cfg.max_body_bytes, 16 * 1024 * 1024);
+        assert!(cfg.auto_truncate);
+        assert_eq!(cfg.openai_token_ids, OpenAiTokenIds::Tiktoken);
         assert!(cfg.validate().is_ok());
         cfg.max_batch_tokens = 0;
         assert!(cfg.validate().unwrap_err().contains("--max-batch-tokens"));

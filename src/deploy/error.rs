@@ -9,6 +9,9 @@ pub enum DeployError {
     /// No loaded model or version by that `name` / `name@version`.
     #[error("unknown model {0:?}")]
     ModelNotFound(String),
+    /// A request named a model nothing loaded answers to; `known` is every name that does.
+    #[error("unknown model {model:?}; this server answers to {}", known.join(", "))]
+    UnknownModel { model: String, known: Vec<String> },
     /// The request contradicts the current state (e.g. unloading the promoted version).
     #[error("{0}")]
     Conflict(String),

@@ -5,6 +5,11 @@
 //! default model) and a caller route key — and call [`Routed::embed`]; nothing on the request
 //! path knows how many versions are loaded. [`Registry::get`] is the canary-blind lookup for
 //! metadata (what `name` means now); it never carries traffic.
+//!
+//! A model also answers to aliases: its hub repo id (registered when its first version is
+//! inserted) and any the operator adds (`--model-alias`). An alias stands for the name, so
+//! `alias@version` pins like `name@version`; a name nothing answers to is
+//! [`DeployError::UnknownModel`], listing every name that does.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -18,6 +23,8 @@ pub struct Registry {
     versions: RwLock<HashMap<ModelRef, Arc<ModelHandle>>>,
     deployments: RwLock<BTreeMap<String, Arc<Deployment>>>,
     default: RwLock<Option<String>>,
+    /// Alias → the model name it stands for.
+    aliases: RwLock<BTreeMap<String, String>>,
     policy: Arc<Policy>,
     audit: Option<Arc<AuditLog>>,
 }
@@ -35,6 +42,7 @@ impl Registry {
             versions: RwLock::default(),
             deployments: RwLock::default(),
             default: RwLock::default(),
+            aliases: RwLock::default(),
             policy,
             audit,
         }
@@ -59,11 +67,74 @@ impl Registry {
                     self.audit.clone(),
                 ))
             });
+        if let Some(repo) = &handle.info.hub_repo {
+            self.add_alias(repo, &name);
+        }
         self.default
             .write()
             .expect("registry lock")
             .get_or_insert(name);
         handle
+    }
+
+    /// Lets requests name `name` as `alias` too. The first meaning of an alias stays, and a
+    /// model's own name is never shadowed by an alias.
+    pub fn add_alias(&self, alias: &str, name: &str) {
+        if alias.is_empty() || alias == name {
+            return;
+        }
+        let mut aliases = self.aliases.write().expect("registry lock");
+        aliases
+            .entry(alias.to_string())
+            .or_insert_with(|| name.to_string());
+    }
+
+    /// The model name `name` means: itself when a model has that name, else what it aliases.
+    fn canonical(&self, name: &str) -> Option<String> {
+        if self.deployment(name).is_some() {
+            return Some(name.to_string());
+        }
+        let aliases = self.aliases.read().expect("registry lock");
+        aliases
+            .get(name)
+            .filter(|target| self.deployment(target).is_some())
+            .cloned()
+    }
+
+    /// The aliases of the model `name`, sorted.
+    pub fn aliases_of(&self, name: &str) -> Vec<String> {
+        let aliases = self.aliases.read().expect("registry lock");
+        aliases
+            .iter()
+            .filter(|(alias, target)| *target == name && self.deployment(alias).is_none())
+            .map(|(alias, _)| alias.clone())
+            .collect()
+    }
+
+    /// Every name a request may use: each model's name, its `name@version`s and its aliases.
+    pub fn names(&self) -> Vec<String> {
+        let models: Vec<String> = {
+            let deployments = self.deployments.read().expect("registry lock");
+            deployments.keys().cloned().collect()
+        };
+        let mut names = Vec::new();
+        for name in models {
+            names.push(name.clone());
+            names.extend(
+                self.versions_of(&name)
+                    .iter()
+                    .map(|h| h.model_ref().to_string()),
+            );
+            names.extend(self.aliases_of(&name));
+        }
+        names
+    }
+
+    fn unknown(&self, model: &ModelRef) -> DeployError {
+        DeployError::UnknownModel {
+            model: model.to_string(),
+            known: self.names(),
+        }
     }
 
     /// Looks a model up by `name` (its promoted version), `name@version`, or the default model's
@@ -92,16 +163,17 @@ impl Registry {
                 None => return Err(DeployError::NotReady),
             },
         };
-        if model.is_pinned() {
+        let Some(name) = self.canonical(&model.name) else {
+            return Err(self.unknown(&model));
+        };
+        if let Some(version) = &model.version {
             let handle = self
-                .handle(&model)
-                .ok_or_else(|| DeployError::ModelNotFound(model.to_string()))?;
+                .handle(&ModelRef::pinned(&name, version))
+                .ok_or_else(|| self.unknown(&model))?;
             let role = self.role_of(&handle);
             return Ok(Routed::pinned(handle, role));
         }
-        let deployment = self
-            .deployment(&model.name)
-            .ok_or_else(|| DeployError::ModelNotFound(model.to_string()))?;
+        let deployment = self.deployment(&name).ok_or_else(|| self.unknown(&model))?;
         if canary {
             return Ok(deployment.route(target.route_key.as_deref()));
         }

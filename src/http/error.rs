@@ -41,7 +41,7 @@ pub enum ApiError {
         param: &'static str,
         message: String,
     },
-    #[error("input {index} has {tokens} tokens, more than the model's limit of {limit}; send `\"truncate\": true` to cut it")]
+    #[error("input {index} has {tokens} tokens, more than the model's limit of {limit}; shorten it, or send `\"truncate\": true` to cut it to the limit (the server cuts by default unless started with `--auto-truncate false` or the request says `\"truncate\": false`)")]
     InputTooLong {
         index: usize,
         tokens: usize,
@@ -59,6 +59,11 @@ pub enum ApiError {
     RateLimited { retry_after: Duration },
     #[error("unknown model {0:?}")]
     ModelNotFound(String),
+    /// A request naming a model this server does not serve: the names it answers to.
+    #[error("unknown model {model:?}; this server answers to {}", known.join(", "))]
+    UnknownModel { model: String, known: Vec<String> },
+    #[error("the request's inputs have {tokens} tokens in all, more than the {limit} one request may carry (--max-client-tokens); send fewer or shorter inputs per request")]
+    TooManyTokens { tokens: usize, limit: usize },
     #[error("unknown item {0:?}")]
     UnknownItem(String),
     #[error("unknown index {0}")]
@@ -124,9 +129,9 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge { .. } | Self::InputTooLong { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            Self::PayloadTooLarge { .. }
+            | Self::InputTooLong { .. }
+            | Self::TooManyTokens { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidInput(_) | Self::InvalidParameter { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -134,6 +139,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ModelNotFound(_)
+            | Self::UnknownModel { .. }
             | Self::UnknownItem(_)
             | Self::UnknownIndex(_)
             | Self::ResourceNotFound(_)
@@ -165,7 +171,8 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
-            Self::ModelNotFound(_) => "model_not_found",
+            Self::ModelNotFound(_) | Self::UnknownModel { .. } => "model_not_found",
+            Self::TooManyTokens { .. } => "too_many_tokens",
             Self::UnknownItem(_) => "unknown_item",
             Self::UnknownIndex(_) => "unknown_index",
             Self::Overloaded { .. } => "overloaded",
@@ -194,6 +201,7 @@ impl ApiError {
         "unsupported_parameter",
         "input_too_long",
         "wrong_model_kind",
+        "too_many_tokens",
         "unauthorized",
         "forbidden",
         "rate_limited",
@@ -288,6 +296,7 @@ impl From<EmbedError> for ApiError {
             EmbedError::InvalidParameter { param, message } => {
                 Self::InvalidParameter { param, message }
             }
+            EmbedError::TooManyTokens { tokens, limit } => Self::TooManyTokens { tokens, limit },
             EmbedError::InvalidInput(msg) => Self::InvalidInput(msg),
             EmbedError::WrongModelKind(msg) => Self::WrongModelKind(msg),
             EmbedError::Internal(detail) => Self::Internal(detail),
@@ -300,6 +309,7 @@ impl From<DeployError> for ApiError {
         match err {
             DeployError::NotReady => Self::NotReady,
             DeployError::ModelNotFound(model) => Self::ModelNotFound(model),
+            DeployError::UnknownModel { model, known } => Self::UnknownModel { model, known },
             DeployError::Conflict(msg) => Self::Conflict(msg),
             DeployError::AgreementTooLow(msg) => Self::AgreementTooLow(msg),
             DeployError::LoadFailed(msg) => Self::LoadFailed(msg),
@@ -389,6 +399,14 @@ mod tests {
                 retry_after: Duration::from_secs(1),
             },
             ApiError::ModelNotFound("m".into()),
+            ApiError::UnknownModel {
+                model: "m".into(),
+                known: vec!["a".into()],
+            },
+            ApiError::TooManyTokens {
+                tokens: 9,
+                limit: 8,
+            },
             ApiError::UnknownItem("i".into()),
             ApiError::UnknownIndex("x".into()),
             ApiError::Overloaded {

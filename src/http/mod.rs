@@ -2,8 +2,9 @@
 //! folder per dialect mirroring the URL tree, and the admin API. Nothing outside `app` imports it.
 //!
 //! - [`native`]: `/infer`, `/info`, probes; [`openai`]: `/v1/...`; [`tei`]: `/embed`,
-//!   `/tokenize`, `/rerank`, `/predict`, ...; [`kserve`]: `/v2/...`; [`cohere`]: `/v1/rerank`,
-//!   `/v2/rerank`; [`recommend`]: `/recommend`, `/items`, `/indexes`;
+//!   `/tokenize`, `/rerank`, `/predict`, ...; [`hub`]: `POST /` (Inference API tasks); [`kserve`]:
+//!   `/v2/...`; [`cohere`]: `/v1/rerank`, `/v2/rerank`; [`recommend`]: `/recommend`, `/items`,
+//!   `/indexes`;
 //!   [`admin`]: `/admin/...` on its own listener;
 //! - [`embed`]: the one embedding path every dialect takes, and the shared input checks;
 //!   [`scoring`]: relevance for every rerank dialect (cross-encoder or bi-encoder);
@@ -19,6 +20,7 @@ pub mod cohere;
 pub mod embed;
 pub mod error;
 pub mod extract;
+pub mod hub;
 pub mod kserve;
 pub mod metrics;
 pub mod middleware;
@@ -54,7 +56,9 @@ struct Group {
 }
 
 impl Group {
-    fn keyed(routes: OpenApiRouter<AppState>) -> Self {
+    /// Routes that need the API key when keys are configured (and say so in the document).
+    fn keyed(mut routes: OpenApiRouter<AppState>) -> Self {
+        openapi::secured(routes.get_openapi_mut());
         Self {
             routes,
             keyed: true,
@@ -95,6 +99,7 @@ fn groups() -> Vec<Group> {
         },
         Group::keyed(openai::routes()).shaped(openai::error_shape),
         Group::keyed(tei::routes()).shaped(tei::error_shape),
+        Group::keyed(hub::routes()).shaped(tei::error_shape),
         Group::keyed(kserve::routes()).shaped(kserve::error_shape),
         Group::keyed(cohere::routes()).shaped(cohere::error_shape),
         Group::keyed(recommend::routes()),

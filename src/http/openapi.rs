@@ -1,9 +1,11 @@
-//! `GET /openapi.json` (OpenAPI 3.1) and `GET /docs`, a self-contained page that renders it: no
-//! CDN, so it works air-gapped.
+//! `GET /openapi.json` (OpenAPI 3.1), `GET /docs`, a self-contained page that renders it (no
+//! CDN, so it works air-gapped; links are relative, so it works behind a path prefix), and
+//! `GET /`, which redirects to the page.
 //!
 //! The document is not a list kept here: each route folder declares its operations with its
 //! routes (`utoipa_axum::routes!`) and owns its fragment (tags, schemas); this module only adds
-//! the title and merges them. The admin API has its own document on its own listener
+//! the title and the security schemes (`bearer`, `api_key`) and merges them; [`secured`] marks
+//! the operations that take an API key. The admin API has its own document on its own listener
 //! (`GET /admin/openapi.json`, see [`super::admin`]): its routes are not served here. Both are
 //! open like the probes: they describe the API and serve no model.
 
@@ -14,11 +16,14 @@ use std::{
 
 use axum::{
     http::header,
-    response::{Html, IntoResponse},
+    response::{Html, IntoResponse, Redirect},
     routing::get,
     Router,
 };
-use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa::openapi::{
+    security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme},
+    ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder,
+};
 
 use super::state::AppState;
 
@@ -34,7 +39,43 @@ pub fn base() -> OpenApi {
         ))
         .version(env!("CARGO_PKG_VERSION"))
         .build();
-    OpenApiBuilder::new().info(info).build()
+    let components = ComponentsBuilder::new()
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        )
+        .security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        )
+        .build();
+    OpenApiBuilder::new()
+        .info(info)
+        .components(Some(components))
+        .build()
+}
+
+/// Marks every operation of `doc` as taking an API key (bearer or `X-API-Key`) — or none, as a
+/// server without `--api-key-file` needs none.
+pub fn secured(doc: &mut OpenApi) {
+    let no_scopes = Vec::<String>::new;
+    let requirements = vec![
+        SecurityRequirement::new("bearer", no_scopes()),
+        SecurityRequirement::new("api_key", no_scopes()),
+        SecurityRequirement::default(),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.security = Some(requirements.clone());
+        }
+    }
 }
 
 /// [`base`] with `fragments` merged in order (their tags keep that order).
@@ -45,7 +86,7 @@ pub fn merged(fragments: impl IntoIterator<Item = OpenApi>) -> OpenApi {
     })
 }
 
-/// `/openapi.json` (serialised once, here) and `/docs`.
+/// `/openapi.json` (serialised once, here), `/docs` and `GET /` (a redirect to `./docs`).
 pub fn routes(doc: OpenApi) -> Router<AppState> {
     let body: Arc<str> = doc
         .to_json()
@@ -65,6 +106,7 @@ pub fn routes(doc: OpenApi) -> Router<AppState> {
             }),
         )
         .route("/docs", get(docs))
+        .route("/", get(|| async { Redirect::to("./docs") }))
 }
 
 async fn docs() -> impl IntoResponse {
@@ -119,11 +161,12 @@ summary{cursor:pointer}.m{display:inline-block;width:4.2rem;font-weight:700}
 pre{background:#f6f8fa;padding:.6rem;overflow:auto;font-size:12px}h2{margin-top:2rem}
 </style></head><body>
 <h1>inferd API</h1>
-<p>Generated from <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
+<p>Generated from <a href="openapi.json">openapi.json</a> (OpenAPI 3.1).</p>
 <div id="ops">Loading…</div>
 <script>
 const esc = s => String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
-fetch("/openapi.json").then(r => r.json()).then(doc => {
+const md = s => esc(s).replace(/`([^`]+)`/g, "<code>$1</code>").replace(/\n\n/g, "<br><br>");
+fetch("openapi.json").then(r => r.json()).then(doc => {
   const schemas = (doc.components || {}).schemas || {};
   const resolve = (s, depth) => {
     if (!s || depth > 6) return s;
@@ -140,16 +183,17 @@ fetch("/openapi.json").then(r => r.json()).then(doc => {
   }
   let html = "";
   for (const t of doc.tags || []) {
-    html += "<h2>" + esc(t.description || t.name) + "</h2>";
+    html += "<h2>" + md(t.description || t.name) + "</h2>";
     for (const {path, method, op} of byTag[t.name] || []) {
-      html += '<details><summary><span class="m ' + method + '">' + method.toUpperCase() + "</span><code>" + esc(path) + "</code> — " + esc(op.summary || op.description || "") + "</summary>";
+      html += '<details><summary><span class="m ' + method + '">' + method.toUpperCase() + "</span><code>" + esc(path) + "</code> — " + md(op.summary || op.description || "") + "</summary>";
+      if (op.summary && op.description && op.description !== op.summary) html += "<p>" + md(op.description) + "</p>";
       if (op.requestBody) html += "<h4>Request</h4>" + body(op.requestBody.content);
       for (const [status, r] of Object.entries(op.responses || {})) html += "<h4>" + esc(status) + "</h4>" + body(r.content);
       html += "</details>";
     }
   }
   document.getElementById("ops").innerHTML = html;
-}).catch(e => { document.getElementById("ops").textContent = "Could not load /openapi.json: " + e; });
+}).catch(e => { document.getElementById("ops").textContent = "Could not load openapi.json: " + e; });
 </script></body></html>"#;
 
 #[cfg(test)]

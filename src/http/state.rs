@@ -13,19 +13,30 @@ use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
+use super::openai::TokenIds;
 use super::{
     error::ApiError,
     extract::BodyLimit,
     metrics,
     middleware::{auth::Keys, rate_limit::RateLimiter},
 };
-use crate::{auth::ApiKeys, deploy::Registry, index::IndexSet, jobs::Jobs, serving::Deadline};
+use crate::{
+    auth::ApiKeys, deploy::Registry, index::IndexSet, jobs::Jobs, model::tokenizer::Truncation,
+    serving::Deadline,
+};
 
 /// Limits applied to each request before it reaches a model.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RequestLimits {
     pub max_client_batch: usize,
+    /// `--max-client-tokens`: model tokens one request may carry in all its inputs.
+    pub max_client_tokens: usize,
     pub max_body_bytes: usize,
+    /// `--auto-truncate`: what a request that does not say `truncate` gets.
+    pub auto_truncate: bool,
+    /// `--openai-token-ids`: what token-id arrays on `/v1/embeddings` are.
+    #[schema(value_type = String)]
+    pub openai_token_ids: TokenIds,
     #[serde(serialize_with = "as_millis", rename = "request_timeout_ms")]
     #[schema(value_type = u64)]
     pub request_timeout: Duration,
@@ -97,6 +108,18 @@ pub struct AppState {
     pub recommend_max_k: usize,
     /// The Batch API's jobs; `None` without `--state-dir` (the routes answer 503).
     pub jobs: Option<Arc<Jobs>>,
+}
+
+impl RequestLimits {
+    /// The truncation of a request that says `truncate` (or not) and which end to cut:
+    /// `--auto-truncate` decides when it is silent.
+    pub fn truncation(&self, truncate: Option<bool>, left: bool) -> Truncation {
+        match (truncate.unwrap_or(self.auto_truncate), left) {
+            (false, _) => Truncation::Refuse,
+            (true, false) => Truncation::Right,
+            (true, true) => Truncation::Left,
+        }
+    }
 }
 
 impl AppState {

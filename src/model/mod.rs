@@ -44,6 +44,10 @@ pub struct ModelInfo {
     pub revision: Option<String>,
     /// What `--model` or the admin load named (manifest path, directory or hub id).
     pub source: String,
+    /// The Hugging Face repo id (`owner/name`) of the weights, when the source or its manifest
+    /// names one: requests may name the model by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub_repo: Option<String>,
     /// Where this version came from, when its manifest says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lineage: Option<manifest::Lineage>,
@@ -128,6 +132,7 @@ pub fn load(opts: &LoadOptions) -> anyhow::Result<LoadedModel> {
         sha256,
         revision: resolved.revision.clone(),
         source: opts.source.clone(),
+        hub_repo: resolved.repo.clone(),
         lineage: resolved.manifest.as_ref().and_then(|m| m.lineage.clone()),
         architecture: encoder.architecture().to_string(),
         kind,

@@ -58,6 +58,8 @@ pub struct Resolved {
     pub name: String,
     /// The hub revision, when the model came from (or is pinned to) the hub.
     pub revision: Option<String>,
+    /// The hub repo id (`owner/name`), when the source or its manifest names one.
+    pub repo: Option<String>,
     pub manifest: Option<Manifest>,
 }
 
@@ -75,12 +77,14 @@ pub fn resolve(source: &ModelSource) -> anyhow::Result<Resolved> {
             name: dir_name(dir),
             dir: dir.clone(),
             revision: None,
+            repo: None,
             manifest: None,
         }),
         ModelSource::Hub { repo, revision } => Ok(Resolved {
             dir: download(repo, revision)?,
             name: repo.rsplit('/').next().unwrap_or(repo).to_string(),
             revision: Some(revision.clone()),
+            repo: Some(repo.clone()),
             manifest: None,
         }),
         ModelSource::Manifest(path) => resolve_manifest(Manifest::read(path)?.for_version(None)?),
@@ -131,6 +135,7 @@ pub fn resolve_manifest(manifest: Manifest) -> anyhow::Result<Resolved> {
     Ok(Resolved {
         name: manifest.name.clone(),
         revision: source.repo.is_some().then(|| source.revision.clone()),
+        repo: source.repo.clone(),
         dir,
         manifest: Some(manifest),
     })

@@ -17,6 +17,9 @@ pub enum EmbedError {
         tokens: usize,
         limit: usize,
     },
+    /// The request's inputs hold more tokens in all than one request may (`--max-client-tokens`).
+    #[error("the request's inputs have {tokens} tokens in all, more than the {limit} one request may carry")]
+    TooManyTokens { tokens: usize, limit: usize },
     /// A request parameter this version cannot honour: a `prompt_name` it does not define,
     /// `dimensions` outside 1 to its size.
     #[error("{message}")]

@@ -44,6 +44,8 @@ pub struct HandleConfig {
     pub debug_panic_on: Option<String>,
     /// The shared response cache (`--cache-capacity`); `None` when off.
     pub cache: Option<Arc<EmbeddingCache>>,
+    /// Model tokens one request may carry in all its (uncached) inputs (`--max-client-tokens`).
+    pub max_request_tokens: usize,
 }
 
 impl HandleConfig {
@@ -68,6 +70,7 @@ impl HandleConfig {
             debug_delay: None,
             debug_panic_on: None,
             cache: None,
+            max_request_tokens: usize::MAX,
         }
     }
 }
@@ -223,6 +226,12 @@ impl ModelHandle {
         let run = async {
             let sequences = self.tokenize(texts, truncation).await?;
             let prompt_tokens = sequences.iter().map(|s| s.len()).sum();
+            if prompt_tokens > self.config.max_request_tokens {
+                return Err(EmbedError::TooManyTokens {
+                    tokens: prompt_tokens,
+                    limit: self.config.max_request_tokens,
+                });
+            }
             let sequences = sequences.into_iter().map(Sequence::from).collect();
             let rx = self
                 .batcher

@@ -1,6 +1,7 @@
 //! Tracing initialisation: human-readable text or one JSON object per line (`--log-format`),
 //! filtered by `RUST_LOG` (default `info`). The server logs to stdout; operator commands whose
-//! stdout is their result (`inferd batch`, `inferd embed`) log to stderr.
+//! stdout is their result (`inferd batch`, `inferd embed`) log to stderr. Colours only on a
+//! terminal, and never when `NO_COLOR` is set (<https://no-color.org>).
 
 use std::io::IsTerminal;
 
@@ -14,12 +15,25 @@ pub enum LogFormat {
 
 /// Installs the global subscriber; call once, before anything logs.
 pub fn init_tracing(format: LogFormat) {
-    init_with(format, std::io::stdout, std::io::stdout().is_terminal());
+    init_with(
+        format,
+        std::io::stdout,
+        colours(std::io::stdout().is_terminal()),
+    );
 }
 
 /// [`init_tracing`] writing to stderr, for commands that print their result on stdout.
 pub fn init_stderr_tracing(format: LogFormat) {
-    init_with(format, std::io::stderr, std::io::stderr().is_terminal());
+    init_with(
+        format,
+        std::io::stderr,
+        colours(std::io::stderr().is_terminal()),
+    );
+}
+
+/// Colours on a terminal unless `NO_COLOR` is set to anything non-empty.
+fn colours(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Colours only on a terminal: piped or collected logs stay plain text.

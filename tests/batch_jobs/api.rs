@@ -30,7 +30,7 @@ async fn a_batch_answers_every_request_exactly_once() {
         line("req-3", "a repeated custom_id"),
         json!({"custom_id": "wrong-url", "method": "POST", "url": "/v1/chat/completions", "body": {}}).to_string(),
         json!({"custom_id": "no-input", "method": "POST", "url": "/v1/embeddings", "body": {"model": "tiny"}}).to_string(),
-        line("too-long", &"word ".repeat(40)),
+        json!({"custom_id": "too-long", "method": "POST", "url": "/v1/embeddings", "body": {"model": "tiny", "input": "word ".repeat(40), "truncate": false}}).to_string(),
         json!({"custom_id": "other-model", "method": "POST", "url": "/v1/embeddings", "body": {"model": "nope", "input": "x"}}).to_string(),
     ];
     input.push_str(&bad.join("\n"));

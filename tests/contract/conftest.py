@@ -1,13 +1,22 @@
 """Fixtures: one inferd server for the session, and /infer as the reference for every vector.
 
-Set INFERD_URL to test a server that is already running (scripts/contract-test.sh does);
-otherwise one is spawned from INFERD_BIN (default target/debug/inferd) on INFERD_MODEL
-(default models/all-MiniLM-L6-v2) on a free port.
+Set INFERD_URL to test a server that is already running (scripts/contract-test.sh does, with
+the same --model-alias list as MODEL_ALIASES); otherwise one is spawned from INFERD_BIN
+(default target/debug/inferd) on INFERD_MODEL (default models/all-MiniLM-L6-v2) on a free port.
+
+tiktoken (LangChain's `OpenAIEmbeddings` tokenizes with it) runs offline: its cl100k_base file
+is the copy the `tiktoken-rs` crate carries, put in TIKTOKEN_CACHE_DIR under the name tiktoken
+gives it (the sha1 of its download URL) before anything imports tiktoken.
 """
 
+import glob
+import hashlib
+import inspect
 import json
 import os
 import pathlib
+import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -19,6 +28,27 @@ import pytest
 from batch_support import free_port, new_secret
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# Library default model names (LangChain's is text-embedding-ada-002) and the hub id.
+MODEL_ALIASES = "text-embedding-ada-002,text-embedding-3-small,sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _offline_tiktoken():
+    """Points tiktoken at a cache holding cl100k_base from the cargo registry's tiktoken-rs."""
+    if os.environ.get("TIKTOKEN_CACHE_DIR"):
+        return
+    cargo = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+    found = sorted(glob.glob(f"{cargo}/registry/src/*/tiktoken-rs-*/assets/cl100k_base.tiktoken"))
+    if not found:
+        raise RuntimeError("no cl100k_base.tiktoken under the cargo registry: build inferd first")
+    import tiktoken_ext.openai_public as public  # the URL only; loading the encoding comes later
+
+    url = re.search(r'"(\S+/cl100k_base\.tiktoken)"', inspect.getsource(public.cl100k_base)).group(1)
+    cache = tempfile.mkdtemp(prefix="inferd-tiktoken-")
+    shutil.copy(found[-1], os.path.join(cache, hashlib.sha1(url.encode()).hexdigest()))
+    os.environ["TIKTOKEN_CACHE_DIR"] = cache
+
+
+_offline_tiktoken()
 
 
 def _spawn():
@@ -32,7 +62,8 @@ def _spawn():
     batch = ["--state-dir", state, "--admin-listen", "127.0.0.1:0",
              "--webhook-url", f"http://127.0.0.1:{port}/hooks", "--webhook-secret-file", str(secret)]
     proc = subprocess.Popen(
-        [binary, "serve", "--model", model, "--listen", "127.0.0.1:0", "--log-format", "json", *batch],
+        [binary, "serve", "--model", model, "--listen", "127.0.0.1:0", "--log-format", "json",
+         "--model-alias", MODEL_ALIASES, *batch],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

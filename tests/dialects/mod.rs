@@ -73,8 +73,9 @@ async fn openai_embeddings_match_infer_in_float_and_base64() {
 }
 
 #[tokio::test]
-async fn openai_token_ids_are_decoded_and_embedded_like_text() {
-    let server = spawn_tiny().await;
+async fn openai_model_token_ids_are_decoded_and_embedded_like_text() {
+    // The served model's own ids (tiktoken's are the default: see `frameworks::`).
+    let server = spawn_tiny_with(&["--openai-token-ids", "model"]).await;
     let model = model_name(&server).await;
     let (status, tokens) = server
         .post_json(
@@ -162,10 +163,13 @@ async fn openai_errors_have_openai_shape_and_inferd_statuses() {
         .unwrap()
         .contains("`input[1]` is an empty string"));
 
-    // OpenAI refuses over-long inputs rather than cutting them.
+    // Over-long inputs are refused when the request says not to cut them.
     let long = "word ".repeat(40);
     let (status, body) = server
-        .post_json("/v1/embeddings", json!({"input": long, "model": model}))
+        .post_json(
+            "/v1/embeddings",
+            json!({"input": long, "model": model, "truncate": false}),
+        )
         .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "input_too_long");
@@ -230,7 +234,7 @@ async fn key_errors_are_in_each_dialects_shape() {
 // ---- TEI ----------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn tei_embed_matches_infer_and_refuses_long_inputs_by_default() {
+async fn tei_embed_matches_infer_and_refuses_long_inputs_when_asked() {
     let server = spawn_tiny().await;
     let expected = infer(&server, &["hello world", "a b"]).await;
     let (status, body) = server
@@ -240,7 +244,7 @@ async fn tei_embed_matches_infer_and_refuses_long_inputs_by_default() {
     assert_same(&floats(&body[0]), &expected[0]);
     assert_same(&floats(&body[1]), &expected[1]);
 
-    // A single string still answers a list of vectors; `POST /` is the same route.
+    // A single string still answers a list of vectors; `POST /` (feature-extraction) too.
     let (status, body) = server.post_json("/", json!({"inputs": "a b"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body.as_array().unwrap().len(), 1);
@@ -252,7 +256,9 @@ async fn tei_embed_matches_infer_and_refuses_long_inputs_by_default() {
     assert!(cosine(&floats(&raw[0]), &expected[1]) > 0.99999);
 
     let long = "word ".repeat(40);
-    let (status, body) = server.post_json("/embed", json!({"inputs": long})).await;
+    let (status, body) = server
+        .post_json("/embed", json!({"inputs": long, "truncate": false}))
+        .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["code"], "input_too_long");
     assert_eq!(body["error_type"], "Validation");
@@ -576,7 +582,8 @@ async fn openapi_document_lists_every_route_and_docs_render() {
     }
     let r = server.client.get(server.url("/docs")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("/openapi.json"));
+    // Relative, so the page works behind a path prefix.
+    assert!(r.text().await.unwrap().contains("fetch(\"openapi.json\")"));
 }
 
 #[tokio::test]

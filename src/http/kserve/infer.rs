@@ -92,7 +92,7 @@ async fn run_infer(
         }
     };
     let request = EmbedRequest {
-        truncation: Truncation::from_flag(flag("truncate", true)?),
+        truncation: Truncation::from_flag(flag("truncate", state.limits.auto_truncate)?),
         normalize: flag("normalize", true)?,
         ..EmbedRequest::new(texts, state.deadline())
     };

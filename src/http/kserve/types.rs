@@ -53,7 +53,7 @@ pub struct ModelReady {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct InferenceRequest {
     pub id: Option<String>,
-    /// `binary_data_output` (bool), and inferd's `normalize` / `truncate` (bools, default true).
+    /// `binary_data_output` (bool), and inferd's `normalize` (bool, default true) / `truncate` (bool, default `--auto-truncate`).
     #[schema(value_type = Object)]
     pub parameters: Option<Map<String, Value>>,
     #[schema(min_items = 1, max_items = 1)]

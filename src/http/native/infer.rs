@@ -22,7 +22,6 @@ use crate::{
         schema::{texts_schema, yes, ErrorResponse},
         state::AppState,
     },
-    model::tokenizer::Truncation,
     serving::{EmbedRequest, Priority},
 };
 
@@ -42,9 +41,9 @@ pub struct InferRequest {
     /// L2-normalise the vectors (default true).
     #[serde(default = "yes")]
     pub normalize: bool,
-    /// Cut inputs longer than the model's limit (default true); false makes them a 413.
-    #[serde(default = "yes")]
-    pub truncate: bool,
+    /// Cut inputs longer than the model's limit (absent: the server's `--auto-truncate`,
+    /// default true); false makes them a 413.
+    pub truncate: Option<bool>,
     /// `name` or `name@version`; the default model when absent.
     pub model: Option<String>,
     /// A sentence-transformers prompt of the model (see `/info` `prompts`), prepended to every
@@ -83,7 +82,7 @@ async fn infer(
     let target = embed::target(req.model.as_deref(), route_key);
     let request = EmbedRequest {
         texts,
-        truncation: Truncation::from_flag(req.truncate),
+        truncation: state.limits.truncation(req.truncate, false),
         normalize: req.normalize,
         deadline: state.deadline(),
         prompt_name: req.prompt_name,

@@ -57,7 +57,7 @@ struct TeiInfo {
     max_batch_tokens: usize,
     max_batch_requests: Option<usize>,
     max_client_batch_size: usize,
-    /// Always false: TEI routes refuse over-long inputs unless the request says `truncate`.
+    /// `--auto-truncate`: over-long inputs are cut unless a request says `truncate: false`.
     auto_truncate: bool,
     tokenization_workers: usize,
 }
@@ -76,7 +76,7 @@ impl TeiInfo {
             max_batch_tokens: config.limits.max_tokens,
             max_batch_requests: Some(config.limits.max_sequences),
             max_client_batch_size: limits.max_client_batch,
-            auto_truncate: false,
+            auto_truncate: limits.auto_truncate,
             tokenization_workers: config.tokenizer_workers,
         }
     }

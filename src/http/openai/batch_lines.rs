@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::{create, error_body, EmbeddingsRequest};
+use super::{create, error_body, EmbeddingsRequest, OpenAiOptions};
 use crate::{
     deploy::{DeployError, Routed},
     http::error::ApiError,
@@ -22,8 +22,9 @@ const LINE_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Runs batch lines of `/v1/embeddings`.
 pub struct EmbeddingsLines {
-    /// `--max-client-batch`: inputs one request may carry, as on the synchronous route.
-    pub max_client_batch: usize,
+    /// `--max-client-batch`, `--auto-truncate` and `--openai-token-ids`, as on the
+    /// synchronous route.
+    pub options: OpenAiOptions,
 }
 
 impl Endpoint for EmbeddingsLines {
@@ -38,8 +39,15 @@ impl Endpoint for EmbeddingsLines {
                 Err(err) => return outcome(ApiError::InvalidInput(err.to_string())),
             };
             let deadline = Deadline::after(LINE_DEADLINE);
-            let max = self.max_client_batch;
-            match create(routed, request, max, deadline, Priority::Background).await {
+            match create(
+                routed,
+                request,
+                self.options,
+                deadline,
+                Priority::Background,
+            )
+            .await
+            {
                 Ok(response) => Outcome::Answered {
                     status: StatusCode::OK.as_u16(),
                     tokens: response.usage.prompt_tokens,
@@ -98,10 +106,14 @@ mod tests {
             outcome(ApiError::Internal("boom".into())),
             Outcome::Fault { status: 500, .. }
         ));
-        let Outcome::Answered { status, .. } = EmbeddingsLines {
+        let options = OpenAiOptions {
             max_client_batch: 4,
-        }
-        .unroutable(&DeployError::ModelNotFound("m".into())) else {
+            auto_truncate: true,
+            token_ids: crate::http::openai::TokenIds::Tiktoken,
+        };
+        let Outcome::Answered { status, .. } =
+            EmbeddingsLines { options }.unroutable(&DeployError::ModelNotFound("m".into()))
+        else {
             panic!("an unknown model is answered")
         };
         assert_eq!(status, 404);

@@ -10,14 +10,15 @@ use utoipa::{
     ToSchema,
 };
 
-use crate::http::schema::one_of_texts;
+use crate::http::{schema::one_of_texts, tei::TruncationDirection};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmbeddingsRequest {
     /// A string, a list of strings, a list of token ids, or a list of token-id lists.
     #[schema(schema_with = input_schema)]
     pub input: Value,
-    /// A served model's `name` or `name@version` (see `GET /v1/models`).
+    /// A name a served model answers to (see `GET /v1/models`): `name`, `name@version`, its
+    /// hub repo id or an alias (`--model-alias`).
     pub model: String,
     #[serde(default)]
     pub encoding_format: EncodingFormat,
@@ -27,6 +28,12 @@ pub struct EmbeddingsRequest {
     pub dimensions: Option<usize>,
     /// inferd extension: a sentence-transformers prompt of the model (absent: its default).
     pub prompt_name: Option<String>,
+    /// inferd extension (as TEI): cut inputs longer than the model's limit; absent: the
+    /// server's `--auto-truncate` (default true). `false` makes them a 413.
+    pub truncate: Option<bool>,
+    /// inferd extension (as TEI): which end `truncate` cuts (`right`, the default, or `left`).
+    #[serde(default)]
+    pub truncation_direction: TruncationDirection,
     /// Accepted and ignored (OpenAI uses it for abuse monitoring).
     #[allow(dead_code)] // parsed so a wrong type is still a clear 422
     pub user: Option<String>,
@@ -105,6 +112,10 @@ pub struct ModelObject {
     pub created: u64,
     /// Always `inferd`.
     pub owned_by: &'static str,
+    /// inferd extension: the model's own name (`id` may be an alias of it).
+    pub model: String,
+    /// inferd extension: the version this name routes to now.
+    pub version: String,
     /// inferd extension: the `model_type` served (`bert`, `xlm-roberta`, `mpnet`, ...).
     pub architecture: String,
     /// inferd extension: pooling modes, in concatenation order.

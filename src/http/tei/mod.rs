@@ -1,6 +1,6 @@
-//! The Hugging Face text-embeddings-inference (TEI) dialect: `POST /embed` (and `POST /`, TEI's
-//! route for `huggingface_hub`'s `feature_extraction`), `/tokenize`, `/decode`, `/similarity`,
-//! `/rerank`, `/predict`. TEI's `GET /info` fields are served by `/info` itself (see
+//! The Hugging Face text-embeddings-inference (TEI) dialect: `POST /embed`, `/tokenize`,
+//! `/decode`, `/similarity`, `/rerank`, `/predict` (`POST /`, the Inference API's task shapes, is
+//! [`hub`](crate::http::hub)). TEI's `GET /info` fields are served by `/info` itself (see
 //! `native/info.rs`).
 //!
 //! Embedding goes through [`embed`](crate::http::embed) like `/infer` (canary split and sticky
@@ -18,7 +18,7 @@ mod similarity;
 mod tokens;
 mod types;
 
-use axum::{extract::State, http::StatusCode, response::Response, routing::post, Json};
+use axum::{extract::State, http::StatusCode, response::Response, Json};
 use serde_json::json;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -28,7 +28,7 @@ use crate::{
         embed::{self, parse_inputs},
         error::{reshape, ApiError, ErrorParts},
         extract::{ApiJson, RouteKey},
-        state::AppState,
+        state::{AppState, RequestLimits},
     },
     model::tokenizer::Truncation,
     serving,
@@ -42,7 +42,6 @@ struct TeiApi;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(TeiApi::openapi())
         .routes(routes!(embed))
-        .route("/", post(embed))
         .routes(routes!(tokens::tokenize))
         .routes(routes!(tokens::decode))
         .routes(routes!(similarity::similarity))
@@ -69,13 +68,14 @@ fn error_type(code: &str, status: StatusCode) -> &'static str {
     }
 }
 
-/// TEI's `truncate` (default false: refuse long inputs) and `truncation_direction`.
-fn truncation(truncate: Option<bool>, direction: TruncationDirection) -> Truncation {
-    match (truncate.unwrap_or(false), direction) {
-        (false, _) => Truncation::Refuse,
-        (true, TruncationDirection::Right) => Truncation::Right,
-        (true, TruncationDirection::Left) => Truncation::Left,
-    }
+/// TEI's `truncate` (absent: `--auto-truncate`, default true, as TEI since 1.9) and
+/// `truncation_direction`.
+fn truncation(
+    limits: &RequestLimits,
+    truncate: Option<bool>,
+    direction: TruncationDirection,
+) -> Truncation {
+    limits.truncation(truncate, matches!(direction, TruncationDirection::Left))
 }
 
 /// Embeds texts, TEI style: a list of vectors, one per input.
@@ -96,7 +96,7 @@ async fn embed(
     let texts = parse_inputs(req.inputs, state.limits.max_client_batch)?;
     let request = serving::EmbedRequest {
         texts,
-        truncation: truncation(req.truncate, req.truncation_direction),
+        truncation: truncation(&state.limits, req.truncate, req.truncation_direction),
         normalize: req.normalize,
         deadline: state.deadline(),
         prompt_name: req.prompt_name,
@@ -114,14 +114,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn truncate_defaults_to_refusing() {
+    fn truncate_follows_the_server_unless_the_request_says() {
+        let mut limits = RequestLimits {
+            max_client_batch: 1,
+            max_client_tokens: 1,
+            max_body_bytes: 1,
+            auto_truncate: true,
+            openai_token_ids: crate::http::openai::TokenIds::Tiktoken,
+            request_timeout: std::time::Duration::from_secs(1),
+        };
+        let left = TruncationDirection::Left;
+        assert_eq!(truncation(&limits, None, left), Truncation::Left);
+        assert_eq!(truncation(&limits, Some(false), left), Truncation::Refuse);
+        limits.auto_truncate = false;
+        assert_eq!(truncation(&limits, None, left), Truncation::Refuse);
         assert_eq!(
-            truncation(None, TruncationDirection::Left),
-            Truncation::Refuse
-        );
-        assert_eq!(
-            truncation(Some(true), TruncationDirection::Left),
-            Truncation::Left
+            truncation(&limits, Some(true), TruncationDirection::Right),
+            Truncation::Right
         );
     }
 }

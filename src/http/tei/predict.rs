@@ -32,7 +32,7 @@ pub(super) async fn predict(
     let routed = embed::route(&state, &embed::target(None, route_key))?;
     let request = ClassifyRequest {
         inputs,
-        truncation: truncation(req.truncate, req.truncation_direction),
+        truncation: truncation(&state.limits, req.truncate, req.truncation_direction),
         deadline: state.deadline(),
         priority: Priority::Interactive,
     };

@@ -28,7 +28,7 @@ pub(super) async fn rerank(
         query: req.query,
         texts: req.texts,
         field: "texts",
-        truncation: truncation(req.truncate, req.truncation_direction),
+        truncation: truncation(&state.limits, req.truncate, req.truncation_direction),
         raw_scores: req.raw_scores,
     };
     let scores = scoring::relevance(&state, &routed, relevance).await?;

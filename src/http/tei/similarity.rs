@@ -23,7 +23,7 @@ pub(super) async fn similarity(
     ApiJson(req): ApiJson<SimilarityRequest>,
 ) -> Result<Json<Vec<f32>>, ApiError> {
     let params = req.parameters.unwrap_or_default();
-    let truncation = truncation(params.truncate, params.truncation_direction);
+    let truncation = truncation(&state.limits, params.truncate, params.truncation_direction);
     let routed = embed::route(&state, &embed::target(None, route_key))?;
     let scores = cosine_scores(
         &state,

@@ -22,7 +22,8 @@ pub struct EmbedRequest {
     /// L2-normalise (default true).
     #[serde(default = "yes")]
     pub normalize: bool,
-    /// Cut inputs longer than the model's limit (default false: they are a 413).
+    /// Cut inputs longer than the model's limit (absent: the server's `--auto-truncate`,
+    /// default true); `false` makes them a 413.
     pub truncate: Option<bool>,
     #[serde(default)]
     pub truncation_direction: TruncationDirection,
