@@ -11,6 +11,7 @@ use std::{
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch};
 
+use super::listener::{Hygiene, Listener};
 use crate::{auth::ApiKeys, cli::ServeConfig, deploy::Lifecycle, http};
 
 /// The admin token file written for loopback use when `--admin-token-file` is not given.
@@ -68,24 +69,26 @@ fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds `--admin-listen` and serves the admin API until shutdown.
+/// Binds `--admin-listen` and serves the admin API until shutdown, with the serving listener's
+/// timeouts and connection limit (its reserve answers nothing but 503: it has no probes).
 pub async fn serve(
     config: &ServeConfig,
     lifecycle: Arc<Lifecycle>,
     tokens: Arc<ApiKeys>,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<Listener> {
     let listener = TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("binding the admin API on {}", config.admin_listen))?;
     tracing::info!(addr = %listener.local_addr()?, "admin listening");
     let app = http::admin::router(lifecycle, tokens);
-    Ok(tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        });
-        if let Err(err) = serve.await {
-            tracing::error!(%err, "admin API failed");
-        }
-    }))
+    let stop = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    Ok(Listener::spawn(
+        listener,
+        app,
+        Hygiene::new(&config.conn, &[]),
+        stop,
+    ))
 }

@@ -6,19 +6,21 @@
 //!
 //! - [`wiring`]: serve flags → the policy, handle settings and request limits;
 //! - [`admin`]: the admin listener, its bind check and generated token;
+//! - [`listener`]: every listener's accept loop, connection limit, timeouts and drain;
 //! - [`batch_cli`]: `inferd batch …` (a Batch API client) and `inferd embed` (local batches);
 //! - [`indexes`]: `--index` at start-up, and `index build`;
-//! - [`shutdown`]: SIGTERM and SIGINT.
+//! - [`shutdown`]: SIGTERM and SIGINT, and the lame-duck delay before the listeners close.
 
 pub mod admin;
 pub mod batch_cli;
 pub mod commands;
 pub mod indexes;
+pub mod listener;
 pub mod shutdown;
 pub mod wiring;
 
 use std::{
-    future::{Future, IntoFuture},
+    future::Future,
     sync::{Arc, Mutex},
 };
 
@@ -44,11 +46,13 @@ use crate::{
     telemetry,
 };
 
-/// Serves until `shutdown` resolves, then drains within `--shutdown-grace`.
+/// Serves until `shutdown` resolves, then (see [`shutdown`]) says not ready for
+/// `--drain-delay`, closes the listeners and drains within `--shutdown-grace`.
 ///
 /// The listener accepts at once, so `/livez` answers and `/readyz` says 503 while the model loads;
 /// readiness turns 200 only after the model is loaded and warmed. A model that fails to load is
-/// an error (the process exits non-zero and the orchestrator restarts it).
+/// an error (the process exits non-zero and the orchestrator restarts it), and so is a drain
+/// that the grace cut short.
 pub async fn serve(
     config: ServeConfig,
     listener: TcpListener,
@@ -80,21 +84,18 @@ pub async fn serve(
     let jobs = open_jobs(&config).await?;
     let state = app_state(&config, registry, jobs)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
+    tokio::spawn(shutdown::lame_duck(
+        shutdown,
+        Arc::clone(&state.health),
+        config.conn.drain_delay,
+        stop_tx,
+    ));
 
-    let health = Arc::clone(&state.health);
-    let mut drain_signal = stop_rx.clone();
-    let app = http::router(state.clone());
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = drain_signal.wait_for(|stop| *stop).await;
-                health.start_draining();
-            })
-            .into_future(),
+    let server = listener::Listener::spawn(
+        listener,
+        http::router(state.clone()),
+        listener::Hygiene::new(&config.conn, http::native::OPEN_PATHS),
+        stopped(stop_rx.clone()),
     );
 
     let admin = match admin::tokens(&config)? {
@@ -122,18 +123,30 @@ pub async fn serve(
     };
 
     let _ = stop.wait_for(|stop| *stop).await;
-    match tokio::time::timeout(config.shutdown_grace, server).await {
-        Ok(Ok(Ok(()))) => tracing::info!("drained; exiting"),
-        Ok(Ok(Err(err))) => return Err(err).context("HTTP server failed"),
-        Ok(Err(join)) => return Err(join).context("HTTP server task failed"),
+    let drained = async {
+        server.drained().await;
+        if let Some(admin) = admin {
+            admin.drained().await;
+        }
+    };
+    match tokio::time::timeout(config.shutdown_grace, drained).await {
+        Ok(()) => {
+            tracing::info!("drained; exiting");
+            Ok(())
+        }
         Err(_) => {
-            tracing::warn!(grace = ?config.shutdown_grace, "shutdown grace expired with requests in flight")
+            let grace = config.shutdown_grace;
+            tracing::warn!(?grace, "shutdown grace expired with requests in flight");
+            anyhow::bail!("shutdown grace ({grace:?}) expired with requests in flight")
         }
     }
-    if let Some(admin) = admin {
-        admin.abort();
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = stop.wait_for(|stop| *stop).await;
     }
-    Ok(())
 }
 
 /// The Batch API's jobs in `--batch-dir` or `<state-dir>/batches` (replayed from their

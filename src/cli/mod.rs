@@ -8,6 +8,7 @@
 mod batch;
 mod index;
 mod jobs;
+mod listen;
 mod parse;
 mod serve;
 
@@ -20,6 +21,7 @@ pub use crate::telemetry::LogFormat;
 pub use batch::{BatchCommand, EmbedConfig, OutputArgs, ServerArgs, SubmitArgs};
 pub use index::IndexBuildConfig;
 pub use jobs::JobsArgs;
+pub use listen::ListenArgs;
 pub use parse::{parse_duration, IndexLocation, IndexSpec};
 pub use serve::{OpenAiTokenIds, ServeConfig};
 

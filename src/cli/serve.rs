@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, ValueEnum};
 
-use super::{parse_duration, IndexSpec, JobsArgs, LogFormat, ModelArgs};
+use super::{parse_duration, IndexSpec, JobsArgs, ListenArgs, LogFormat, ModelArgs};
 
 /// Options of `inferd serve`, in `--help` order: serving, batching, limits, gateway,
 /// lifecycle, index, observability, then the Batch API.
@@ -286,6 +286,10 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub jobs: JobsArgs,
 
+    /// Connection hygiene and the lame-duck drain (`--header-read-timeout` … `--drain-delay`).
+    #[command(flatten)]
+    pub conn: ListenArgs,
+
     /// Fault injection for tests and drills: sleep this long before every forward batch.
     #[arg(long, env = "INFERD_DEBUG_BATCH_DELAY", value_parser = parse_duration, hide = true)]
     pub debug_batch_delay: Option<Duration>,
@@ -321,6 +325,7 @@ impl ServeConfig {
             return Err("--canary-max-error-ratio must be between 0 and 1".into());
         }
         self.jobs.validate(self.state_dir.as_deref())?;
+        self.conn.validate()?;
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((flag, _)) => Err(format!("{flag} must be at least 1")),
             None if self.threads == Some(0) => Err("--threads must be at least 1".into()),

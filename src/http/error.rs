@@ -22,6 +22,9 @@ use crate::{deploy::DeployError, index::IndexError, jobs::JobsError, serving::Em
 pub enum ApiError {
     #[error("malformed JSON: {0}")]
     InvalidJson(String),
+    /// A path parameter or query string that does not decode or parse.
+    #[error("{0}")]
+    InvalidUrl(String),
     #[error("expected a request body with `Content-Type: application/json`")]
     UnsupportedMediaType,
     #[error("request body is larger than the {limit} bytes allowed")]
@@ -76,6 +79,12 @@ pub enum ApiError {
     NotReady,
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The listener's `--max-connections` are all held; only probes answer on this connection.
+    #[error("the server holds its maximum number of connections (--max-connections); retry later")]
+    TooManyConnections,
+    /// The request body did not arrive within `--body-read-timeout`.
+    #[error("the request body did not arrive within {0:?} (--body-read-timeout)")]
+    BodyTimeout(Duration),
     /// A write its log could not make durable (disk full, I/O error); it was not applied.
     #[error("the write could not be stored durably (the server's disk is full or failing), so it was not applied; retry later")]
     StorageUnavailable,
@@ -125,10 +134,14 @@ struct ErrorBody<'a> {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidJson(_) | Self::UnsupportedParameter { .. } | Self::WrongModelKind(_) => {
+            Self::InvalidJson(_)
+            | Self::InvalidUrl(_)
+            | Self::UnsupportedParameter { .. }
+            | Self::WrongModelKind(_) => {
                 StatusCode::BAD_REQUEST
             }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. }
             | Self::InputTooLong { .. }
             | Self::TooManyTokens { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -150,6 +163,7 @@ impl ApiError {
             Self::Overloaded { .. }
             | Self::NotReady
             | Self::ShuttingDown
+            | Self::TooManyConnections
             | Self::StorageUnavailable
             | Self::IndexUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BatchApiDisabled(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -162,6 +176,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidJson(_) => "invalid_json",
+            Self::InvalidUrl(_) => "invalid_url",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidInput(_) | Self::InvalidParameter { .. } => "invalid_input",
@@ -179,6 +194,8 @@ impl ApiError {
             Self::DeadlineExceeded(_) => "deadline_exceeded",
             Self::NotReady => "not_ready",
             Self::ShuttingDown => "shutting_down",
+            Self::TooManyConnections => "too_many_connections",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::StorageUnavailable => "storage_unavailable",
             Self::IndexUnavailable(_) => "index_unavailable",
             Self::NotFound(_) => "not_found",
@@ -195,6 +212,7 @@ impl ApiError {
     /// Every code, for metrics pre-registration and the docs test.
     pub const CODES: &'static [&'static str] = &[
         "invalid_json",
+        "invalid_url",
         "unsupported_media_type",
         "payload_too_large",
         "invalid_input",
@@ -212,6 +230,8 @@ impl ApiError {
         "deadline_exceeded",
         "not_ready",
         "shutting_down",
+        "too_many_connections",
+        "body_timeout",
         "storage_unavailable",
         "index_unavailable",
         "not_found",
@@ -265,7 +285,10 @@ impl IntoResponse for ApiError {
             Self::Overloaded { retry_after } | Self::RateLimited { retry_after } => {
                 Some(retry_after.as_secs().max(1))
             }
-            Self::NotReady | Self::ShuttingDown | Self::IndexUnavailable(_) => Some(1),
+            Self::NotReady
+            | Self::ShuttingDown
+            | Self::TooManyConnections
+            | Self::IndexUnavailable(_) => Some(1),
             // A full or failing disk takes longer than a second to fix.
             Self::StorageUnavailable => Some(5),
             _ => None,
@@ -312,7 +335,7 @@ impl From<DeployError> for ApiError {
             DeployError::UnknownModel { model, known } => Self::UnknownModel { model, known },
             DeployError::Conflict(msg) => Self::Conflict(msg),
             DeployError::AgreementTooLow(msg) => Self::AgreementTooLow(msg),
-            DeployError::LoadFailed(msg) => Self::LoadFailed(msg),
+            DeployError::LoadFailed(msg) => Self::LoadFailed(without_paths(&msg)),
             DeployError::Invalid(msg) => Self::InvalidInput(msg),
             DeployError::Internal(detail) => Self::Internal(detail),
         }
@@ -353,6 +376,33 @@ impl From<IndexError> for ApiError {
     }
 }
 
+/// `message` with every absolute path cut to its file name: the caller learns which file, not
+/// where the server keeps it.
+fn without_paths(message: &str) -> String {
+    let ends_path = |c: char| c.is_whitespace() || "\"'`)],;:".contains(c);
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find('/') {
+        let starts_token = rest[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || "\"'`([=".contains(c));
+        if !starts_token {
+            out.push_str(&rest[..=i]);
+            rest = &rest[i + 1..];
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        let path = &rest[i..];
+        let end = path.find(ends_path).unwrap_or(path.len());
+        let name = path[..end].rsplit('/').find(|part| !part.is_empty());
+        out.push_str(name.unwrap_or("/"));
+        rest = &path[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Replaces an error response's body with `shape(parts, status)`, keeping status and headers;
 /// other responses pass through. Dialects use it as a `map_response` layer.
 pub fn reshape(
@@ -376,6 +426,7 @@ mod tests {
     fn all_variants() -> Vec<ApiError> {
         vec![
             ApiError::InvalidJson("x".into()),
+            ApiError::InvalidUrl("x".into()),
             ApiError::UnsupportedMediaType,
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::InvalidInput("x".into()),
@@ -415,6 +466,8 @@ mod tests {
             ApiError::DeadlineExceeded(Duration::from_secs(1)),
             ApiError::NotReady,
             ApiError::ShuttingDown,
+            ApiError::TooManyConnections,
+            ApiError::BodyTimeout(Duration::from_secs(1)),
             ApiError::StorageUnavailable,
             ApiError::IndexUnavailable("pg down".into()),
             ApiError::NotFound("/x".into()),
@@ -447,6 +500,7 @@ mod tests {
                     | ApiError::DeadlineExceeded(_)
                     | ApiError::NotReady
                     | ApiError::ShuttingDown
+                    | ApiError::TooManyConnections
                     | ApiError::StorageUnavailable
                     | ApiError::IndexUnavailable(_)
                     | ApiError::BatchApiDisabled(_)
@@ -515,6 +569,21 @@ mod tests {
         );
         assert!(EmbedError::Internal("x".into()).is_server_fault());
         assert!(!EmbedError::InvalidInput("x".into()).is_server_fault());
+    }
+
+    #[test]
+    fn load_failures_name_files_not_server_paths() {
+        let err: ApiError = DeployError::LoadFailed(
+            "loading \"/srv/models/m.toml\": reading /srv/models/m/model.safetensors: No such \
+             file (os error 2); see docs/load.md"
+                .into(),
+        )
+        .into();
+        assert_eq!(
+            err.to_string(),
+            "loading \"m.toml\": reading model.safetensors: No such file (os error 2); see \
+             docs/load.md"
+        );
     }
 
     #[test]

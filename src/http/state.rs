@@ -46,10 +46,15 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
     s.serialize_u128(d.as_millis())
 }
 
-/// Readiness: a model is loaded and warmed, and the service is not draining.
+/// Readiness: a model is loaded and warmed, and the service is not shutting down.
+///
+/// Shutting down has two phases: the lame duck (`--drain-delay`: readiness 503 so load
+/// balancers stop sending, everything else served normally), then draining (new work refused
+/// with 503 `shutting_down` while in-flight work finishes).
 #[derive(Debug, Default)]
 pub struct Health {
     loaded: AtomicBool,
+    lame_duck: AtomicBool,
     draining: AtomicBool,
 }
 
@@ -59,13 +64,23 @@ impl Health {
         metrics::set_ready(self.ready());
     }
 
+    /// Readiness turns 503 `shutting_down`; requests are still served.
+    pub fn start_lame_duck(&self) {
+        self.lame_duck.store(true, Ordering::Release);
+        metrics::set_ready(false);
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
         metrics::set_ready(false);
     }
 
     pub fn ready(&self) -> bool {
-        self.loaded.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+        self.loaded.load(Ordering::Acquire) && !self.shutting_down()
+    }
+
+    fn shutting_down(&self) -> bool {
+        self.lame_duck.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire)
     }
 
     pub fn draining(&self) -> bool {
@@ -80,9 +95,11 @@ impl Health {
         }
     }
 
-    /// The readiness probe's answer: `shutting_down` while draining, `not_ready` while loading.
+    /// The readiness probe's answer: `shutting_down` from SIGTERM on, `not_ready` while loading.
     pub fn check_ready(&self) -> Result<(), ApiError> {
-        self.accepting()?;
+        if self.shutting_down() {
+            return Err(ApiError::ShuttingDown);
+        }
         match self.ready() {
             true => Ok(()),
             false => Err(ApiError::NotReady),

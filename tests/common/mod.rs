@@ -68,6 +68,8 @@ pub fn spawn(model: &Path, args: &[&str]) -> TestServer {
         .args(args)
         // Tests run in parallel on small machines: one compute thread each unless asked.
         .env("INFERD_THREADS", "1")
+        // A SIGTERM drains at once unless a test asks for a lame-duck `--drain-delay`.
+        .env("INFERD_DRAIN_DELAY", "0s")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

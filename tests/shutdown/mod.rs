@@ -1,4 +1,5 @@
-//! Graceful drain: SIGTERM while requests are queued loses none of them.
+//! Graceful drain: SIGTERM while requests are queued loses none of them; the lame duck says
+//! not ready while it still serves; a grace that runs out exits non-zero.
 
 use std::{sync::Arc, time::Duration};
 
@@ -56,7 +57,49 @@ async fn grace_bounds_the_drain() {
         tokio::spawn(async move { s.post(url).json(&json!({"inputs": "slow"})).send().await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.sigterm();
-    assert!(server.wait_exit(Duration::from_secs(3)).await);
+    assert!(
+        !server.wait_exit(Duration::from_secs(3)).await,
+        "a drain cut short by the grace must exit non-zero"
+    );
     assert!(server.logs().contains("grace expired"), "{}", server.logs());
     let _ = pending.await;
+}
+
+#[tokio::test]
+async fn the_lame_duck_says_not_ready_while_it_serves() {
+    let mut server = crate::common::spawn_tiny_with(&["--drain-delay", "3s"]).await;
+    server.sigterm();
+    // The signal lands asynchronously: wait for readiness to turn.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let (status, body) = server.get_json("/readyz").await;
+        if status == 503 {
+            break body;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readiness never turned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["code"], "shutting_down", "{body}");
+    // Everything else is still served, on new connections too.
+    let fresh = reqwest::Client::new();
+    let r = fresh
+        .post(server.url("/infer"))
+        .json(&json!({"inputs": "still served"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the lame duck must keep serving");
+    assert!(
+        server.wait_exit(Duration::from_secs(30)).await,
+        "non-zero exit after a clean drain; logs:\n{}",
+        server.logs()
+    );
+    let logs = server.logs();
+    let lame = logs.find("readiness is 503").expect("lame-duck log line");
+    let closing = logs.find("closing the listeners").expect("drain log line");
+    assert!(lame < closing, "{logs}");
 }

@@ -80,6 +80,7 @@ pub fn router(lifecycle: Arc<Lifecycle>, tokens: Arc<ApiKeys>) -> Router {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -128,6 +129,10 @@ async fn require_token(
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(uri.path().to_string())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 #[cfg(test)]

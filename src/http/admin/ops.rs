@@ -1,9 +1,6 @@
 //! The admin handlers: parse the body, call the lifecycle operation, answer its typed outcome.
 
-use axum::{
-    extract::{Query, State},
-    Extension, Json,
-};
+use axum::{extract::State, Extension, Json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -15,7 +12,11 @@ use crate::{
         audit::Event,
         status::{EventOutcome, LoadOutcome, StatusView, UnloadOutcome},
     },
-    http::{error::ApiError, extract::ApiJson, schema::ErrorResponse},
+    http::{
+        error::ApiError,
+        extract::{ApiJson, ApiQuery},
+        schema::ErrorResponse,
+    },
     serving::ModelRef,
 };
 
@@ -45,7 +46,7 @@ async fn status(State(s): State<AdminState>) -> Json<StatusView> {
         (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
 async fn events(
     State(s): State<AdminState>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
     Ok(Json(s.lifecycle.events(q.limit.unwrap_or(100))?))
 }
@@ -59,7 +60,7 @@ async fn load(
     Extension(actor): Extension<Actor>,
     ApiJson(req): ApiJson<LoadRequest>,
 ) -> Result<Json<LoadOutcome>, ApiError> {
-    Ok(Json(s.lifecycle.load(&actor.0, req.spec()).await?))
+    Ok(Json(s.lifecycle.load(&actor.0, req.spec()?).await?))
 }
 
 /// Sends a weighted share of the model's traffic to a version, sticky by route key.

@@ -6,8 +6,25 @@ use utoipa::ToSchema;
 
 use crate::{
     deploy::{Faults, LoadSpec},
+    http::error::ApiError,
     serving::ModelRef,
 };
+
+/// Longest model name or version label `POST /admin/load` accepts.
+pub const MAX_LABEL_CHARS: usize = 128;
+
+/// A model name or version label: 1 to [`MAX_LABEL_CHARS`] ASCII letters, digits and
+/// `. _ - + / :`. Labels end up in headers, metrics and the audit log, so nothing else (no
+/// spaces, no control characters) is let in.
+pub fn check_label(what: &str, label: &str) -> Result<(), ApiError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._-+/:".contains(c);
+    if (1..=MAX_LABEL_CHARS).contains(&label.len()) && label.chars().all(allowed) {
+        return Ok(());
+    }
+    Err(ApiError::InvalidInput(format!(
+        "{what} {label:?} must be 1 to {MAX_LABEL_CHARS} ASCII letters, digits and . _ - + / :"
+    )))
+}
 
 /// `POST /admin/load`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -26,12 +43,18 @@ pub struct LoadRequest {
 }
 
 impl LoadRequest {
-    pub fn spec(self) -> LoadSpec {
-        LoadSpec {
-            model: ModelRef::parse(&self.model).or_version(self.version.as_deref()),
+    /// The load to run, once the name and version are valid labels ([`check_label`]).
+    pub fn spec(self) -> Result<LoadSpec, ApiError> {
+        let model = ModelRef::parse(&self.model).or_version(self.version.as_deref());
+        check_label("model name", &model.name)?;
+        if let Some(version) = &model.version {
+            check_label("version", version)?;
+        }
+        Ok(LoadSpec {
+            model,
             source: self.source,
             faults: self.faults,
-        }
+        })
     }
 }
 

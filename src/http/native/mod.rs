@@ -25,6 +25,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(info::routes())
 }
 
+/// The probes' and `/metrics`' paths: still answered on a connection over the listener's
+/// `--max-connections`, so an orchestrator sees the pod while clients hold every connection.
+pub const OPEN_PATHS: &[&str] = &["/livez", "/readyz", "/health", "/metrics"];
+
 /// The probes and `/metrics`: always open, for the orchestrator and the scraper.
 pub fn probe_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ProbesApi::openapi()).merge(probes::routes())

@@ -9,11 +9,7 @@
 //! `POST /indexes/{name}/compact` folds the log into a new generation. `?index=` picks the index
 //! when several are loaded.
 
-use axum::{
-    extract::{Path, Query, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -22,7 +18,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::embed_for;
 use crate::{
     http::{
-        error::ApiError, extract::ApiJson, middleware::auth::RequireKey, schema::ErrorResponse,
+        error::ApiError,
+        extract::{ApiJson, ApiPath, ApiQuery},
+        middleware::auth::RequireKey,
+        schema::ErrorResponse,
         state::AppState,
     },
     index::{self, wal::WalRecord, Search},
@@ -128,8 +127,8 @@ pub struct Compacted {
     responses((status = 200, body = ItemBody), (status = "4XX", body = ErrorResponse), (status = "5XX", body = ErrorResponse)))]
 async fn get_item(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(param): Query<IndexParam>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(param): ApiQuery<IndexParam>,
 ) -> Result<Json<ItemBody>, ApiError> {
     let index = state.indexes.get(param.index.as_deref())?;
     let (_, metadata) = index
@@ -152,8 +151,8 @@ async fn get_item(
 async fn put_item(
     State(state): State<AppState>,
     RequireKey(caller): RequireKey,
-    Path(id): Path<String>,
-    Query(param): Query<IndexParam>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(param): ApiQuery<IndexParam>,
     ApiJson(body): ApiJson<PutItem>,
 ) -> Result<(StatusCode, Json<ItemWritten>), ApiError> {
     state.health.accepting()?;
@@ -190,8 +189,8 @@ async fn put_item(
 async fn delete_item(
     State(state): State<AppState>,
     RequireKey(caller): RequireKey,
-    Path(id): Path<String>,
-    Query(param): Query<IndexParam>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(param): ApiQuery<IndexParam>,
 ) -> Result<Json<ItemDeleted>, ApiError> {
     state.health.accepting()?;
     let index = state.indexes.get(param.index.as_deref())?;
@@ -254,7 +253,7 @@ async fn list_indexes(State(state): State<AppState>) -> Json<IndexList> {
 async fn compact(
     State(state): State<AppState>,
     RequireKey(_caller): RequireKey,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Compacted>, ApiError> {
     let index = state.indexes.get(Some(&name))?;
     let generation = index.compact().await?;

@@ -1,0 +1,224 @@
+//! Every HTTP listener `serve` opens (serving and admin): the accept loop, the connection limit,
+//! per-connection timeouts, and the drain. axum's own `serve` has no timeouts and no limit, so
+//! one client could hold the service; this module is the only place connections are handled.
+//!
+//! - **Limit.** `--max-connections` connections are served normally. Beyond them a reserve of
+//!   [`RESERVE`] more is served one request each without keep-alive: the listener's open paths
+//!   (probes and `/metrics` on the serving listener) answer as usual so an orchestrator still
+//!   sees the pod, anything else is 503 `too_many_connections` with `Retry-After`. Beyond the
+//!   reserve a connection is closed as soon as it is accepted.
+//! - **Timeouts.** A request head must arrive within `--header-read-timeout` of its first byte;
+//!   a connection with nothing in flight and no bytes moving is closed after `--idle-timeout`
+//!   (see [`activity`]); a body must arrive within `--body-read-timeout` ([`body`]), else 408
+//!   `body_timeout` and the connection closes.
+//! - **Drain.** When `stop` resolves the listener closes, every connection is asked to finish
+//!   the request it is serving and close (idle ones close at once), and [`Listener::drained`]
+//!   resolves once the last is gone; the caller bounds that wait by `--shutdown-grace`.
+//!
+//! HTTP/1.1 only (the crate builds hyper without HTTP/2), so there are no stream limits to set.
+
+mod activity;
+mod body;
+
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    extract::Request,
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Router,
+};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::rt::TokioIo;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{watch, OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+};
+use tower::ServiceExt;
+
+use crate::{cli::ListenArgs, http::error::ApiError};
+
+use activity::{watchdog, Activity, Watched};
+
+/// Connections served beyond `--max-connections`, one request each (see the module doc).
+pub const RESERVE: usize = 32;
+
+/// The timeouts and limit of one listener, and the paths its reserve still serves.
+#[derive(Debug, Clone)]
+pub struct Hygiene {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    /// Paths answered normally on a connection over the limit.
+    pub open_paths: &'static [&'static str],
+}
+
+impl Hygiene {
+    pub fn new(args: &ListenArgs, open_paths: &'static [&'static str]) -> Self {
+        Self {
+            header_read_timeout: args.header_read_timeout,
+            body_read_timeout: args.body_read_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: args.max_connections,
+            open_paths,
+        }
+    }
+}
+
+/// A listener being served; [`Listener::drained`] resolves after `stop` once every connection
+/// has closed.
+pub struct Listener {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    /// Serves `router` on `listener` until `stop` resolves (see the module doc).
+    pub fn spawn(
+        listener: TcpListener,
+        router: Router,
+        hygiene: Hygiene,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        Self {
+            task: tokio::spawn(accept_loop(listener, router, Arc::new(hygiene), stop)),
+        }
+    }
+
+    /// Resolves once the listener has stopped and its last connection has closed.
+    pub async fn drained(self) {
+        if let Err(err) = self.task.await {
+            tracing::error!(%err, "listener task failed");
+        }
+    }
+}
+
+/// Whether a connection is within the limit or in the reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Regular,
+    Reserve,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    hygiene: Arc<Hygiene>,
+    stop: impl Future<Output = ()>,
+) {
+    let regular = Arc::new(Semaphore::new(hygiene.max_connections));
+    let reserve = Arc::new(Semaphore::new(RESERVE));
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            biased;
+            () = &mut stop => break,
+            Some(_) = connections.join_next() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, mostly: back off instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (class, permit) = match Arc::clone(&regular).try_acquire_owned() {
+            Ok(permit) => (Class::Regular, permit),
+            Err(_) => match Arc::clone(&reserve).try_acquire_owned() {
+                Ok(permit) => (Class::Reserve, permit),
+                Err(_) => {
+                    tracing::debug!("connection limit and reserve full: closing a connection");
+                    continue;
+                }
+            },
+        };
+        connections.spawn(connection(
+            stream,
+            router.clone(),
+            Arc::clone(&hygiene),
+            class,
+            drain_rx.clone(),
+            permit,
+        ));
+    }
+    drop(listener);
+    let _ = drain_tx.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Serves one connection until it closes, goes stale, or finishes its request after a drain.
+async fn connection(
+    stream: TcpStream,
+    router: Router,
+    hygiene: Arc<Hygiene>,
+    class: Class,
+    mut drain: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let activity = Activity::new();
+    let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+    let service = {
+        let (activity, hygiene) = (Arc::clone(&activity), Arc::clone(&hygiene));
+        hyper::service::service_fn(move |request| {
+            handle(
+                request,
+                router.clone(),
+                Arc::clone(&activity),
+                Arc::clone(&hygiene),
+                class,
+            )
+        })
+    };
+    let conn = http1::Builder::new()
+        .keep_alive(class == Class::Regular)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            served = conn.as_mut() => {
+                if let Err(err) = served {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                return;
+            }
+            () = watchdog(&activity, hygiene.header_read_timeout, hygiene.idle_timeout) => {
+                tracing::debug!("closing a stalled or idle connection");
+                return;
+            }
+            _ = drain.wait_for(|d| *d), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// One request: the reserve's refusal, or the router with a deadlined body.
+async fn handle(
+    request: Request<Incoming>,
+    router: Router,
+    activity: Arc<Activity>,
+    hygiene: Arc<Hygiene>,
+    class: Class,
+) -> Result<Response, Infallible> {
+    let _in_flight = activity.begin();
+    if class == Class::Reserve && !hygiene.open_paths.contains(&request.uri().path()) {
+        return Ok(ApiError::TooManyConnections.into_response());
+    }
+    let request = request.map(|b| body::deadlined(b, hygiene.body_read_timeout));
+    let mut response = router.oneshot(request).await?;
+    if response.status() == StatusCode::REQUEST_TIMEOUT {
+        // The rest of a late body is not worth reading: close instead of keeping alive.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
+}
