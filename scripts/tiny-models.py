@@ -14,7 +14,8 @@ heads, see `classifier_configs`) with transformers' reference logits on fixed te
 
 Besides the models, it writes "sharpness" variants that a correct server must NOT match to the
 original's reference: the XLM-R model relabelled as BERT (no position offset, what inferd used to
-do), and the MPNet model with its relative attention bias zeroed. The Rust suite
+do), the MPNet model with its relative attention bias zeroed, and two rerankers with a head
+detail undone (`head_sharp_variants`). The Rust suite
 `tests/architectures/` serves each directory and checks parity (and the variants' failure).
 
     scripts/tiny-models.sh            # venv + this script into target/tiny-models
@@ -265,6 +266,27 @@ def classifiers(out_root, vocab_size, inputs):
         }
         write_json(out / "reference.json", reference)
         print(f"{name}: {len(cases)} pairs, {len(texts)} texts, {config.num_labels} labels in {out}")
+    head_sharp_variants(out_root)
+
+
+def head_sharp_variants(root):
+    """Rerankers a correct server must not match to their originals' references (which the copy
+    carries): BERT with its second token type made equal to the first (what a server that puts
+    both texts of a pair in segment 0 computes), and XLM-R with its head's dense layer replaced
+    by the identity (close to a head without its dense + tanh)."""
+    one_type = root / "bert-reranker-one-token-type"
+    shutil.copytree(root / "bert-reranker", one_type)
+    weights = load_file(str(one_type / "model.safetensors"))
+    name = next(n for n in weights if n.endswith("token_type_embeddings.weight"))
+    weights[name][1] = weights[name][0]
+    save_file(weights, str(one_type / "model.safetensors"), metadata={"format": "pt"})
+    no_dense = root / "xlm-roberta-reranker-identity-head"
+    shutil.copytree(root / "xlm-roberta-reranker", no_dense)
+    weights = load_file(str(no_dense / "model.safetensors"))
+    dense = weights["classifier.dense.weight"]
+    weights["classifier.dense.weight"] = torch.eye(dense.shape[0], dtype=dense.dtype)
+    weights["classifier.dense.bias"] = torch.zeros_like(weights["classifier.dense.bias"])
+    save_file(weights, str(no_dense / "model.safetensors"), metadata={"format": "pt"})
 
 
 def main(out_root):

@@ -94,6 +94,12 @@ impl ModelHandle {
         let run = async {
             let sequences = self.tokenize_inputs(inputs, truncation).await?;
             let prompt_tokens = sequences.iter().map(|s| s.ids.len()).sum();
+            if prompt_tokens > self.config.max_request_tokens {
+                return Err(EmbedError::TooManyTokens {
+                    tokens: prompt_tokens,
+                    limit: self.config.max_request_tokens,
+                });
+            }
             let rx = self
                 .batcher
                 .submit(permit, sequences, false, deadline.at(), priority);

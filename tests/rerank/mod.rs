@@ -158,6 +158,24 @@ async fn xlm_roberta_reranker_scores_match_transformers() {
     assert_reranker("xlm-roberta-reranker", "xlm-roberta").await;
 }
 
+/// The parity check is sharp: a reranker that differs from the original in one detail a server
+/// could get wrong (pairs in one token type; the head's dense layer) is served fine but does not
+/// match the original's logits (the variant directory carries the original's `reference.json`).
+#[tokio::test]
+async fn reranker_parity_fails_when_a_head_detail_is_undone() {
+    for name in [
+        "bert-reranker-one-token-type",
+        "xlm-roberta-reranker-identity-head",
+    ] {
+        let server = serve(name, &[]).await;
+        let worst = check_rerank(&server, name).await;
+        assert!(
+            worst > 20.0 * TOLERANCE,
+            "{name} matched the original's logits (worst difference {worst}): the check cannot see this detail"
+        );
+    }
+}
+
 /// `/predict` on texts, one pair and a batch of pairs: labels best first, softmax (or raw
 /// logits) within [`TOLERANCE`] of transformers'.
 #[tokio::test]
