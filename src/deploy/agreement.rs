@@ -26,6 +26,30 @@ pub struct Agreement {
     pub topk_overlap: Option<f64>,
 }
 
+/// Agreement of two rerankers' or classifiers' logits for the same inputs (one row per input):
+/// `rank_correlation` is the Spearman correlation of every logit, label by label (a reranker's
+/// one score per input); vectors' `mean_cosine` and `topk_overlap` do not apply. Rows of
+/// different lengths (another label set) have no correlation.
+pub fn score_agreement(old: &[Vec<f32>], new: &[Vec<f32>]) -> Agreement {
+    let n = old.len().min(new.len());
+    let (old, new) = (&old[..n], &new[..n]);
+    let same_labels = n > 0 && old[0].len() == new[0].len();
+    let flat = |rows: &[Vec<f32>]| -> Vec<f64> {
+        let labels = rows.first().map_or(0, Vec::len);
+        (0..labels)
+            .flat_map(|l| rows.iter().map(move |r| f64::from(r[l])))
+            .collect()
+    };
+    Agreement {
+        samples: n,
+        mean_cosine: None,
+        rank_correlation: same_labels
+            .then(|| spearman(&flat(old), &flat(new)))
+            .flatten(),
+        topk_overlap: None,
+    }
+}
+
 /// Agreement of `old[i]` with `new[i]` over the window.
 pub fn agreement(old: &[Vec<f32>], new: &[Vec<f32>]) -> Agreement {
     let n = old.len().min(new.len());
@@ -185,6 +209,23 @@ mod tests {
         assert_eq!(a.mean_cosine, None);
         assert!(a.rank_correlation.unwrap().abs() < 0.3, "{a:?}");
         assert!(a.topk_overlap.unwrap() < 0.5, "{a:?}");
+    }
+
+    #[test]
+    fn score_agreement_ranks_scores() {
+        let old: Vec<Vec<f32>> = [0.1, 2.0, -1.0, 0.5].iter().map(|&s| vec![s]).collect();
+        // Same order, other scale: perfect rank correlation.
+        let scaled: Vec<Vec<f32>> = old.iter().map(|r| vec![r[0] * 3.0 - 1.0]).collect();
+        let a = score_agreement(&old, &scaled);
+        assert_eq!((a.samples, a.mean_cosine, a.topk_overlap), (4, None, None));
+        assert!((a.rank_correlation.unwrap() - 1.0).abs() < 1e-9);
+        // Reversed order: -1.
+        let reversed: Vec<Vec<f32>> = old.iter().map(|r| vec![-r[0]]).collect();
+        let r = score_agreement(&old, &reversed).rank_correlation.unwrap();
+        assert!((r + 1.0).abs() < 1e-9, "{r}");
+        // Another label set: no correlation.
+        let three: Vec<Vec<f32>> = old.iter().map(|r| vec![r[0]; 3]).collect();
+        assert_eq!(score_agreement(&old, &three).rank_correlation, None);
     }
 
     #[test]

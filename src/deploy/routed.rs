@@ -6,12 +6,16 @@
 //! candidate. [`Routed::embed`] runs the [`EmbedRequest`] on that version, then records canary
 //! health and offers the shadow copy; every dialect, `/recommend` and `/items` embed through it,
 //! so no caller can opt out of canaries or shadows by accident. [`Routed::classify`] is the same
-//! for rerankers and classifiers: canary split and health, sticky keys and metrics; no shadow
-//! copy yet (a reranker's agreement would be the rank correlation of scores, not measured).
+//! for rerankers and classifiers: canary split and health, sticky keys, metrics and the shadow
+//! copy (agreement: the rank correlation of scores).
 
 use std::{sync::Arc, time::Instant};
 
-use super::{metrics as m, shadow::ShadowJob, Deployment, Role};
+use super::{
+    metrics as m,
+    shadow::{ShadowJob, ShadowWork},
+    Deployment, Role,
+};
 use crate::serving::{
     Classified, ClassifyRequest, EmbedError, EmbedRequest, Embedded, ModelHandle, ModelRef,
 };
@@ -87,23 +91,35 @@ impl Routed {
         if let (Some(candidate), Some(copy), Ok(embedded)) = (&self.shadow, shadow_copy, &result) {
             deployment.shadow.offer(ShadowJob {
                 candidate: Arc::clone(candidate),
-                request: copy,
+                work: ShadowWork::Embed(copy),
                 primary: embedded.vectors.clone(),
             });
         }
         result
     }
 
-    /// Scores through the chosen version's head and records canary health, like [`Self::embed`]
-    /// (no shadow copy).
+    /// Scores through the chosen version's head, then records canary health and offers the
+    /// shadow copy, like [`Self::embed`].
     pub async fn classify(&self, req: ClassifyRequest) -> Result<Classified, EmbedError> {
         let started = Instant::now();
+        let shadow_copy = self.shadow.as_ref().map(|_| req.clone());
         let result = self.handle.classify(req).await;
         let info = &self.handle.info;
         m::routed(&info.name, &info.version, self.role);
-        if let (Some(deployment), Role::Canary) = (&self.deployment, self.role) {
+        let Some(deployment) = &self.deployment else {
+            return result;
+        };
+        if self.role == Role::Canary {
             let ok = !matches!(&result, Err(e) if e.is_server_fault());
             deployment.record_canary(&info.version, ok, started.elapsed());
+        }
+        if let (Some(candidate), Some(copy), Ok(classified)) = (&self.shadow, shadow_copy, &result)
+        {
+            deployment.shadow.offer(ShadowJob {
+                candidate: Arc::clone(candidate),
+                work: ShadowWork::Classify(copy),
+                primary: classified.logits.clone(),
+            });
         }
         result
     }

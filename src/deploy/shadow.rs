@@ -9,6 +9,10 @@
 //! traffic), the shadow copy is dropped and counted — shadow work is always the first to go under
 //! load. One task per shadowed deployment runs the copies one at a time through the candidate's
 //! normal queue and feeds the agreement window ([`super::agreement`]).
+//!
+//! Rerankers and classifiers are shadowed the same way ([`ShadowWork::Classify`]): each distinct
+//! input (a text, or a query and text pair) keeps both versions' logits, and their agreement is
+//! the rank correlation of the scores ([`agreement::score_agreement`]).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -20,16 +24,61 @@ use tokio::sync::mpsc;
 
 use super::agreement::{self, Agreement};
 use super::metrics as m;
-use crate::serving::{Deadline, EmbedRequest, ModelHandle};
+use crate::{
+    model::heads::ModelKind,
+    serving::{ClassifyInput, ClassifyRequest, Deadline, EmbedRequest, ModelHandle},
+};
 
 /// One live request, copied for the candidate.
 pub struct ShadowJob {
     pub candidate: Arc<ModelHandle>,
-    /// The live request as the caller made it (texts before any prompt, its `prompt_name`,
-    /// truncation, normalisation and `dimensions`); its deadline is replaced when it runs.
-    pub request: EmbedRequest,
-    /// The live version's vectors for it.
+    /// The live request as the caller made it; its deadline is replaced when it runs.
+    pub work: ShadowWork,
+    /// The live version's answer to it: vectors, or one row of logits per input.
     pub primary: Vec<Vec<f32>>,
+}
+
+/// The copied request: what the live version ran, to run again on the candidate.
+pub enum ShadowWork {
+    /// Texts before any prompt, with their `prompt_name`, truncation, normalisation and
+    /// `dimensions`.
+    Embed(EmbedRequest),
+    /// Texts and pairs for a reranker's or classifier's head.
+    Classify(ClassifyRequest),
+}
+
+impl ShadowWork {
+    /// One key per input, in order: the text, or the pair joined by a NUL.
+    fn keys(&self) -> Vec<String> {
+        match self {
+            Self::Embed(req) => req.texts.clone(),
+            Self::Classify(req) => req
+                .inputs
+                .iter()
+                .map(|input| match input {
+                    ClassifyInput::Single(text) => text.clone(),
+                    ClassifyInput::Pair(query, text) => format!("{query}\0{text}"),
+                })
+                .collect(),
+        }
+    }
+
+    /// Runs the copy on `candidate` within `timeout`: its vectors or logits.
+    async fn run(self, candidate: &ModelHandle, timeout: Duration) -> Option<Vec<Vec<f32>>> {
+        let deadline = Deadline::after(timeout);
+        match self {
+            Self::Embed(req) => candidate
+                .embed(EmbedRequest { deadline, ..req })
+                .await
+                .ok()
+                .map(|e| e.vectors),
+            Self::Classify(req) => candidate
+                .classify(ClassifyRequest { deadline, ..req })
+                .await
+                .ok()
+                .map(|c| c.logits),
+        }
+    }
 }
 
 /// Distinct texts with both versions' vectors, oldest first.
@@ -115,13 +164,8 @@ async fn run(
 ) {
     while let Some(job) = rx.recv().await {
         let version = job.candidate.info.version.clone();
-        let texts = job.request.texts.clone();
-        let request = EmbedRequest {
-            deadline: Deadline::after(timeout),
-            ..job.request
-        };
-        let result = job.candidate.embed(request).await;
-        let Ok(embedded) = result else {
+        let keys = job.work.keys();
+        let Some(answer) = job.work.run(&job.candidate, timeout).await else {
             m::shadow_request(&model, &version, "failed");
             continue;
         };
@@ -130,11 +174,11 @@ async fn run(
         let Some(window) = all.get_mut(&version) else {
             continue; // the shadow was restarted or the version unloaded meanwhile
         };
-        for ((text, old), new) in texts.into_iter().zip(job.primary).zip(embedded.vectors) {
-            if window.texts.contains(&text) {
-                continue; // repeated texts would count as perfect agreement
+        for ((key, old), new) in keys.into_iter().zip(job.primary).zip(answer) {
+            if window.texts.contains(&key) {
+                continue; // repeated inputs would count as perfect agreement
             }
-            window.texts.push_back(text);
+            window.texts.push_back(key);
             window.old.push_back(old);
             window.new.push_back(new);
             if window.texts.len() > capacity {
@@ -145,7 +189,10 @@ async fn run(
         }
         let old: Vec<Vec<f32>> = window.old.iter().cloned().collect();
         let new: Vec<Vec<f32>> = window.new.iter().cloned().collect();
-        window.agreement = agreement::agreement(&old, &new);
+        window.agreement = match job.candidate.info.kind {
+            ModelKind::Embedding => agreement::agreement(&old, &new),
+            ModelKind::Reranker | ModelKind::Classifier => agreement::score_agreement(&old, &new),
+        };
         m::shadow_agreement(&model, &version, &window.agreement);
     }
 }

@@ -137,9 +137,7 @@ impl ApiError {
             Self::InvalidJson(_)
             | Self::InvalidUrl(_)
             | Self::UnsupportedParameter { .. }
-            | Self::WrongModelKind(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            | Self::WrongModelKind(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. }
