@@ -19,10 +19,10 @@ ARG CARGO_CHEF_VERSION=0.1.78
 # ---------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS chef
 ARG CARGO_CHEF_VERSION
-# The slim image lacks a C toolchain; onig_sys (tokenizers) compiles C.
+# The slim image lacks a C toolchain; onig_sys (tokenizers) compiles C; build.rs runs protoc.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config \
+ && apt-get install -y --no-install-recommends build-essential pkg-config protobuf-compiler \
  && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}"
 WORKDIR /src
@@ -74,7 +74,7 @@ ENV HF_HOME=/data/hf \
     INFERD_DEVICE=cpu \
     INFERD_LOG_FORMAT=json
 VOLUME ["/data"]
-EXPOSE 8080
+EXPOSE 8080 8081
 USER 10001:10001
 
 # Model download + warm-up can take minutes on a cold cache: start-period covers it.

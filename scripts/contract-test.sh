@@ -41,7 +41,10 @@ export INFERD_WEBHOOK_PORT; INFERD_WEBHOOK_PORT=$(free_port)
 export INFERD_WEBHOOK_SECRET; INFERD_WEBHOOK_SECRET="whsec_$("$VENV/bin/python" -c 'import base64, os; print(base64.b64encode(os.urandom(24)).decode())')"
 printf '%s' "$INFERD_WEBHOOK_SECRET" >"$STATE/webhook.secret"
 # The aliases are library default model names and the hub id (tests/contract/conftest.py's).
+# gRPC on its own free port: tests/contract/test_grpc.py reads INFERD_GRPC_ADDR.
+export INFERD_GRPC_ADDR; INFERD_GRPC_ADDR="127.0.0.1:$(free_port)"
 "$BIN" serve --model "$MODEL" --listen "127.0.0.1:$PORT" --log-format json \
+  --grpc-listen "$INFERD_GRPC_ADDR" \
   --model-alias text-embedding-ada-002,text-embedding-3-small,sentence-transformers/all-MiniLM-L6-v2 \
   --state-dir "$STATE" --admin-listen 127.0.0.1:0 \
   --webhook-url "http://127.0.0.1:$INFERD_WEBHOOK_PORT/hooks" --webhook-secret-file "$STATE/webhook.secret" \

@@ -14,8 +14,10 @@ heads, see `classifier_configs`) with transformers' reference logits on fixed te
 
 Besides the models, it writes "sharpness" variants that a correct server must NOT match to the
 original's reference: the XLM-R model relabelled as BERT (no position offset, what inferd used to
-do), the MPNet model with its relative attention bias zeroed, and two rerankers with a head
-detail undone (`head_sharp_variants`). The Rust suite
+do), the MPNet model with its relative attention bias zeroed, ModernBERT with its local layers'
+rotary base or its sliding window wrong (`modernbert_variants`, which also writes the same
+ModernBERT in the transformers 4.x config spelling, which must match), and two rerankers with a
+head detail undone (`head_sharp_variants`). The Rust suite
 `tests/architectures/` serves each directory and checks parity (and the variants' failure).
 
     scripts/tiny-models.sh            # venv + this script into target/tiny-models
@@ -91,7 +93,40 @@ def family_configs(vocab_size):
             transformers.MPNetConfig(**common, max_position_embeddings=MAX_SEQ_LENGTH + 2 + 8, pad_token_id=1),
             transformers.MPNetModel,
         ),
+        "modernbert": (transformers.ModernBertConfig(**modernbert_config(vocab_size)), transformers.ModernBertModel),
+        "modernbert-biased": (
+            transformers.ModernBertConfig(**modernbert_config(vocab_size), norm_bias=True, attention_bias=True, mlp_bias=True),
+            transformers.ModernBertModel,
+        ),
     }
+
+
+# ModernBERT's sliding window (the band is +-LOCAL_ATTENTION / 2), far shorter than the long texts.
+LOCAL_ATTENTION = 16
+
+
+def modernbert_config(vocab_size):
+    """Four layers: 0 and 3 global, 1 and 2 local (every third global), two rotary bases. The
+    special token ids are MiniLM's (transformers warns about ids outside the vocabulary)."""
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        num_hidden_layers=4,
+        num_attention_heads=HEADS,
+        intermediate_size=96,
+        initializer_range=INIT_RANGE,
+        hidden_activation="gelu",
+        max_position_embeddings=MAX_SEQ_LENGTH + 8,
+        local_attention=LOCAL_ATTENTION,
+        global_attn_every_n_layers=3,
+        global_rope_theta=160_000.0,
+        local_rope_theta=10_000.0,
+        pad_token_id=0,
+        bos_token_id=101,
+        cls_token_id=101,
+        eos_token_id=102,
+        sep_token_id=102,
+    )
 
 
 # What each family's sentence-transformers pipeline looks like: pooling modes (in order), a
@@ -109,6 +144,8 @@ PIPELINES = {
     "camembert": dict(pooling=["mean_sqrt_len_tokens"], dense=None, normalize=False),
     "distilbert": dict(pooling=["lasttoken"], dense=(32, "torch.nn.modules.linear.Identity"), normalize=True),
     "mpnet": dict(pooling=["mean", "cls"], dense=None, normalize=True, prompts={"query": "Represent this: "}),
+    "modernbert": dict(pooling=["mean"], dense=None, normalize=True),
+    "modernbert-biased": dict(pooling=["cls"], dense=None, normalize=False),
 }
 
 
@@ -120,7 +157,7 @@ def perturb(model, generator):
                 p.copy_(torch.randn(p.shape, generator=generator) * 2.0)
             elif name.endswith("bias"):
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
-            elif "LayerNorm" in name or "layer_norm" in name:
+            elif "LayerNorm" in name or "layer_norm" in name or name.endswith("norm.weight"):
                 p.copy_(1.0 + torch.randn(p.shape, generator=generator) * 0.3)
 
 
@@ -190,6 +227,47 @@ def sharp_variants(root):
     for n in names:
         weights[n] = torch.zeros_like(weights[n])
     save_file(weights, str(no_bias / "model.safetensors"), metadata={"format": "pt"})
+    modernbert_variants(root)
+
+
+def modernbert_variants(root):
+    """ModernBERT copies rewritten in config.json only. `modernbert-v4-config` spells the same
+    model the transformers 4.x way (`global_attn_every_n_layers`, `global_rope_theta`,
+    `local_rope_theta`, no `layer_types` / `rope_parameters`) and MUST match the original; the
+    others are bugs that must not: the local layers' rotary base taken from the global layers,
+    and the sliding window ignored (every layer attends to the whole sequence)."""
+
+    def variant(name, edit):
+        out = root / name
+        shutil.copytree(root / "modernbert", out)
+        config = json.loads((out / "config.json").read_text())
+        edit(config)
+        write_json(out / "config.json", config)
+
+    def v4(config):
+        config["global_rope_theta"] = config["rope_parameters"]["full_attention"]["rope_theta"]
+        config["local_rope_theta"] = config["rope_parameters"]["sliding_attention"]["rope_theta"]
+        every = [i for i, t in enumerate(config["layer_types"]) if t == "full_attention"]
+        assert every[:2] == [0, 3], every
+        config["global_attn_every_n_layers"] = 3
+        del config["layer_types"], config["rope_parameters"]
+
+    def local_theta_as_global(config):
+        theta = config["rope_parameters"]["full_attention"]["rope_theta"]
+        config["rope_parameters"]["sliding_attention"]["rope_theta"] = theta
+        config["local_rope_theta"] = theta
+
+    def window_ignored(config):
+        config["local_attention"] = 4 * MAX_SEQ_LENGTH
+
+    variant("modernbert-v4-config", v4)
+    # transformers itself must read the 4.x spelling as the same model.
+    inputs = [json.loads(line)["text"] for line in (root / "modernbert" / "reference.jsonl").read_text().splitlines()]
+    want = SentenceTransformer(str(root / "modernbert"), device="cpu").encode(inputs, convert_to_tensor=True)
+    got = SentenceTransformer(str(root / "modernbert-v4-config"), device="cpu").encode(inputs, convert_to_tensor=True)
+    assert torch.allclose(want, got, atol=1e-5), "transformers reads the 4.x ModernBERT config differently"
+    variant("modernbert-local-theta-as-global", local_theta_as_global)
+    variant("modernbert-window-ignored", window_ignored)
 
 
 # Longest sequence inferd serves for these models (no sentence_bert_config.json): the position

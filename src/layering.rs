@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "cli",
             "http",
+            "grpc",
             "jobs",
             "deploy",
             "index",
@@ -39,6 +40,18 @@ const LAYERS: &[(&str, &[&str])] = &[
             "jobs",
             "deploy",
             "index",
+            "serving",
+            "batching",
+            "model",
+            "auth",
+            "telemetry",
+        ],
+    ),
+    // gRPC sits beside http (neither imports the other): app hands it what it shares.
+    (
+        "grpc",
+        &[
+            "deploy",
             "serving",
             "batching",
             "model",

@@ -17,6 +17,7 @@
 //!
 //! - [`app`]: the composition root ([`serve`], [`build_index`]), secrets, shutdown;
 //! - [`cli`]: clap types only; [`http`]: everything HTTP, one folder per dialect;
+//! - [`grpc`]: the gRPC listener (`tei.v1`, health, reflection), beside [`http`] on the same state;
 //! - [`deploy`]: registry, canary, shadow, promotion, rollback, audit log;
 //! - [`index`]: item indexes (beside `deploy`: it embeds through [`serving`]);
 //! - [`serving`]: one loaded version, its typed [`serving::EmbedRequest`] and cache;
@@ -33,6 +34,7 @@ pub mod auth;
 pub mod batching;
 pub mod cli;
 pub mod deploy;
+pub mod grpc;
 pub mod http;
 pub mod index;
 pub mod jobs;

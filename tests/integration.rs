@@ -15,6 +15,7 @@ mod dialects;
 mod durability;
 mod frameworks;
 mod gateway;
+mod grpc;
 mod index_graph;
 mod lifecycle;
 mod loading;

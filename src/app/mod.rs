@@ -6,6 +6,7 @@
 //!
 //! - [`wiring`]: serve flags → the policy, handle settings and request limits;
 //! - [`admin`]: the admin listener, its bind check and generated token;
+//! - [`grpc`]: the gRPC listener (`--grpc-listen`) over the same state;
 //! - [`listener`]: every listener's accept loop, connection limit, timeouts and drain;
 //! - [`batch_cli`]: `inferd batch …` (a Batch API client) and `inferd embed` (local batches);
 //! - [`indexes`]: `--index` at start-up, and `index build`;
@@ -14,6 +15,7 @@
 pub mod admin;
 pub mod batch_cli;
 pub mod commands;
+pub mod grpc;
 pub mod indexes;
 pub mod listener;
 pub mod shutdown;
@@ -98,6 +100,8 @@ pub async fn serve(
         stopped(stop_rx.clone()),
     );
 
+    let grpc = grpc::serve(&config, &state, stopped(stop_rx.clone())).await?;
+
     let admin = match admin::tokens(&config)? {
         Some(tokens) => {
             Some(admin::serve(&config, Arc::clone(&lifecycle), tokens, stop_rx.clone()).await?)
@@ -125,6 +129,9 @@ pub async fn serve(
     let _ = stop.wait_for(|stop| *stop).await;
     let drained = async {
         server.drained().await;
+        if let Some(grpc) = grpc {
+            grpc.drained().await;
+        }
         if let Some(admin) = admin {
             admin.drained().await;
         }
@@ -143,10 +150,8 @@ pub async fn serve(
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).
-fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stop.wait_for(|stop| *stop).await;
-    }
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// The Batch API's jobs in `--batch-dir` or `<state-dir>/batches` (replayed from their

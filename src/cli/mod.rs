@@ -23,7 +23,7 @@ pub use index::IndexBuildConfig;
 pub use jobs::JobsArgs;
 pub use listen::ListenArgs;
 pub use parse::{parse_duration, IndexLocation, IndexSpec};
-pub use serve::{OpenAiTokenIds, ServeConfig};
+pub use serve::{GrpcListen, OpenAiTokenIds, ServeConfig};
 
 /// inferd: a dedicated inference microservice for embedding models.
 #[derive(Debug, Parser)]

@@ -22,6 +22,17 @@ pub struct ServeConfig {
     )]
     pub listen: SocketAddr,
 
+    /// Address of the gRPC listener (TEI's `tei.v1`, `grpc.health.v1` and server reflection,
+    /// same models, keys and limits as HTTP), or `off`.
+    #[arg(
+        help_heading = "Serving",
+        long,
+        env = "INFERD_GRPC_LISTEN",
+        default_value = "0.0.0.0:8081",
+        value_parser = parse_grpc_listen
+    )]
+    pub grpc_listen: GrpcListen,
+
     /// More names the served model answers to on every route (repeatable; comma-separated in
     /// the env var), e.g. `text-embedding-3-small` for clients with a fixed model name. Besides
     /// these it answers to its name, `name@version` and its hub repo id.
@@ -302,6 +313,20 @@ pub struct ServeConfig {
     /// Fault injection for tests and drills: panic in the model worker when a batch holds this text.
     #[arg(long, env = "INFERD_DEBUG_PANIC_ON", hide = true)]
     pub debug_panic_on: Option<String>,
+}
+
+/// `--grpc-listen`: an address, or `None` for `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcListen(pub Option<SocketAddr>);
+
+fn parse_grpc_listen(s: &str) -> Result<GrpcListen, String> {
+    match s {
+        "off" => Ok(GrpcListen(None)),
+        addr => addr
+            .parse()
+            .map(|a| GrpcListen(Some(a)))
+            .map_err(|e| format!("expected an address like 0.0.0.0:8081 or `off`: {e}")),
+    }
 }
 
 impl ServeConfig {

@@ -25,6 +25,8 @@ pub use progress::Progress;
 pub const HTTP_REQUESTS: &str = "inferd_http_requests_total";
 pub const HTTP_DURATION: &str = "inferd_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "inferd_http_requests_in_flight";
+pub const GRPC_REQUESTS: &str = "inferd_grpc_requests_total";
+pub const GRPC_DURATION: &str = "inferd_grpc_request_duration_seconds";
 pub const QUEUE_DEPTH: &str = "inferd_queue_depth";
 pub const QUEUE_CAPACITY: &str = "inferd_queue_capacity";
 pub const QUEUE_WAIT: &str = "inferd_queue_wait_seconds";
@@ -112,6 +114,11 @@ fn describe_all() {
     );
     describe_histogram!(HTTP_DURATION, "HTTP request latency by matched route.");
     describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served now.");
+    describe_counter!(
+        GRPC_REQUESTS,
+        "gRPC calls by service, method and status code."
+    );
+    describe_histogram!(GRPC_DURATION, "gRPC call latency by service and method.");
     describe_gauge!(
         QUEUE_DEPTH,
         "Requests admitted and not yet answered, per model."

@@ -70,6 +70,8 @@ pub fn spawn(model: &Path, args: &[&str]) -> TestServer {
         .env("INFERD_THREADS", "1")
         // A SIGTERM drains at once unless a test asks for a lame-duck `--drain-delay`.
         .env("INFERD_DRAIN_DELAY", "0s")
+        // Many servers run at once: the gRPC listener only where a test asks (`--grpc-listen`).
+        .env("INFERD_GRPC_LISTEN", "off")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -139,12 +141,22 @@ impl TestServer {
 
     /// The admin API's address, from its `admin listening` log line.
     pub async fn admin_addr(&self) -> SocketAddr {
+        self.logged_addr("admin listening").await
+    }
+
+    /// The gRPC listener's address, from its `grpc listening` log line.
+    pub async fn grpc_addr(&self) -> SocketAddr {
+        self.logged_addr("grpc listening").await
+    }
+
+    /// The `addr` field of the first log line whose message is `message`.
+    async fn logged_addr(&self, message: &str) -> SocketAddr {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let found = self.logs.lock().unwrap().iter().find_map(|line| {
                 let v: Value = serde_json::from_str(line).ok()?;
                 let fields = v.get("fields")?;
-                (fields.get("message")?.as_str()? == "admin listening")
+                (fields.get("message")?.as_str()? == message)
                     .then(|| fields.get("addr")?.as_str()?.parse().ok())?
             });
             if let Some(addr) = found {
@@ -152,7 +164,7 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("no `admin listening` line; logs:\n{}", self.logs());
+        panic!("no `{message}` line; logs:\n{}", self.logs());
     }
 
     /// Calls the admin API: `GET` when `body` is `None`, else `POST` with the JSON body.

@@ -63,6 +63,7 @@ def _spawn():
              "--webhook-url", f"http://127.0.0.1:{port}/hooks", "--webhook-secret-file", str(secret)]
     proc = subprocess.Popen(
         [binary, "serve", "--model", model, "--listen", "127.0.0.1:0", "--log-format", "json",
+         "--grpc-listen", "off",
          "--model-alias", MODEL_ALIASES, *batch],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

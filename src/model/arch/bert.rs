@@ -9,8 +9,8 @@ use super::{
     Family,
 };
 use crate::model::blocks::{
-    Embeddings, HeadLayout, Mlp, PositionIds, PostNormLayer, Precision, SelfAttention, Stack,
-    Weights,
+    Embeddings, HeadLayout, Layer, Mlp, PositionIds, PostNormLayer, Precision, SelfAttention,
+    Stack, Weights,
 };
 
 /// A tensor every checkpoint of these families has, to find its prefix.
@@ -30,12 +30,13 @@ pub(super) fn config(json: &Value, family: Family) -> anyhow::Result<EncoderConf
 
 pub(super) fn packed(w: &Weights, c: &EncoderConfig, precision: Precision) -> Result<Stack> {
     let layers = (0..c.layers)
-        .map(|i| layer(&w.pp(format!("encoder.layer.{i}")), c))
+        .map(|i| layer(&w.pp(format!("encoder.layer.{i}")), c).map(Layer::Post))
         .collect::<Result<_>>()?;
     Ok(Stack {
         embeddings: embeddings(&w.pp("embeddings"), c, true)?,
         layers,
         relative: None,
+        final_norm: None,
         precision,
     })
 }

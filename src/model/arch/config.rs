@@ -22,6 +22,27 @@ pub struct EncoderConfig {
     pub positions: PositionIds,
     /// MPNet: rows of the shared relative attention bias table.
     pub relative_buckets: Option<usize>,
+    /// Rotary pre-norm families (ModernBERT): each layer's attention and which projections and
+    /// norms have biases; `None` for the absolute-position families.
+    pub rotary: Option<RotaryConfig>,
+}
+
+/// What a rotary pre-norm family's config says beyond the shared fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotaryConfig {
+    /// One per layer.
+    pub layers: Vec<LayerAttention>,
+    pub attention_bias: bool,
+    pub mlp_bias: bool,
+    pub norm_bias: bool,
+}
+
+/// One layer's attention: its rotary base and, for a local layer, its sliding window (a query
+/// sees keys at most `window` positions away).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerAttention {
+    pub theta: f64,
+    pub window: Option<usize>,
 }
 
 impl EncoderConfig {
@@ -103,6 +124,7 @@ impl BertStyle {
             pad_token_id,
             positions,
             relative_buckets: None,
+            rotary: None,
         }
     }
 }

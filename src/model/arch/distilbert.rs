@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::config::{check_activation, EncoderConfig};
 use crate::model::blocks::{
-    HeadLayout, Mlp, PositionIds, PostNormLayer, Precision, SelfAttention, Stack, Weights,
+    HeadLayout, Layer, Mlp, PositionIds, PostNormLayer, Precision, SelfAttention, Stack, Weights,
 };
 
 /// transformers' `DistilBertConfig` names.
@@ -50,17 +50,19 @@ pub(super) fn config(json: &Value) -> anyhow::Result<EncoderConfig> {
         pad_token_id: c.pad_token_id.unwrap_or(0),
         positions: PositionIds::FromZero,
         relative_buckets: None,
+        rotary: None,
     })
 }
 
 pub(super) fn packed(w: &Weights, c: &EncoderConfig, precision: Precision) -> Result<Stack> {
     let layers = (0..c.layers)
-        .map(|i| layer(&w.pp(format!("transformer.layer.{i}")), c))
+        .map(|i| layer(&w.pp(format!("transformer.layer.{i}")), c).map(Layer::Post))
         .collect::<Result<_>>()?;
     Ok(Stack {
         embeddings: super::bert::embeddings(&w.pp("embeddings"), c, false)?,
         layers,
         relative: None,
+        final_norm: None,
         precision,
     })
 }

@@ -16,6 +16,7 @@
 mod bert;
 mod config;
 mod distilbert;
+mod modernbert;
 mod mpnet;
 pub mod padded;
 
@@ -37,17 +38,20 @@ pub enum Family {
     Roberta,
     DistilBert,
     MpNet,
+    /// Pre-norm, rotary (two bases), sliding-window local layers, GeGLU.
+    ModernBert,
 }
 
 impl Family {
     /// `(model_type, architectures class prefix, family)` for every supported spelling.
-    const ALL: [(&'static str, &'static str, Family); 6] = [
+    const ALL: [(&'static str, &'static str, Family); 7] = [
         ("bert", "Bert", Family::Bert),
         ("roberta", "Roberta", Family::Roberta),
         ("xlm-roberta", "XLMRoberta", Family::Roberta),
         ("camembert", "Camembert", Family::Roberta),
         ("distilbert", "DistilBert", Family::DistilBert),
         ("mpnet", "MPNet", Family::MpNet),
+        ("modernbert", "ModernBert", Family::ModernBert),
     ];
 
     /// The family of a parsed `config.json`.
@@ -90,14 +94,14 @@ impl Family {
 
     /// Whether `--device cuda` can run this family (candle-transformers has it).
     pub fn runs_on_cuda(self) -> bool {
-        !matches!(self, Self::MpNet)
+        !matches!(self, Self::MpNet | Self::ModernBert)
     }
 
     /// Whether candle-transformers' CUDA model takes f16/bf16 weights. Its DistilBERT computes
     /// the softmax in f32 and multiplies that by V in the weights' dtype, which fails unless
     /// both are f32.
     pub fn cuda_half_precision(self) -> bool {
-        !matches!(self, Self::DistilBert | Self::MpNet)
+        !matches!(self, Self::DistilBert | Self::MpNet | Self::ModernBert)
     }
 }
 
@@ -130,6 +134,7 @@ impl Architecture {
             Family::Bert | Family::Roberta => bert::config(json, family),
             Family::DistilBert => distilbert::config(json),
             Family::MpNet => mpnet::config(json),
+            Family::ModernBert => modernbert::config(json),
         }
         .with_context(|| format!("reading the {model_type} config"))?;
         let forward = if device.is_cpu() {
@@ -174,6 +179,10 @@ fn packed(
         Family::MpNet => {
             let w = Weights::new(vb, &["mpnet"], bert::PROBE, precision);
             mpnet::packed(&w, config, precision)
+        }
+        Family::ModernBert => {
+            let w = Weights::new(vb, &["model"], modernbert::PROBE, precision);
+            modernbert::packed(&w, config, precision)
         }
     }
 }

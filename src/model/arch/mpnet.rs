@@ -10,7 +10,9 @@ use super::{
     bert::{post_norm_layer, AttentionNames},
     config::{BertStyle, EncoderConfig},
 };
-use crate::model::blocks::{PositionIds, PostNormLayer, Precision, RelativeBias, Stack, Weights};
+use crate::model::blocks::{
+    Layer, PositionIds, PostNormLayer, Precision, RelativeBias, Stack, Weights,
+};
 
 /// transformers' MPNet buckets relative positions with these constants whatever the config
 /// says (`compute_position_bias` is called with its defaults); the table must have the rows.
@@ -39,12 +41,13 @@ pub(super) fn packed(w: &Weights, c: &EncoderConfig, precision: Precision) -> Re
         table[bucket(distance) * c.heads + head]
     });
     let layers = (0..c.layers)
-        .map(|i| layer(&w.pp(format!("encoder.layer.{i}")), c))
+        .map(|i| layer(&w.pp(format!("encoder.layer.{i}")), c).map(Layer::Post))
         .collect::<Result<_>>()?;
     Ok(Stack {
         embeddings: super::bert::embeddings(&w.pp("embeddings"), c, false)?,
         layers,
         relative: Some(relative),
+        final_norm: None,
         precision,
     })
 }

@@ -72,7 +72,7 @@ pub fn load(family: Family, vb: VarBuilder, c: &EncoderConfig) -> anyhow::Result
             let vb = descend(vb, &["distilbert"]);
             Padded::DistilBert(distilbert::DistilBertModel::load(vb, &config)?)
         }
-        Family::MpNet => bail!(
+        Family::MpNet | Family::ModernBert => bail!(
             "{family:?} has no CUDA implementation (candle-transformers lacks it); run it with --device cpu"
         ),
     })

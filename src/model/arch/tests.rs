@@ -272,6 +272,10 @@ fn detects_families_and_refuses_unknown_ones() {
             .0,
         Family::MpNet
     );
+    assert_eq!(
+        detect(serde_json::json!({"architectures": ["ModernBertForMaskedLM"]})).unwrap(),
+        (Family::ModernBert, "modernbert".into())
+    );
     for bad in [
         serde_json::json!({"model_type": "deberta-v2"}),
         serde_json::json!({"architectures": ["T5EncoderModel"]}),
@@ -279,11 +283,12 @@ fn detects_families_and_refuses_unknown_ones() {
     ] {
         let err = detect(bad).unwrap_err().to_string();
         assert!(
-            err.contains("bert, roberta, xlm-roberta, camembert, distilbert, mpnet"),
+            err.contains("bert, roberta, xlm-roberta, camembert, distilbert, mpnet, modernbert"),
             "{err}"
         );
     }
     assert!(!Family::MpNet.runs_on_cuda() && Family::Roberta.runs_on_cuda());
+    assert!(!Family::ModernBert.runs_on_cuda());
 }
 
 #[test]

@@ -1,10 +1,14 @@
-//! Self-attention: one fused QKV projection, the packed attention kernel, the output
-//! projection (its bias is folded into the norm that follows, see [`super::PostNormLayer`]).
+//! Self-attention: one fused QKV projection, rotary embeddings where the family has them, the
+//! packed attention kernel with this layer's mask (sliding window, causal), the output
+//! projection (its bias is folded into the norm or residual add that follows, see
+//! [`super::PostNormLayer`] and [`super::PreNormLayer`]).
+
+use std::sync::Arc;
 
 use candle_core::{Result, Tensor};
 
 use super::{HeadLayout, Precision, Scores, Weights};
-use crate::model::kernels::{self, Linear};
+use crate::model::kernels::{self, Linear, Rotary, RotaryStep};
 
 pub struct SelfAttention {
     /// `[hidden, layout.qkv_width()]`: Q, K and V side by side, so one product projects all three.
@@ -13,6 +17,12 @@ pub struct SelfAttention {
     /// `[layout.out_width(), hidden]`.
     pub out: Linear,
     pub layout: HeadLayout,
+    /// Rotary embeddings of Q and K (with this layer's base), applied after the QKV bias.
+    pub rotary: Option<Arc<Rotary>>,
+    /// Sliding window: a query sees keys at most this far away (ModernBERT's local layers).
+    pub window: Option<usize>,
+    /// A query sees only the keys up to itself (decoder models served as encoders).
+    pub causal: bool,
 }
 
 impl SelfAttention {
@@ -33,6 +43,9 @@ impl SelfAttention {
             qkv_bias,
             out,
             layout,
+            rotary: None,
+            window: None,
+            causal: false,
         };
         Ok((block, out_bias))
     }
@@ -46,7 +59,30 @@ impl SelfAttention {
         precision: Precision,
     ) -> Result<Tensor> {
         let qkv = self.qkv.forward(x)?;
-        let ctx = kernels::attention(&qkv, &self.qkv_bias, lens, self.layout, scores, precision)?;
+        let scores = Scores {
+            window: self.window,
+            causal: self.causal,
+            ..scores
+        };
+        let ctx = match &self.rotary {
+            None => kernels::attention(&qkv, &self.qkv_bias, lens, self.layout, scores, precision)?,
+            Some(rotary) => {
+                // The bias goes in before the rotation, so attention gets none of its own.
+                let bias = if self.qkv_bias.iter().all(|&b| b == 0.0) {
+                    &[][..]
+                } else {
+                    &self.qkv_bias[..]
+                };
+                qkv.inplace_op1(&RotaryStep {
+                    rotary,
+                    lens,
+                    bias,
+                    layout: self.layout,
+                })?;
+                let zeros = vec![0f32; self.qkv_bias.len()];
+                kernels::attention(&qkv, &zeros, lens, self.layout, scores, precision)?
+            }
+        };
         drop(qkv);
         self.out.forward(&ctx)
     }

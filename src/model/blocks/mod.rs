@@ -3,12 +3,12 @@
 //!
 //! | block | today | where the next families plug in |
 //! |---|---|---|
-//! | [`Embeddings`] | word + absolute position (+ token type 0) rows, positions from 0 or after `pad_token_id` ([`PositionIds`]), LayerNorm | rotary families keep only the word rows ([`Embeddings::positions`] `None`, no norm) |
-//! | [`SelfAttention`] | fused QKV projection with bias, [`HeadLayout`] heads, [`Scores`] (MPNet's [`RelativeBias`]) | grouped-query heads: `HeadLayout::kv_heads`; rotary with a per-layer base: a step rotating Q and K in the QKV buffer between the projection and [`kernels::attention`]; causal and sliding-window masks: fields of [`Scores`] |
-//! | [`Mlp`] | GELU-erf up/down projection | GeGLU and SwiGLU: variants with a gated up-projection |
-//! | [`Norm`] | LayerNorm fused with the residual add and the producing projection's bias | RMSNorm with or without bias: a variant |
-//! | [`PostNormLayer`] | BERT-style layer: `x = LN(x + attn(x)); x = LN(x + mlp(x))` | pre-norm families add a `PreNormLayer` from the same blocks |
-//! | [`Stack`] | embeddings, layers, shared relative bias, runs whole sequences in token groups | a final norm after the layers (ModernBERT, Qwen3) |
+//! | [`Embeddings`] | word + absolute position (+ token type 0) rows, positions from 0 or after `pad_token_id` ([`PositionIds`]), LayerNorm | rotary families keep only the word rows ([`Embeddings::positions`] `None`; ModernBERT keeps the norm) |
+//! | [`SelfAttention`] | fused QKV projection with or without bias, [`HeadLayout`] heads (grouped-query: `kv_heads`), [`Scores`] (MPNet's [`RelativeBias`]), rotary embeddings with a per-layer base (`kernels::Rotary`, applied to Q and K between the projection and [`kernels::attention`]), a per-layer sliding window or causal mask | q/k norms (Qwen3): a step beside the rotary one |
+//! | [`Mlp`] | GELU-erf up/down projection; gated (GeGLU, SwiGLU) from one fused up-projection | |
+//! | [`Norm`] | LayerNorm (with or without bias) fused with the residual add and the producing projection's bias | RMSNorm: a variant |
+//! | [`Layer`] | [`PostNormLayer`] (BERT-style: `x = LN(x + attn(x)); x = LN(x + mlp(x))`) or [`PreNormLayer`] (`x += attn(N(x)); x += mlp(N(x))`, ModernBERT) | |
+//! | [`Stack`] | embeddings, layers, shared relative bias, an optional final norm; runs whole sequences in token groups | |
 //!
 //! Blocks know nothing of configs or weight names: each family in [`super::arch`] reads its
 //! config, finds its tensors and hands them to these constructors. Heads after the encoder
@@ -24,7 +24,7 @@ mod weights;
 
 pub use attention::SelfAttention;
 pub use embeddings::{Embeddings, PositionIds};
-pub use layer::PostNormLayer;
+pub use layer::{Layer, PostNormLayer, PreNormLayer};
 pub use mlp::Mlp;
 pub use stack::Stack;
 pub use weights::{Norm, Weights};

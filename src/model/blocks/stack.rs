@@ -1,8 +1,9 @@
-//! A whole packed encoder: embeddings, then layers, over groups of whole sequences.
+//! A whole packed encoder: embeddings, then layers (then a final norm where the family has one),
+//! over groups of whole sequences.
 
 use candle_core::{Device, Result, Tensor};
 
-use super::{Embeddings, PostNormLayer, Precision, RelativeBias, Scores};
+use super::{Embeddings, Layer, Norm, Precision, RelativeBias, Scores};
 
 /// Whole sequences are run through all layers in groups of about this many tokens, which keeps
 /// the intermediates cache-sized and out of fresh (page-faulting) allocations.
@@ -10,7 +11,9 @@ const GROUP_TOKENS: usize = 1024;
 
 pub struct Stack {
     pub embeddings: Embeddings,
-    pub layers: Vec<PostNormLayer>,
+    pub layers: Vec<Layer>,
+    /// After the last layer (pre-norm families: ModernBERT), or none.
+    pub final_norm: Option<Norm>,
     /// One relative-position bias shared by every layer (MPNet), or none.
     pub relative: Option<RelativeBias>,
     /// Arithmetic of the matrix products (projections, and attention's where AMX runs it).
@@ -60,9 +63,13 @@ impl Stack {
         let x = Tensor::from_vec(x, (tokens, self.hidden()), &Device::Cpu)?;
         let scores = Scores {
             relative: self.relative.as_ref(),
+            ..Scores::default()
         };
         for layer in &self.layers {
             layer.forward(&x, &lens, scores, self.precision)?;
+        }
+        if let Some(norm) = &self.final_norm {
+            x.inplace_op1(norm)?;
         }
         Ok(x)
     }

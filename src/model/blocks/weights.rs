@@ -80,6 +80,20 @@ impl<'a> Weights<'a> {
         Ok((Linear::new(&w, self.precision)?, bias))
     }
 
+    /// A LayerNorm over `n` features with a `weight` and, when `bias`, a `bias` (else none),
+    /// not fused with a residual add (pre-norm layers, final norms).
+    pub fn norm(&self, n: usize, eps: f64, bias: bool) -> Result<Norm> {
+        Ok(AddLayerNorm {
+            bias: Vec::new(),
+            gamma: self.vector(n, "weight")?,
+            beta: match bias {
+                true => self.vector(n, "bias")?,
+                false => vec![0.0; n],
+            },
+            eps: eps as f32,
+        })
+    }
+
     /// A LayerNorm (`weight`, `bias`) over `n` features, to be fused with `residual_bias`.
     pub fn layer_norm(&self, n: usize, eps: f64, residual_bias: Vec<f32>) -> Result<Norm> {
         Ok(AddLayerNorm {

@@ -5,12 +5,13 @@
 //! field rather than a new kernel:
 //! - [`HeadLayout`]: where each head's Q, K and V sit in a packed QKV row. `kv_heads < heads` is
 //!   grouped-query attention (query head `h` reads K/V head `h / (heads / kv_heads)`).
-//! - [`Scores`]: what is added to (or masks) the scaled scores `QKᵀ/√d` before the softmax.
-//!   Today: MPNet's [`RelativeBias`]. Causal masking and a sliding window belong here too, as
-//!   fields that limit the keys a query row sees.
+//! - [`Scores`]: what is added to (or masks) the scaled scores `QKᵀ/√d` before the softmax:
+//!   MPNet's [`RelativeBias`], a sliding window (ModernBERT's local layers: query `i` sees keys
+//!   `j` with `|i - j| <= window`) and causal masking (key `j <= i`). Masked keys get a score of
+//!   [`MASKED`], whose exponential is 0 (or below 2e-38) in both the f32 and the AMX softmax.
 //!
 //! Rotary embeddings are not attention's business: they rotate Q and K in the packed QKV
-//! buffer before this runs (see `crate::model::blocks`).
+//! buffer before this runs (see [`super::rotary`]).
 
 use candle_core::{bail, Device, Result, Tensor};
 use rayon::prelude::*;
@@ -103,6 +104,30 @@ impl RelativeBias {
 #[derive(Clone, Copy, Default)]
 pub struct Scores<'a> {
     pub relative: Option<&'a RelativeBias>,
+    /// Sliding window: query `i` sees only keys `j` with `|i - j| <= window`.
+    pub window: Option<usize>,
+    /// Causal: query `i` sees only keys `j <= i`.
+    pub causal: bool,
+}
+
+/// The score of a masked key: finite, so that the AMX `exp2` (which turns `-inf - -inf` into
+/// NaN) still gives exactly 0, and far below any real score.
+pub(super) const MASKED: f32 = -1e30;
+
+impl Scores<'_> {
+    /// The keys `lo..hi` query `i` of a `len`-token sequence sees.
+    #[inline(always)]
+    fn visible(&self, i: usize, len: usize) -> (usize, usize) {
+        let (mut lo, mut hi) = (0, len);
+        if let Some(w) = self.window {
+            lo = i.saturating_sub(w);
+            hi = hi.min(i.saturating_add(w).saturating_add(1));
+        }
+        if self.causal {
+            hi = hi.min(i + 1);
+        }
+        (lo, hi)
+    }
 }
 
 /// Where one (sequence, head) attention task reads and writes.
@@ -141,12 +166,15 @@ impl Job<'_> {
     /// Adds the per-head score terms to the scores of query `i` against keys `0..row.len()`.
     #[inline(always)]
     pub(super) fn add_score_terms(&self, task: Head, i: usize, row: &mut [f32]) {
+        let len = row.len();
         if let Some(rel) = self.scores.relative {
-            let len = row.len();
             for (s, b) in row.iter_mut().zip(rel.row(task.head, i, len)) {
                 *s += b;
             }
         }
+        let (lo, hi) = self.scores.visible(i, len);
+        row[..lo].fill(MASKED);
+        row[hi..].fill(MASKED);
     }
 }
 

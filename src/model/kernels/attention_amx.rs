@@ -282,6 +282,7 @@ mod tests {
             let value: &dyn Fn(usize, i64) -> f64 = if with_bias { &relative_value } else { &zero };
             let scores = Scores {
                 relative: with_bias.then_some(&rel),
+                ..Scores::default()
             };
             let want = reference(&qkv, &bias, &lens, layout, value);
             let t = Tensor::from_vec(qkv, (tokens, width), &Device::Cpu)?;

@@ -1,8 +1,9 @@
 //! CPU kernels on raw `f32` slices for the packed blocks of [`super::blocks`]: projections from
 //! pre-laid-out weight panels, per-(sequence, head) attention over a packed QKV buffer (with
-//! optional relative-position score bias), fused bias + GELU-erf and fused
-//! residual + bias + LayerNorm (both in place, as candle custom ops), plus the vectorisable `exp`
-//! and `erf` they need.
+//! optional relative-position score bias, sliding window or causal mask), rotary embeddings
+//! rotating Q and K in that buffer, fused bias + GELU-erf, gated MLP activations (GeGLU,
+//! SwiGLU), the residual add and fused residual + bias + LayerNorm (in place, as candle custom
+//! ops), plus the vectorisable `exp` and `erf` they need.
 //!
 //! candle's own CPU unary ops are scalar and single-threaded; these run over rows with rayon and
 //! are compiled three times (AVX-512, AVX2+FMA, baseline) with the widest picked at run time.
@@ -212,6 +213,18 @@ impl AddLayerNorm {
     }
 }
 
+/// In place: the plain LayerNorm of [`AddLayerNorm::normalize`] (the residual bias unused).
+impl InplaceOp1 for AddLayerNorm {
+    fn name(&self) -> &'static str {
+        "layer-norm"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        self.normalize(contiguous_mut(storage, layout)?);
+        Ok(())
+    }
+}
+
 impl InplaceOp2 for AddLayerNorm {
     fn name(&self) -> &'static str {
         "add-bias-layer-norm"
@@ -267,11 +280,15 @@ mod attention;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod attention_amx;
 pub mod bf16;
+mod glu;
 pub mod isa;
 mod linear;
+mod rotary;
 
 pub use attention::{attention, HeadLayout, RelativeBias, Scores};
+pub use glu::{AddBias, Glu, GluActivation};
 pub use linear::{Linear, Precision};
+pub use rotary::{Rotary, RotaryStep};
 
 #[cfg(test)]
 mod tests {

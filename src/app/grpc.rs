@@ -1,0 +1,60 @@
+//! The gRPC listener's wiring: [`GrpcState`] from the HTTP side's state (same registry, keys,
+//! rate limiter and readiness), `--grpc-listen` bound and its address logged as
+//! `grpc listening` (tests read it, like `listening` for HTTP).
+
+use std::{sync::Arc, time::Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::{
+    cli::ServeConfig,
+    grpc::{self, GrpcLimits, GrpcServer, GrpcState, RateCheck, Readiness},
+    http::state::{AppState, Health},
+};
+
+impl Readiness for Health {
+    fn ready(&self) -> bool {
+        Health::ready(self)
+    }
+
+    fn draining(&self) -> bool {
+        Health::draining(self)
+    }
+}
+
+/// The services' view of `state`.
+pub fn state(state: &AppState) -> GrpcState {
+    let rate_limit = state.rate_limiter.clone().map(|limiter| {
+        let check: RateCheck = Arc::new(move |key: &str, now: Instant| limiter.check(key, now));
+        check
+    });
+    GrpcState {
+        registry: Arc::clone(&state.registry),
+        readiness: Arc::clone(&state.health) as Arc<dyn Readiness>,
+        api_keys: state.api_keys.clone(),
+        rate_limit,
+        limits: Arc::new(GrpcLimits {
+            max_client_batch: state.limits.max_client_batch,
+            request_timeout: state.limits.request_timeout,
+            max_message_bytes: state.limits.max_body_bytes,
+        }),
+    }
+}
+
+/// Binds `--grpc-listen` (none when `off`) and serves until `shutdown`.
+pub async fn serve(
+    config: &ServeConfig,
+    state: &AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<GrpcServer>> {
+    let Some(addr) = config.grpc_listen.0 else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the gRPC listener {addr}"))?;
+    let server = grpc::serve(self::state(state), listener, shutdown)?;
+    tracing::info!(addr = %server.addr, "grpc listening");
+    Ok(Some(server))
+}

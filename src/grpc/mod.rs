@@ -1,0 +1,122 @@
+//! The gRPC listener (`--grpc-listen`): TEI's `tei.v1` services, `grpc.health.v1.Health` and
+//! server reflection, in the same process as the HTTP API and over the same state.
+//!
+//! It shares the registry (routing, canary and shadow through [`Routed`](crate::deploy::Routed)),
+//! each version's admission queue and batcher, the API keys, the rate limiter and readiness with
+//! the HTTP side; it never imports `http`. What it needs from there comes in through
+//! [`GrpcState`]: readiness as the [`Readiness`] trait and the rate limiter as a function, both
+//! wired by `app`. Errors become status codes in [`status`] only; series are [`metrics`].
+//!
+//! - [`call`]: what every call does first (API key, rate limit, draining, deadline from
+//!   `grpc-timeout`) and the ordered, bounded stream driver;
+//! - [`tei`]: `Info`, `Embed`, `Tokenize`, `Rerank`, `Predict`;
+//! - [`health`]: the health service following readiness.
+//!
+//! Health and reflection need no API key (probes and tools call them).
+
+pub mod call;
+pub mod health;
+pub mod metrics;
+pub mod status;
+pub mod tei;
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::{auth::ApiKeys, deploy::Registry};
+
+/// The code generated from `proto/tei.proto` (server and client).
+pub mod proto {
+    pub mod tei {
+        pub mod v1 {
+            #![allow(clippy::all, missing_docs)]
+            tonic::include_proto!("tei.v1");
+        }
+    }
+    /// Every service of `proto/`, encoded, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("inferd_descriptor");
+}
+
+/// Whether the process serves: a model loaded and warm, not shutting down; and whether new work
+/// is refused (draining).
+pub trait Readiness: Send + Sync + 'static {
+    fn ready(&self) -> bool;
+    fn draining(&self) -> bool;
+}
+
+/// A rate limiter's check: `Err(retry_after)` when `key` is over its rate.
+pub type RateCheck = Arc<dyn Fn(&str, Instant) -> Result<(), Duration> + Send + Sync>;
+
+/// The limits a gRPC call is checked against (the HTTP side's, same flags).
+#[derive(Debug, Clone)]
+pub struct GrpcLimits {
+    /// `--max-client-batch`: texts in one rerank, ids lists in one decode stream.
+    pub max_client_batch: usize,
+    /// `--auto-truncate` does not apply: TEI's `truncate` is a plain bool (false = refuse).
+    pub request_timeout: Duration,
+    /// `--max-body-bytes`: the largest message decoded or encoded.
+    pub max_message_bytes: usize,
+}
+
+/// What the gRPC services share with the HTTP side.
+#[derive(Clone)]
+pub struct GrpcState {
+    pub registry: Arc<Registry>,
+    pub readiness: Arc<dyn Readiness>,
+    pub api_keys: Option<Arc<ApiKeys>>,
+    pub rate_limit: Option<RateCheck>,
+    pub limits: Arc<GrpcLimits>,
+}
+
+/// A bound gRPC listener running until `shutdown` resolves; `drained` waits for it.
+pub struct GrpcServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl GrpcServer {
+    /// Waits for the server to finish its in-flight calls after shutdown.
+    pub async fn drained(self) {
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "gRPC server task failed"),
+        }
+    }
+}
+
+/// Serves every gRPC service on `listener` until `shutdown` resolves (then in-flight calls
+/// finish; new connections are refused).
+pub fn serve(
+    state: GrpcState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<GrpcServer> {
+    let addr = listener.local_addr()?;
+    metrics::register();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    tokio::spawn(health::follow(health, Arc::clone(&state.readiness)));
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+    };
+    // v1 for current tools, v1alpha for older ones (grpcurl before 1.9, many clients).
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
+    let router = tei::add_services(router, &state);
+    let task = tokio::spawn(
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
+    );
+    Ok(GrpcServer { addr, task })
+}
