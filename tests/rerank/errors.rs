@@ -65,9 +65,17 @@ async fn a_reranker_refuses_embedding_routes_and_bad_input() {
         .post_json("/rerank", json!({"query": "", "texts": ["a"]}))
         .await;
     assert_tei(status, &body, 422, "invalid_input");
+    // Over-long: cut by default (`--auto-truncate`), refused when the request says not to cut.
     let long = "word ".repeat(400);
     let (status, body) = server
         .post_json("/rerank", json!({"query": "q", "texts": [long]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server
+        .post_json(
+            "/rerank",
+            json!({"query": "q", "texts": [long], "truncate": false}),
+        )
         .await;
     assert_tei(status, &body, 413, "input_too_long");
     // Cohere: empty documents, top_n 0 or above the documents, non-strings, over the limit.
