@@ -6,6 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("inferd_descriptor.bin"))
-        .compile_protos(&["proto/tei.proto"], &["proto"])?;
+        .compile_protos(
+            &["proto/tei.proto", "proto/grpc_predict_v2.proto"],
+            &["proto"],
+        )?;
     Ok(())
 }

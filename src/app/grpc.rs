@@ -36,6 +36,7 @@ pub fn state(state: &AppState) -> GrpcState {
         rate_limit,
         limits: Arc::new(GrpcLimits {
             max_client_batch: state.limits.max_client_batch,
+            auto_truncate: state.limits.auto_truncate,
             request_timeout: state.limits.request_timeout,
             max_message_bytes: state.limits.max_body_bytes,
         }),

@@ -42,11 +42,7 @@ impl Admitted {
 impl GrpcState {
     /// Key, rate limit, draining; the call's time budget.
     pub fn admit(&self, metadata: &MetadataMap) -> Result<Admitted, CallError> {
-        let caller = self.caller(metadata)?;
-        if let Some(check) = &self.rate_limit {
-            check(caller.as_deref().unwrap_or(ANONYMOUS), Instant::now())
-                .map_err(CallError::RateLimited)?;
-        }
+        self.authorize(metadata)?;
         if self.readiness.draining() {
             return Err(CallError::ShuttingDown);
         }
@@ -55,6 +51,16 @@ impl GrpcState {
             None => self.limits.request_timeout,
         };
         Ok(Admitted { budget })
+    }
+
+    /// The API key and its rate limit: the caller's key name (`None` without keys).
+    pub fn authorize(&self, metadata: &MetadataMap) -> Result<Option<String>, CallError> {
+        let caller = self.caller(metadata)?;
+        if let Some(check) = &self.rate_limit {
+            check(caller.as_deref().unwrap_or(ANONYMOUS), Instant::now())
+                .map_err(CallError::RateLimited)?;
+        }
+        Ok(caller)
     }
 
     /// The key's name (`None` without keys); UNAUTHENTICATED for a missing or wrong key.
@@ -95,6 +101,27 @@ pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
+}
+
+/// A list of texts of a request: not empty, at most `max` (`--max-client-batch`), no empty text.
+pub fn check_texts(field: &str, texts: &[String], max: usize) -> Result<(), CallError> {
+    if texts.is_empty() {
+        return Err(CallError::InvalidInput(format!(
+            "`{field}` must not be an empty list"
+        )));
+    }
+    if texts.len() > max {
+        return Err(CallError::InvalidInput(format!(
+            "`{field}` has {} items; at most {max} are allowed per request",
+            texts.len()
+        )));
+    }
+    match texts.iter().position(String::is_empty) {
+        Some(i) => Err(CallError::InvalidInput(format!(
+            "`{field}[{i}]` is an empty string"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Aborts its task when dropped: work for a stream whose client left.

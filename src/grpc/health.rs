@@ -1,12 +1,12 @@
 //! `grpc.health.v1.Health` following readiness: NOT_SERVING while the model loads and from
-//! SIGTERM on (lame duck and drain), SERVING in between. Both the overall status (service `""`)
-//! and each `tei.v1` service's follow the same flag.
+//! SIGTERM on (lame duck and drain), SERVING in between. The overall status (service `""`),
+//! each `tei.v1` service's and KServe's follow the same flag.
 
 use std::{sync::Arc, time::Duration};
 
 use tonic_health::{server::HealthReporter, ServingStatus};
 
-use super::{tei::SERVICE_NAMES, Readiness};
+use super::{kserve, tei::SERVICE_NAMES, Readiness};
 
 /// How often readiness is read; the health watchers are told only of changes.
 const POLL: Duration = Duration::from_millis(100);
@@ -20,7 +20,8 @@ pub async fn follow(reporter: HealthReporter, readiness: Arc<dyn Readiness>) {
             false => ServingStatus::NotServing,
         };
         if last != Some(status) {
-            for service in std::iter::once("").chain(SERVICE_NAMES.iter().copied()) {
+            let services = SERVICE_NAMES.iter().copied().chain([kserve::SERVICE]);
+            for service in std::iter::once("").chain(services) {
                 reporter.set_service_status(service, status).await;
             }
             last = Some(status);

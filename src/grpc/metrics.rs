@@ -17,9 +17,10 @@ const CODES: &[Code] = &[
     Code::Unauthenticated,
 ];
 
-/// Registers the `tei.v1` methods' counters at zero.
+/// Registers every method's counters at zero.
 pub fn register() {
-    for (service, methods) in super::tei::METHODS {
+    let kserve = (super::kserve::SERVICE, super::kserve::METHODS);
+    for (service, methods) in super::tei::METHODS.iter().chain([&kserve]) {
         for method in *methods {
             for code in CODES {
                 counter!(telemetry::GRPC_REQUESTS, "service" => *service, "method" => *method,

@@ -1,5 +1,5 @@
-//! The gRPC listener (`--grpc-listen`): TEI's `tei.v1` services, `grpc.health.v1.Health` and
-//! server reflection, in the same process as the HTTP API and over the same state.
+//! The gRPC listener (`--grpc-listen`): TEI's `tei.v1` services, KServe's
+//! `inference.GRPCInferenceService`, `grpc.health.v1.Health` and server reflection, in the same process as the HTTP API and over the same state.
 //!
 //! It shares the registry (routing, canary and shadow through [`Routed`](crate::deploy::Routed)),
 //! each version's admission queue and batcher, the API keys, the rate limiter and readiness with
@@ -10,12 +10,14 @@
 //! - [`call`]: what every call does first (API key, rate limit, draining, deadline from
 //!   `grpc-timeout`) and the ordered, bounded stream driver;
 //! - [`tei`]: `Info`, `Embed`, `Tokenize`, `Rerank`, `Predict`;
+//! - [`kserve`]: the Open Inference Protocol's `inference.GRPCInferenceService`;
 //! - [`health`]: the health service following readiness.
 //!
 //! Health and reflection need no API key (probes and tools call them).
 
 pub mod call;
 pub mod health;
+pub mod kserve;
 pub mod metrics;
 pub mod status;
 pub mod tei;
@@ -32,8 +34,13 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::{auth::ApiKeys, deploy::Registry};
 
-/// The code generated from `proto/tei.proto` (server and client).
+/// The code generated from `proto/tei.proto` and `proto/grpc_predict_v2.proto` (server and
+/// client).
 pub mod proto {
+    pub mod inference {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("inference");
+    }
     pub mod tei {
         pub mod v1 {
             #![allow(clippy::all, missing_docs)]
@@ -59,7 +66,10 @@ pub type RateCheck = Arc<dyn Fn(&str, Instant) -> Result<(), Duration> + Send + 
 pub struct GrpcLimits {
     /// `--max-client-batch`: texts in one rerank, ids lists in one decode stream.
     pub max_client_batch: usize,
-    /// `--auto-truncate` does not apply: TEI's `truncate` is a plain bool (false = refuse).
+    /// `--auto-truncate`: KServe's default for `truncate` (TEI's `truncate` is a plain bool,
+    /// false = refuse, so it does not apply there).
+    pub auto_truncate: bool,
+    /// `--request-timeout`.
     pub request_timeout: Duration,
     /// `--max-body-bytes`: the largest message decoded or encoded.
     pub max_message_bytes: usize,
@@ -115,6 +125,7 @@ pub fn serve(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     let router = tei::add_services(router, &state);
+    let router = kserve::add_service(router, &state);
     let task = tokio::spawn(
         router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
     );

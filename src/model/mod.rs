@@ -213,7 +213,11 @@ fn check_expectations(resolved: &Resolved, info: &ModelInfo) -> anyhow::Result<(
         return Ok(());
     };
     let want = &manifest.model;
-    let pooling = info.pooling.join("+");
+    // A reranker or classifier pools nothing (its head reads the first token): `none`.
+    let pooling = match info.pooling.is_empty() {
+        true => "none".to_string(),
+        false => info.pooling.join("+"),
+    };
     let checks = [
         (
             "dimensions",

@@ -8,11 +8,13 @@
 //!   classifier's head on the same queue and batcher, and [`Classified`] logits;
 //! - [`cache`]: the LRU response cache consulted inside [`ModelHandle::embed`];
 //! - [`model_ref`]: [`ModelRef`], the one parser and formatter of `name@version`;
+//! - [`bytes_tensor`]: KServe's binary BYTES elements, for the REST and gRPC dialects;
 //! - [`error`]: why a version could not embed, [`EmbedError`].
 //!
 //! Which version answers a request is `deploy`'s business; nothing here knows about canaries,
 //! routes or HTTP.
 
+pub mod bytes_tensor;
 pub mod cache;
 pub mod classify;
 pub mod error;

@@ -73,3 +73,55 @@ def test_errors_have_grpc_codes():
             tei_pb2.RerankRequest(query="q", texts=["a"], truncate=True)
         )
     assert wrong_kind.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+# ---- KServe v2 over gRPC, with tritonclient[grpc] -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tgrpc():
+    import tritonclient.grpc as tg
+
+    return tg.InferenceServerClient(ADDR)
+
+
+def test_triton_grpc_health_and_metadata(tgrpc, model, info):
+    assert tgrpc.is_server_live() and tgrpc.is_server_ready()
+    assert tgrpc.is_model_ready(model)
+    meta = tgrpc.get_model_metadata(model)
+    assert meta.name == model
+    assert [(t.name, t.datatype) for t in meta.inputs] == [("text", "BYTES")]
+    assert list(meta.outputs[0].shape) == [-1, info["dimensions"]]
+    assert tgrpc.get_server_metadata().name == "inferd"
+
+
+def test_triton_grpc_infer_matches_sentence_transformers(tgrpc, model):
+    import tritonclient.grpc as tg
+    from batch_support import reference
+
+    texts, want = reference(16)
+    data = np.array([t.encode() for t in texts], dtype=np.object_)
+    tensor = tg.InferInput("text", [len(texts)], "BYTES")
+    tensor.set_data_from_numpy(data)
+    result = tgrpc.infer(model, [tensor], outputs=[tg.InferRequestedOutput("embedding")])
+    got = result.as_numpy("embedding")
+    assert got.shape == want.shape
+    cosine = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+    # Sharp: the reference texts differ (their vectors are far apart), so a shifted row fails.
+    assert (want[0] @ want[1]) < 0.9
+    assert cosine.min() >= 0.999, cosine
+
+
+def test_triton_grpc_errors_are_raised_with_their_status(tgrpc, model):
+    import tritonclient.grpc as tg
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException) as unknown:
+        tgrpc.get_model_metadata("no-such-model")
+    assert unknown.value.status() == "StatusCode.NOT_FOUND"
+    tensor = tg.InferInput("text", [1], "FP32")
+    tensor.set_data_from_numpy(np.array([1.0], dtype=np.float32))
+    with pytest.raises(InferenceServerException) as wrong:
+        tgrpc.infer(model, [tensor])
+    assert wrong.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "BYTES" in wrong.value.message()

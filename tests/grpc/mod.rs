@@ -3,6 +3,7 @@
 //! clients). Answers are compared with the HTTP API's for the same inputs.
 
 mod errors;
+mod kserve;
 
 use std::net::SocketAddr;
 
@@ -251,7 +252,12 @@ async fn info_health_and_reflection() {
             break;
         }
     }
-    for service in ["", "tei.v1.Embed", "tei.v1.Tokenize"] {
+    for service in [
+        "",
+        "tei.v1.Embed",
+        "tei.v1.Tokenize",
+        "inference.GRPCInferenceService",
+    ] {
         let status = health
             .check(tonic_health::pb::HealthCheckRequest {
                 service: service.into(),
@@ -268,6 +274,7 @@ async fn info_health_and_reflection() {
     for wanted in [
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
+        "inference.GRPCInferenceService",
         "tei.v1.Embed",
         "tei.v1.Info",
         "tei.v1.Predict",

@@ -22,8 +22,8 @@ use crate::{
 /// A manifest `tiny` whose versions are copies of the tiny rerankers named beside them.
 fn reranker_manifest(dir: &Path, versions: &[(&str, &str)]) {
     let mut text = format!(
-        "name = \"tiny\"\nversion = \"{}\"\n[model]\ndimensions = 64\nmax_seq_length = 136\n\
-         pooling = \"cls\"\nnormalize = false\n",
+        "name = \"tiny\"\nversion = \"{}\"\n[model]\ndimensions = 1\nmax_seq_length = 264\n\
+         pooling = \"none\"\nnormalize = false\n",
         versions[0].0
     );
     for (label, source) in versions {

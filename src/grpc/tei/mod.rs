@@ -89,15 +89,20 @@ pub fn add_services(mut router: Router, state: &GrpcState) -> Router {
     router
 }
 
-/// The default model, with the caller's sticky key (`x-inferd-route-key` metadata).
+/// The default model, with the caller's sticky key.
 fn target(metadata: &MetadataMap) -> Target {
     Target {
         model: None,
-        route_key: metadata
-            .get("x-inferd-route-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        route_key: route_key(metadata),
     }
+}
+
+/// The caller's sticky key for canary routing (`x-inferd-route-key` metadata).
+pub(super) fn route_key(metadata: &MetadataMap) -> Option<String> {
+    metadata
+        .get("x-inferd-route-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// TEI's `truncate` (false: refuse a text over the limit) and direction.

@@ -15,7 +15,7 @@ use super::{metadata, target, truncation, Tei};
 use crate::{
     deploy::{Routed, Target},
     grpc::{
-        call::{ordered, Admitted},
+        call::{check_texts, ordered, Admitted},
         metrics::observe,
         proto::tei::v1::{
             predict_server::Predict, rerank_server::Rerank, PredictPairRequest, PredictRequest,
@@ -102,27 +102,6 @@ async fn rerank(
         ranks,
         metadata: Some(metadata(chars, tokens, started)),
     })
-}
-
-/// Between 1 and `--max-client-batch` texts, none empty.
-fn check_texts(field: &str, texts: &[String], max: usize) -> Result<(), CallError> {
-    if texts.is_empty() {
-        return Err(CallError::InvalidInput(format!(
-            "`{field}` must not be an empty list"
-        )));
-    }
-    if texts.len() > max {
-        return Err(CallError::InvalidInput(format!(
-            "`{field}` has {} items; at most {max} are allowed per request",
-            texts.len()
-        )));
-    }
-    match texts.iter().position(String::is_empty) {
-        Some(i) => Err(CallError::InvalidInput(format!(
-            "`{field}[{i}]` is an empty string"
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// One input through a classifier's or reranker's head: each label's score, best first.

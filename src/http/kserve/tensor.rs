@@ -9,7 +9,10 @@ use axum::{
 use serde_json::Value;
 
 use super::{InferenceRequest, InferenceResponse, HEADER_LENGTH, INPUT, OUTPUT};
-use crate::http::{embed::check_batch, error::ApiError};
+use crate::{
+    http::{embed::check_batch, error::ApiError},
+    serving::bytes_tensor,
+};
 
 /// Splits a request into its JSON header and the binary data after it, if any.
 pub(super) fn split_body<'a>(
@@ -69,7 +72,7 @@ pub(super) fn input_texts(
         .and_then(|p| p.get("binary_data_size"))
         .map(|v| v.as_u64().map(|n| n as usize));
     let texts = match (binary_size, &input.data) {
-        (Some(Some(size)), None) if size == binary.len() => decode_bytes_tensor(&binary[..size])?,
+        (Some(Some(size)), None) if size == binary.len() => bytes_tensor::decode(INPUT, binary)?,
         (Some(Some(size)), None) => {
             return Err(invalid(format!(
                 "input `{INPUT}` says {size} bytes of binary data but {} follow the header",
@@ -101,27 +104,6 @@ pub(super) fn input_texts(
         ))),
         None => Ok(texts),
     }
-}
-
-/// BYTES in binary: each element is a u32 little-endian length, then that many bytes.
-fn decode_bytes_tensor(mut data: &[u8]) -> Result<Vec<String>, ApiError> {
-    let mut texts = Vec::new();
-    while !data.is_empty() {
-        let bad = || ApiError::InvalidInput("malformed BYTES tensor data".into());
-        let len_bytes: [u8; 4] = data
-            .get(..4)
-            .ok_or_else(bad)?
-            .try_into()
-            .map_err(|_| bad())?;
-        let len = u32::from_le_bytes(len_bytes) as usize;
-        let text = data.get(4..4 + len).ok_or_else(bad)?;
-        let text = std::str::from_utf8(text).map_err(|_| {
-            ApiError::InvalidInput(format!("element {} of `{INPUT}` is not UTF-8", texts.len()))
-        })?;
-        texts.push(text.to_string());
-        data = &data[4 + len..];
-    }
-    Ok(texts)
 }
 
 /// JSON `data`: strings, flat or nested in lists.
@@ -186,18 +168,6 @@ pub(super) fn binary_response(response: &InferenceResponse, tail: Vec<u8>) -> Re
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn bytes_tensor_round_trip() {
-        let mut data = Vec::new();
-        for text in ["héllo", "a b"] {
-            data.extend_from_slice(&(text.len() as u32).to_le_bytes());
-            data.extend_from_slice(text.as_bytes());
-        }
-        assert_eq!(decode_bytes_tensor(&data).unwrap(), vec!["héllo", "a b"]);
-        assert!(decode_bytes_tensor(&data[..data.len() - 1]).is_err());
-        assert!(decode_bytes_tensor(&[1, 0]).is_err());
-    }
 
     #[test]
     fn json_data_may_be_nested() {
