@@ -1,13 +1,22 @@
 //! One embedding path for every dialect, seen from outside: under a canary, `/infer`, OpenAI
 //! `/v1/embeddings`, TEI `/embed` and KServe `/v2/models/{name}/infer` each split traffic
-//! between the two versions, and a caller's `x-inferd-route-key` lands on the same version on
-//! every one of them. KServe's unversioned route takes part in shadows too; its versioned route
+//! between the two versions, and so do gRPC `tei.v1.Embed` and KServe's gRPC `ModelInfer`; a
+//! caller's `x-inferd-route-key` (header or metadata) lands on the same version on every one of
+//! them. KServe's unversioned route takes part in shadows too; its versioned route
 //! pins. The versions are tiny models with different seeds, so which one answered is read off
 //! the vector itself where a dialect does not name the version.
 
 use std::time::{Duration, Instant};
 
+use inferd::grpc::proto::{
+    inference::{
+        grpc_inference_service_client::GrpcInferenceServiceClient,
+        model_infer_request::InferInputTensor, InferTensorContents, ModelInferRequest,
+    },
+    tei::v1::{embed_client::EmbedClient, EmbedRequest},
+};
 use serde_json::{json, Value};
+use tonic::{transport::Channel, Request};
 
 use crate::common::{
     cosine,
@@ -83,10 +92,62 @@ impl References {
     }
 }
 
-/// The version each dialect answered `key` with: `/infer` (its header), OpenAI, TEI, KServe.
-async fn versions_for(server: &TestServer, refs: &References, key: &str) -> [String; 4] {
+/// `message` with the sticky key in its metadata.
+fn keyed<T>(message: T, key: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    let value = key.parse().unwrap();
+    request.metadata_mut().insert("x-inferd-route-key", value);
+    request
+}
+
+/// The versions gRPC `tei.v1.Embed` and KServe `ModelInfer` answered `key` with.
+async fn grpc_versions_for(channel: &Channel, refs: &References, key: &str) -> [String; 2] {
+    let embed = EmbedRequest {
+        inputs: TEXT.into(),
+        normalize: Some(true),
+        ..Default::default()
+    };
+    let answer = EmbedClient::new(channel.clone())
+        .embed(keyed(embed, key))
+        .await
+        .unwrap()
+        .into_inner();
+    let tei = refs.version_of(&answer.embeddings);
+    let infer = ModelInferRequest {
+        model_name: "tiny".into(),
+        inputs: vec![InferInputTensor {
+            name: "text".into(),
+            datatype: "BYTES".into(),
+            shape: vec![1],
+            contents: Some(InferTensorContents {
+                bytes_contents: vec![TEXT.into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let answer = GrpcInferenceServiceClient::new(channel.clone())
+        .model_infer(keyed(infer, key))
+        .await
+        .unwrap()
+        .into_inner();
+    let vector = &answer.outputs[0].contents.as_ref().unwrap().fp32_contents;
+    assert_eq!(refs.version_of(vector), answer.model_version);
+    [tei.into(), answer.model_version]
+}
+
+/// The version each dialect answered `key` with: `/infer` (its header), OpenAI, TEI, KServe,
+/// gRPC TEI and gRPC KServe.
+async fn versions_for(
+    server: &TestServer,
+    channel: &Channel,
+    refs: &References,
+    key: &str,
+) -> [String; 6] {
     let (status, infer) = infer_as(server, key, TEXT).await;
     assert_eq!(status, 200);
+    let [grpc_tei, grpc_kserve] = grpc_versions_for(channel, refs, key).await;
 
     let key = Some(key);
     let openai = json!({"model": "tiny", "input": TEXT});
@@ -103,30 +164,45 @@ async fn versions_for(server: &TestServer, refs: &References, key: &str) -> [Str
         kserve
     );
 
-    [infer, openai.into(), tei.into(), kserve]
+    [
+        infer,
+        openai.into(),
+        tei.into(),
+        kserve,
+        grpc_tei,
+        grpc_kserve,
+    ]
 }
 
 #[tokio::test]
 async fn every_dialect_splits_a_canary_and_keeps_a_route_key_on_one_version() {
     let dir = tempfile::tempdir().unwrap();
     manifest(dir.path(), &[("v1", 1), ("v2", 2)], None);
-    let server = start(dir.path(), &[]).await;
+    let server = start(dir.path(), &["--grpc-listen", "127.0.0.1:0"]).await;
+    let channel = crate::grpc::connect(server.grpc_addr().await).await;
     admin(&server, "/admin/load", json!({"model": "tiny@v2"})).await;
     let canary = json!({"model": "tiny@v2", "weight": 0.5});
     admin(&server, "/admin/canary", canary).await;
     let refs = References::fetch(&server).await;
 
-    let dialects = ["/infer", "openai", "tei", "kserve"];
-    let mut on_canary = [0usize; 4];
+    let dialects = [
+        "/infer",
+        "openai",
+        "tei",
+        "kserve",
+        "grpc tei",
+        "grpc kserve",
+    ];
+    let mut on_canary = [0usize; 6];
     let keys = 40;
     for user in 0..keys {
         let key = format!("user-{user}");
-        let first = versions_for(&server, &refs, &key).await;
+        let first = versions_for(&server, &channel, &refs, &key).await;
         assert!(
             first.iter().all(|v| *v == first[0]),
             "{key} answered by different versions per dialect: {dialects:?} → {first:?}"
         );
-        let again = versions_for(&server, &refs, &key).await;
+        let again = versions_for(&server, &channel, &refs, &key).await;
         assert_eq!(again, first, "{key} moved");
         for (count, version) in on_canary.iter_mut().zip(&first) {
             *count += usize::from(version == "v2");

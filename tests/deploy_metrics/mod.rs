@@ -13,6 +13,7 @@ use std::{
 };
 
 use crate::common::{spawn_tiny, spawn_tiny_with, tiny_model};
+use inferd::grpc::proto::tei::v1::{embed_client::EmbedClient, EmbedRequest};
 use serde_json::json;
 
 /// Every file under version control that queries inferd metrics.
@@ -103,9 +104,19 @@ async fn every_metric_used_by_deploy_artefacts_is_exported() {
         }
     }
 
-    // A state dir turns the Batch API on, whose series the dashboards and alerts query too.
+    // A state dir turns the Batch API on, and the gRPC listener (on by default in production) its
+    // series: the dashboards and alerts query both. One gRPC call makes its histogram appear.
     let state = tempfile::tempdir().unwrap();
-    let server = spawn_tiny_with(&["--state-dir", state.path().to_str().unwrap()]).await;
+    let state_dir = state.path().to_str().unwrap();
+    let server = spawn_tiny_with(&["--state-dir", state_dir, "--grpc-listen", "127.0.0.1:0"]).await;
+    let channel = crate::grpc::connect(server.grpc_addr().await).await;
+    EmbedClient::new(channel)
+        .embed(EmbedRequest {
+            inputs: "hello world".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let response = server
         .client
         .post(server.url("/infer"))

@@ -4,6 +4,7 @@
 
 mod errors;
 mod kserve;
+mod load;
 
 use std::net::SocketAddr;
 
