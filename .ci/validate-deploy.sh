@@ -174,12 +174,15 @@ check_json_yaml() {
     echo "$msg"
     fail "grafana JSON deploy/grafana/inferd.json"
   fi
-  if msg="$(python3 .ci/deploy/deploycheck.py compose deploy/docker-compose.yml 2>&1)"; then
-    pass "$msg"
-  else
-    echo "$msg"
-    fail "deploy/docker-compose.yml"
-  fi
+  local file
+  for file in deploy/docker-compose.yml deploy/docker-compose.tracing.yml; do
+    if msg="$(python3 .ci/deploy/deploycheck.py compose "$file" 2>&1)"; then
+      pass "$file: $msg"
+    else
+      echo "$msg"
+      fail "$file"
+    fi
+  done
 }
 
 check_shell() {

@@ -25,3 +25,4 @@ mod recommend;
 mod rerank;
 mod shutdown;
 mod strict_inputs;
+mod traces;

@@ -1,7 +1,7 @@
 """Interactive latency while a Batch API job runs: the cost a batch puts on `/infer` callers.
 
 Starts one release `inferd serve` with the Batch API on (a fresh `--state-dir`), measures
-closed-loop `/infer` latency with examples/loadgen.rs on an idle server, then uploads a batch of
+closed-loop `/infer` latency with examples/loadgen/ on an idle server, then uploads a batch of
 embedding requests (`/v1/files` + `/v1/batches`), and while that batch is `in_progress` measures
 the same load again. Prints one table row per concurrency: p50/p99 idle, p50/p99 under the batch,
 the p99 ratio, and the batch items finished meanwhile (proof that it ran throughout). Stdlib

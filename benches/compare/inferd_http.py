@@ -1,5 +1,5 @@
 """The inferd side of the harness: start `inferd serve` on 127.0.0.1, wait for /readyz, drive it
-with examples/loadgen.rs, read its RSS and CPU from /proc, compare its embeddings with the
+with examples/loadgen/, read its RSS and CPU from /proc, compare its embeddings with the
 reference over HTTP, and stop it with SIGTERM."""
 import json
 import os

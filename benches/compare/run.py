@@ -10,7 +10,7 @@ One command (see benches/compare/README.md):
 
 For each text set (benches/data/short.txt ~12 tokens, benches/data/long.txt ~195 tokens) and each
 concurrency (1 and 32):
-  * inferd: `target/release/inferd serve` on 127.0.0.1, driven by `examples/loadgen.rs`, one
+  * inferd: `target/release/inferd serve` on 127.0.0.1, driven by `examples/loadgen/`, one
     text per request, N closed-loop clients; p50/p99 per request; RSS of the server process.
   * sentence-transformers and ONNX Runtime, in their own processes: concurrency 1 = one text per
     call, sequential; concurrency 32 = batches of 32 texts sorted by length; p50/p99 per call.

@@ -12,8 +12,14 @@ use crate::{
 };
 
 /// `inferd serve`: binds `--listen` and serves until SIGTERM/SIGINT.
+/// The trace export (`--otlp-endpoint`) starts with the logs and is flushed on the way out.
 pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    telemetry::init_tracing(config.log_format);
+    let traces = config.traces.config().map_err(anyhow::Error::msg)?;
+    let _traces = telemetry::init_serve_tracing(config.log_format, traces.as_ref())?;
+    if let Some(traces) = &traces {
+        tracing::info!(endpoint = %traces.export_url(), protocol = ?traces.protocol,
+            sample_ratio = traces.sample_ratio, "exporting traces");
+    }
     config.validate().map_err(anyhow::Error::msg)?;
     set_threads(config.threads);
     tokio::runtime::Builder::new_multi_thread()

@@ -6,6 +6,10 @@
 //! sequence count from whatever is waiting, and answers each request once all its sequences ran.
 //! Work whose caller went away, or whose deadline passed, is dropped before compute.
 //!
+//! The request's tracing span travels with it to the worker thread: a `queue` span, a child of
+//! the submitting span, is open until the request's first batch starts, and that batch's span
+//! links to every request it serves (see [`worker`]).
+//!
 //! Every request has a [`Priority`]: interactive callers, or background work (batch jobs) that
 //! takes only the lower half of the queue's slots and fills only spare batch room
 //! ([`former`] decides, [`worker`] sizes the room from `--batch-background-budget`).
@@ -63,6 +67,10 @@ pub(crate) struct Job {
     priority: Priority,
     reply: oneshot::Sender<Result<Vec<Vec<f32>>, BatchError>>,
     permit: Permit,
+    /// The span the request was submitted from: the batch that serves it links to it.
+    request: tracing::Span,
+    /// Open from hand-off until the request's first batch starts: its queue wait.
+    queue: tracing::Span,
 }
 
 /// The kernels' thread pool, built on the calling thread, which becomes one of its `threads`
@@ -124,6 +132,7 @@ impl Batcher {
         priority: Priority,
     ) -> oneshot::Receiver<Result<Vec<Vec<f32>>, BatchError>> {
         let (reply, rx) = oneshot::channel();
+        let queue = tracing::info_span!("queue", sequences = sequences.len() as i64);
         let job = Job {
             sequences,
             normalize,
@@ -132,6 +141,8 @@ impl Batcher {
             priority,
             reply,
             permit,
+            request: tracing::Span::current(),
+            queue,
         };
         // A send error means the worker is gone; dropping the job drops `reply`, which the
         // caller sees as `WorkerGone`.

@@ -18,6 +18,10 @@
 //! Requests are split into sequences; a request is answered when its last sequence is done.
 //! A panic inside a forward pass fails only that batch's requests; the loop goes on with the
 //! rest of the queue. A panic anywhere else restarts the loop (its queued requests fail with 500).
+//! Each request's `queue` span closes as its first batch starts; the batch runs in a `batch` span,
+//! a child of its first request's span and linked to every request it serves, with the model's
+//! `forward` and `pooling` spans below it.
+//!
 //! This thread never touches HTTP types.
 
 use std::{
@@ -31,15 +35,19 @@ use std::{
 
 use crossbeam_channel::Receiver;
 use tokio::sync::oneshot;
+use tracing::Span;
 
 use super::{
     admission::Permit,
     former::{self, BatchLimits, Priority, Spare, Waiting},
     BatchError, Job, ModelLabels, Sequence,
 };
-use crate::model::{
-    encoder::{Encoder, Input},
-    pooling::l2_normalize,
+use crate::{
+    model::{
+        encoder::{Encoder, Input},
+        pooling::l2_normalize,
+    },
+    telemetry::traces,
 };
 
 /// Worker settings, including fault injection used by tests and drills.
@@ -67,6 +75,10 @@ struct JobState {
     started: bool,
     /// The queue slot, held until the result is handed back.
     permit: Option<Permit>,
+    /// The submitting request's span, which each batch serving it links to.
+    request: Span,
+    /// The request's `queue` span, closed when its first batch starts.
+    queue: Option<Span>,
 }
 
 impl JobState {
@@ -201,6 +213,8 @@ fn enqueue(queue: &mut VecDeque<Item>, job: Job) {
         enqueued: job.enqueued,
         started: false,
         permit: Some(job.permit),
+        request: job.request,
+        queue: Some(job.queue),
     }));
     for (index, seq) in job.sequences.into_iter().enumerate() {
         queue.push_back(Item {
@@ -249,6 +263,7 @@ fn run_batch(
         let mut job = item.job.borrow_mut();
         if !job.started {
             job.started = true;
+            job.queue = None;
             labels.queue_wait(started.duration_since(job.enqueued));
         }
     }
@@ -269,6 +284,9 @@ fn run_batch(
             second: item.seq.second,
         })
         .collect();
+    let tokens = seqs.iter().map(|s| s.len()).sum();
+    let span = batch_span(&batch, tokens);
+    let _entered = span.enter();
     let compute_started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if config
@@ -280,7 +298,6 @@ fn run_batch(
         }
         encoder.run(&inputs)
     }));
-    let tokens = seqs.iter().map(|s| s.len()).sum();
     match outcome {
         Ok(Ok(vectors)) => {
             let cost = config.limits.cost_of(seqs.iter().map(|s| s.len()));
@@ -298,6 +315,22 @@ fn run_batch(
             fail(batch);
         }
     }
+}
+
+/// The batch's span: a child of its first request's span, linked to each request it serves.
+fn batch_span(batch: &[Item], tokens: usize) -> Span {
+    let mut jobs: Vec<&Rc<RefCell<JobState>>> = Vec::new();
+    for item in batch {
+        if !jobs.iter().any(|job| Rc::ptr_eq(job, &item.job)) {
+            jobs.push(&item.job);
+        }
+    }
+    let requests: Vec<Span> = jobs
+        .iter()
+        .map(|job| job.borrow().request.clone())
+        .collect();
+    let requests: Vec<&Span> = requests.iter().collect();
+    traces::batch_span(&requests, batch.len(), tokens)
 }
 
 fn deliver(batch: Vec<Item>, vectors: Vec<Vec<f32>>) {

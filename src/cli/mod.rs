@@ -3,7 +3,8 @@
 //! Every flag has an `INFERD_*` environment variable and a doc comment, which is what `--help`
 //! prints. This module only parses; it never touches the model or the network. It imports only
 //! value types from below ([`crate::model`]'s device and precision, [`crate::index`]'s search
-//! kind and location, [`crate::telemetry`]'s log format); `app` turns the parsed flags into settings.
+//! kind and location, [`crate::telemetry`]'s log format and trace export settings); `app` turns
+//! the parsed flags into settings.
 
 mod batch;
 mod index;
@@ -11,6 +12,7 @@ mod jobs;
 mod listen;
 mod parse;
 mod serve;
+mod traces;
 
 use std::path::PathBuf;
 
@@ -24,6 +26,7 @@ pub use jobs::JobsArgs;
 pub use listen::ListenArgs;
 pub use parse::{parse_duration, IndexLocation, IndexSpec};
 pub use serve::{GrpcListen, OpenAiTokenIds, ServeConfig};
+pub use traces::TraceArgs;
 
 /// inferd: a dedicated inference microservice for embedding models.
 #[derive(Debug, Parser)]

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, ValueEnum};
 
-use super::{parse_duration, IndexSpec, JobsArgs, ListenArgs, LogFormat, ModelArgs};
+use super::{parse_duration, IndexSpec, JobsArgs, ListenArgs, LogFormat, ModelArgs, TraceArgs};
 
 /// Options of `inferd serve`, in `--help` order: serving, batching, limits, gateway,
 /// lifecycle, index, observability, then the Batch API.
@@ -293,6 +293,10 @@ pub struct ServeConfig {
     /// Log format.
     #[arg(help_heading = "Observability", long, env = "INFERD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// OpenTelemetry trace export (`--otlp-endpoint` … `--trace-sample-ratio`).
+    #[command(flatten)]
+    pub traces: TraceArgs,
 
     #[command(flatten)]
     pub jobs: JobsArgs,

@@ -1,5 +1,6 @@
 //! The gRPC layer's series (names in [`crate::telemetry`]): calls by service, method and status
-//! code, and their duration. A stream is one call, timed until its answers start.
+//! code, and their duration. A stream is one call, timed until its answers start. Also each
+//! call's server span ([`call_span`]).
 
 use std::{future::Future, time::Instant};
 
@@ -29,6 +30,21 @@ pub fn register() {
             }
         }
     }
+}
+
+/// The server span of one call (tonic's `trace_fn`): named by its path, e.g.
+/// `tei.v1.Embed/Embed`, and a child of the caller's span when the metadata (HTTP/2 headers)
+/// carry a `traceparent`.
+pub fn call_span(request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path();
+    let span = tracing::info_span!(
+        "grpc call",
+        otel.name = path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+    );
+    telemetry::traces::set_remote_parent(&span, request.headers());
+    span
 }
 
 /// Runs one call and records its outcome, inside a `grpc` tracing span.

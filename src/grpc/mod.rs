@@ -13,7 +13,9 @@
 //! - [`kserve`]: the Open Inference Protocol's `inference.GRPCInferenceService`;
 //! - [`health`]: the health service following readiness.
 //!
-//! Health and reflection need no API key (probes and tools call them).
+//! Health and reflection need no API key (probes and tools call them). Every call runs in a
+//! server span named by its path, a child of the caller's span when its metadata carries a W3C
+//! `traceparent` ([`metrics::call_span`]).
 
 pub mod call;
 pub mod health;
@@ -30,7 +32,7 @@ use std::{
 };
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{wrappers::TcpListenerStream, StreamExt};
 
 use crate::{auth::ApiKeys, deploy::Registry};
 
@@ -121,13 +123,19 @@ pub fn serve(
     };
     // v1 for current tools, v1alpha for older ones (grpcurl before 1.9, many clients).
     let router = tonic::transport::Server::builder()
+        .trace_fn(metrics::call_span)
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     let router = tei::add_services(router, &state);
     let router = kserve::add_service(router, &state);
-    let task = tokio::spawn(
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
-    );
+    // Small answers must not wait for the client's delayed ACK (Nagle): as on the HTTP listener.
+    let incoming = TcpListenerStream::new(listener).map(|accepted| {
+        if let Ok(stream) = &accepted {
+            let _ = stream.set_nodelay(true);
+        }
+        accepted
+    });
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown));
     Ok(GrpcServer { addr, task })
 }

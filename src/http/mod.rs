@@ -13,7 +13,8 @@
 //!   `/openapi.json`.
 //!
 //! Unknown routes and wrong methods answer JSON like every other error; a panic in a handler
-//! becomes a generic JSON 500. Request metrics are labelled by the matched route.
+//! becomes a generic JSON 500. Request metrics and request spans are labelled by the matched
+//! route; every response carries its `x-request-id`.
 
 pub mod admin;
 pub mod cohere;
@@ -44,7 +45,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use error::ApiError;
-use middleware::{auth, rate_limit, track};
+use middleware::{auth, rate_limit, trace, track};
 use state::AppState;
 
 /// One folder's routes with their OpenAPI fragment, whether they serve models (and so need the
@@ -107,7 +108,8 @@ fn groups() -> Vec<Group> {
 }
 
 /// The serving API: every group, `/openapi.json` and `/docs` built from the same declarations,
-/// the JSON fallbacks, body limit, request metrics and panic recovery.
+/// the JSON fallbacks, body limit, request metrics, request spans and ids, and panic recovery
+/// (layers run bottom-up: the request id first, then panic recovery, the span, the metrics).
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     let api = groups().into_iter().fold(
@@ -122,7 +124,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn(track::track))
+        .layer(trace::layer())
         .layer(CatchPanicLayer::custom(track::panic_response))
+        .layer(from_fn(trace::request_id))
         .with_state(state)
 }
 

@@ -160,34 +160,47 @@ impl Encoder {
         self.run(&inputs)
     }
 
-    /// Runs a batch: one pooled (unnormalised) vector per sequence, or a head's logits.
+    /// Runs a batch: one pooled (unnormalised) vector per sequence, or a head's logits; inside
+    /// `forward` and then `pooling` (or `head`) tracing spans, and `dense` for the layers after.
     pub fn run(&self, inputs: &[Input]) -> candle_core::Result<Vec<Vec<f32>>> {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
         let batch: Vec<&[u32]> = inputs.iter().map(|i| i.ids).collect();
         let batch = &batch[..];
+        // Spans only inside a caller's span (a batch): warm-up passes are not traces of their own.
+        let traced = !tracing::Span::current().is_none();
+        let step = |span: fn() -> tracing::Span| traced.then(|| span().entered());
+        let forward = step(|| tracing::info_span!("forward"));
         let pooled = match &self.arch.forward {
             Forward::Packed(stack) => {
                 let seconds: Vec<usize> = inputs.iter().map(|i| i.second).collect();
                 let hidden = stack.forward_segments(batch, Some(&seconds))?;
                 let hidden = hidden.flatten_all()?.to_vec1::<f32>()?;
+                drop(forward);
                 let lens: Vec<usize> = batch.iter().map(|s| s.len()).collect();
                 if let Some(head) = &self.head {
+                    let _head = step(|| tracing::info_span!("head"));
                     return Ok(first_tokens(&hidden, stack.hidden(), &lens)
                         .map(|row| head.forward(row))
                         .collect());
                 }
+                let _pooling = step(|| tracing::info_span!("pooling"));
                 pool_packed(&hidden, stack.hidden(), &lens, &self.pooling)
             }
             Forward::Padded(model) => {
                 let pad = self.arch.config.pad_token_id;
                 let (ids, mask) = pad_batch(batch, pad, &self.device)?;
                 let hidden = model.forward(&ids, &mask)?;
+                drop(forward);
+                let _pooling = step(|| tracing::info_span!("pooling"));
                 let pooled = pool(&hidden, &mask, &self.pooling)?;
                 pooled.to_device(&Device::Cpu)?.to_vec2()?
             }
         };
+        let _dense = (!self.dense.is_empty())
+            .then(|| step(|| tracing::info_span!("dense")))
+            .flatten();
         Ok(pooled
             .into_iter()
             .map(|v| self.dense.iter().fold(v, |v, dense| dense.forward(&v)))

@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use super::{batch_error, EmbedError, ModelHandle};
 use crate::{
     batching::Sequence,
@@ -73,17 +75,15 @@ impl ModelHandle {
     }
 
     /// Runs a reranker's or classifier's head on every input: one logit per label each.
+    #[tracing::instrument(name = "classify", skip_all, fields(
+        model = %self.info.name, version = %self.info.version, inputs = req.inputs.len() as i64,
+    ))]
     pub async fn classify(&self, req: ClassifyRequest) -> Result<Classified, EmbedError> {
         self.expect_kind(
             &[ModelKind::Reranker, ModelKind::Classifier],
             "scoring with a classification head",
         )?;
-        let permit = self
-            .batcher
-            .admit(req.priority)
-            .ok_or(EmbedError::Overloaded {
-                retry_after: self.retry_after,
-            })?;
+        let permit = self.admit(req.priority)?;
         let ClassifyRequest {
             inputs,
             truncation,
@@ -92,7 +92,11 @@ impl ModelHandle {
         } = req;
         let budget = deadline.budget();
         let run = async {
-            let sequences = self.tokenize_inputs(inputs, truncation).await?;
+            let tokenize = tracing::info_span!("tokenize", texts = inputs.len() as i64);
+            let sequences = self
+                .tokenize_inputs(inputs, truncation)
+                .instrument(tokenize)
+                .await?;
             let prompt_tokens = sequences.iter().map(|s| s.ids.len()).sum();
             if prompt_tokens > self.config.max_request_tokens {
                 return Err(EmbedError::TooManyTokens {

@@ -12,10 +12,13 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::{cache::EmbeddingCache, EmbedError, EmbedRequest, Embedded, ModelRef};
 use crate::{
-    batching::{BatchError, BatchLimits, Batcher, ModelLabels, Sequence, WorkerConfig},
+    batching::{
+        BatchError, BatchLimits, Batcher, ModelLabels, Permit, Priority, Sequence, WorkerConfig,
+    },
     model::{
         heads::ModelKind,
         pooling::truncate_dimensions,
@@ -134,6 +137,9 @@ impl ModelHandle {
     }
 
     /// Embeds `req.texts` with its prompt, cut to its `dimensions`; an embedding model only.
+    #[tracing::instrument(name = "embed", skip_all, fields(
+        model = %self.info.name, version = %self.info.version, texts = req.texts.len() as i64,
+    ))]
     pub async fn embed(&self, mut req: EmbedRequest) -> Result<Embedded, EmbedError> {
         self.expect_kind(&[ModelKind::Embedding], "an embedding route")?;
         let dimensions = self.checked_dimensions(req.dimensions)?;
@@ -208,12 +214,7 @@ impl ModelHandle {
 
     /// Embeds `req.texts` through the queue, or fails fast when the queue is full.
     async fn embed_uncached(&self, req: EmbedRequest) -> Result<Embedded, EmbedError> {
-        let permit = self
-            .batcher
-            .admit(req.priority)
-            .ok_or(EmbedError::Overloaded {
-                retry_after: self.retry_after,
-            })?;
+        let permit = self.admit(req.priority)?;
         let EmbedRequest {
             texts,
             truncation,
@@ -224,7 +225,11 @@ impl ModelHandle {
         } = req;
         let budget = deadline.budget();
         let run = async {
-            let sequences = self.tokenize(texts, truncation).await?;
+            let tokenize = tracing::info_span!("tokenize", texts = texts.len() as i64);
+            let sequences = self
+                .tokenize(texts, truncation)
+                .instrument(tokenize)
+                .await?;
             let prompt_tokens = sequences.iter().map(|s| s.len()).sum();
             if prompt_tokens > self.config.max_request_tokens {
                 return Err(EmbedError::TooManyTokens {
@@ -249,6 +254,15 @@ impl ModelHandle {
         tokio::time::timeout_at(deadline.at().into(), run)
             .await
             .unwrap_or(Err(EmbedError::DeadlineExceeded(budget)))
+    }
+
+    /// Takes a queue slot (its own `admission` span), or fails fast when the queue is full.
+    pub(super) fn admit(&self, priority: Priority) -> Result<Permit, EmbedError> {
+        let _span =
+            tracing::info_span!("admission", queue_depth = self.batcher.depth() as i64).entered();
+        self.batcher.admit(priority).ok_or(EmbedError::Overloaded {
+            retry_after: self.retry_after,
+        })
     }
 
     /// Tokenizes small requests in place (tens of microseconds: cheaper than two thread

@@ -1,5 +1,5 @@
-//! Telemetry: every metric name, the Prometheus recorder, tracing initialisation, and the
-//! progress reports of long operator commands.
+//! Telemetry: every metric name, the Prometheus recorder, tracing initialisation (logs and the
+//! OpenTelemetry trace export, [`traces`]), and the progress reports of long operator commands.
 //!
 //! Dashboards, alerts, the HPA and the canary analysis query these names, and a test checks that
 //! every name they use is exported, so rename nothing here without updating `deploy/` and `k8s/`.
@@ -13,13 +13,14 @@
 
 mod logs;
 mod progress;
+pub mod traces;
 
 use std::time::Duration;
 
-use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-pub use logs::{init_stderr_tracing, init_tracing, LogFormat};
+pub use logs::{init_serve_tracing, init_stderr_tracing, init_tracing, LogFormat};
 pub use progress::Progress;
 
 pub const HTTP_REQUESTS: &str = "inferd_http_requests_total";
@@ -66,6 +67,12 @@ pub const BATCH_REQUESTS: &str = "inferd_batch_requests_total";
 pub const WEBHOOK_ATTEMPTS: &str = "inferd_webhook_attempts_total";
 pub const WEBHOOK_DELIVERIES: &str = "inferd_webhook_deliveries_total";
 
+pub const TRACE_SPANS_EXPORTED: &str = "inferd_trace_spans_exported_total";
+pub const TRACE_SPANS_DROPPED: &str = "inferd_trace_spans_dropped_total";
+
+/// Why a finished span was not exported (`reason` label of [`TRACE_SPANS_DROPPED`]).
+pub const TRACE_DROP_REASONS: &[&str] = &["queue_full", "export_failed", "shut_down"];
+
 /// Reasons a request is dropped before compute (`reason` label of [`REJECTED`]).
 pub const REJECT_REASONS: &[&str] = &["overloaded", "deadline_exceeded", "client_gone"];
 
@@ -89,6 +96,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     gauge!(READY).set(0.0);
     gauge!(HTTP_IN_FLIGHT).set(0.0);
+    counter!(TRACE_SPANS_EXPORTED).absolute(0);
+    for reason in TRACE_DROP_REASONS {
+        counter!(TRACE_SPANS_DROPPED, "reason" => *reason).absolute(0);
+    }
     Ok(handle)
 }
 
@@ -213,6 +224,15 @@ fn describe_all() {
     describe_counter!(
         WEBHOOK_ATTEMPTS,
         "Webhook delivery attempts, by outcome (ok: a 2xx answer; error: anything else)."
+    );
+    describe_counter!(
+        TRACE_SPANS_EXPORTED,
+        "Spans the OTLP collector accepted (--otlp-endpoint)."
+    );
+    describe_counter!(
+        TRACE_SPANS_DROPPED,
+        "Finished spans not exported, by reason (queue_full: the bounded export queue was full; \
+         export_failed: the collector did not accept them; shut_down: ended after the export stopped)."
     );
     describe_counter!(
         WEBHOOK_DELIVERIES,

@@ -100,14 +100,15 @@ impl Drop for InFlight {
 }
 
 /// Resolves once the connection is stale (see the module doc); checks again at each deadline
-/// and, while a request is in flight, every `header` timeout.
+/// and at least every `header` timeout: a head that starts arriving during a long idle wait
+/// (the bytes came after the watchdog first looked) is held to its own deadline, not the idle one.
 pub async fn watchdog(activity: &Activity, header: Duration, idle: Duration) {
     loop {
         let wait = match activity.deadline(header, idle) {
             None => header,
             Some(deadline) => match deadline.checked_sub(activity.now()) {
                 None | Some(0) => return,
-                Some(ms) => Duration::from_millis(ms),
+                Some(ms) => Duration::from_millis(ms).min(header),
             },
         };
         tokio::time::sleep(wait).await;
@@ -192,6 +193,22 @@ mod tests {
 
     fn last(a: &Activity) -> u64 {
         a.last.load(Ordering::Relaxed)
+    }
+
+    /// The watchdog first sees a silent connection (idle deadline, a minute away); a head that
+    /// starts arriving then must still be cut at about its header timeout, not after the minute.
+    #[tokio::test]
+    async fn a_head_arriving_during_an_idle_wait_gets_the_header_deadline() {
+        let a = Activity::new();
+        let header = Duration::from_millis(50);
+        let watch = {
+            let a = Arc::clone(&a);
+            tokio::spawn(async move { watchdog(&a, header, IDLE).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        a.on_read();
+        let fired = tokio::time::timeout(Duration::from_secs(20), watch).await;
+        assert!(fired.is_ok(), "the watchdog slept through the idle timeout");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Closed-loop HTTP load generator for `POST /infer`, used by `benches/compare/run.py`.
+//! Closed-loop load generator for `POST /infer` (HTTP) or `tei.v1.Embed` (gRPC, `--grpc unary`
+//! or `--grpc stream`), used by `benches/compare/run.py` and `benches/compare/grpc_http.py`.
 //!
 //! Each of `--concurrency` clients sends one text per request (`{"inputs": "<text>"}`), taking
 //! the next line of `--texts` in turn (cycling), and sends its next request as soon as the answer
@@ -8,12 +9,17 @@
 //!
 //! `{"requests":..,"errors":..,"rps":..,"p50_ms":..,"p99_ms":..,...}`
 //!
+//! With `--grpc`, `--url` is the gRPC listener (`http://127.0.0.1:8081`) and the clients share
+//! one HTTP/2 channel ([`grpc`]); `error_statuses` then holds gRPC codes instead of HTTP ones.
+//!
 //! It only talks to loopback addresses (127.0.0.0/8, localhost, [::1]).
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --url http://127.0.0.1:8080/infer \
 //!     --texts benches/data/short.txt --concurrency 32 --duration 10
 //! ```
+
+mod grpc;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +29,7 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "usage: loadgen --url http://127.0.0.1:PORT/infer --texts FILE \
 [--concurrency N (1)] [--requests M] [--duration SECONDS] [--warmup SECONDS (2)] \
 [--warmup-requests N] [--timeout SECONDS (30)] [--max-seconds SECONDS (600)] [--threads N (1)]
+[--grpc unary|stream (--url is then the gRPC listener, http://127.0.0.1:PORT)]
 At least one of --requests / --duration; with neither, --duration 10.";
 
 struct Args {
@@ -36,6 +43,7 @@ struct Args {
     timeout: f64,
     max_seconds: f64,
     threads: usize,
+    grpc: Option<grpc::Mode>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         timeout: 30.0,
         max_seconds: 600.0,
         threads: 1,
+        grpc: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
             "--timeout" => a.timeout = num(&val)?,
             "--max-seconds" => a.max_seconds = num(&val)?,
             "--threads" => a.threads = num(&val)? as usize,
+            "--grpc" => a.grpc = Some(grpc::Mode::parse(&val)?),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -125,10 +135,58 @@ struct WorkerResult {
     first_error: Option<String>,
 }
 
+/// One client's way of sending text `i`: an HTTP `POST /infer`, or a gRPC call.
+enum Conn {
+    Http {
+        client: reqwest::Client,
+        url: Arc<str>,
+        bodies: Arc<Vec<&'static str>>,
+    },
+    Grpc(Box<grpc::Conn>),
+}
+
+impl Conn {
+    /// `Err((status, message))`: the HTTP status (0 when there was none) or gRPC code.
+    async fn call(&mut self, i: u64) -> Result<(), (u16, String)> {
+        match self {
+            Conn::Http {
+                client,
+                url,
+                bodies,
+            } => {
+                let body: &'static str = bodies[(i % bodies.len() as u64) as usize];
+                http_call(client, url, body).await
+            }
+            Conn::Grpc(conn) => conn.call(i).await.map(|_| ()),
+        }
+    }
+}
+
+async fn http_call(
+    client: &reqwest::Client,
+    url: &str,
+    body: &'static str,
+) -> Result<(), (u16, String)> {
+    let resp = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| (0, format!("request: {e}")))?;
+    let status = resp.status().as_u16();
+    match resp.bytes().await {
+        Ok(_) if status == 200 => Ok(()),
+        Ok(b) => {
+            let s = String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned();
+            Err((status, format!("HTTP {status}: {s}")))
+        }
+        Err(e) => Err((0, format!("reading body: {e}"))),
+    }
+}
+
 async fn worker(
-    client: reqwest::Client,
-    url: Arc<str>,
-    bodies: Arc<Vec<&'static str>>,
+    mut conn: Conn,
     next: Arc<AtomicU64>,
     phase: Arc<Phase>,
     stop: Arc<AtomicBool>,
@@ -142,41 +200,15 @@ async fn worker(
         if i >= phase.limit {
             break;
         }
-        let body: &'static str = bodies[(i % bodies.len() as u64) as usize];
         let t0 = Instant::now();
-        let res = client
-            .post(&*url)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await;
-        match res {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                match resp.bytes().await {
-                    Ok(_) if status == 200 => {
-                        r.latencies_ms.push(t0.elapsed().as_secs_f64() * 1e3);
-                    }
-                    Ok(b) => {
-                        r.errors += 1;
-                        if !r.statuses.contains(&status) {
-                            r.statuses.push(status);
-                        }
-                        if r.first_error.is_none() {
-                            let s = String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned();
-                            r.first_error = Some(format!("HTTP {status}: {s}"));
-                        }
-                    }
-                    Err(e) => {
-                        r.errors += 1;
-                        r.first_error
-                            .get_or_insert_with(|| format!("reading body: {e}"));
-                    }
-                }
-            }
-            Err(e) => {
+        match conn.call(i).await {
+            Ok(()) => r.latencies_ms.push(t0.elapsed().as_secs_f64() * 1e3),
+            Err((status, message)) => {
                 r.errors += 1;
-                r.first_error.get_or_insert_with(|| format!("request: {e}"));
+                if status != 0 && !r.statuses.contains(&status) {
+                    r.statuses.push(status);
+                }
+                r.first_error.get_or_insert(message);
             }
         }
     }
@@ -192,9 +224,7 @@ struct PhaseResult {
 }
 
 async fn run_phase(
-    client: &reqwest::Client,
-    url: &Arc<str>,
-    bodies: &Arc<Vec<&'static str>>,
+    conn: &dyn Fn() -> Conn,
     concurrency: usize,
     limit: Option<u64>,
     seconds: f64,
@@ -207,16 +237,7 @@ async fn run_phase(
     });
     let next = Arc::new(AtomicU64::new(0));
     let handles: Vec<_> = (0..concurrency)
-        .map(|_| {
-            tokio::spawn(worker(
-                client.clone(),
-                url.clone(),
-                bodies.clone(),
-                next.clone(),
-                phase.clone(),
-                stop.clone(),
-            ))
-        })
+        .map(|_| tokio::spawn(worker(conn(), next.clone(), phase.clone(), stop.clone())))
         .collect();
     let mut out = PhaseResult {
         latencies_ms: Vec::new(),
@@ -266,51 +287,9 @@ async fn real_main(a: Args) -> Result<(), String> {
     if texts.is_empty() {
         return Err(format!("{} has no non-empty lines", a.texts));
     }
-    let bodies: Arc<Vec<&'static str>> = Arc::new(
-        texts
-            .iter()
-            .map(|t| {
-                &*Box::leak(
-                    serde_json::json!({ "inputs": t })
-                        .to_string()
-                        .into_boxed_str(),
-                )
-            })
-            .collect(),
-    );
-    let url: Arc<str> = a.url.as_str().into();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(a.concurrency)
-        .timeout(Duration::from_secs_f64(a.timeout))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| format!("http client: {e}"))?;
-
-    // One checked request: the server answers and the answer has one embedding.
-    let resp = client
-        .post(&*url)
-        .header("content-type", "application/json")
-        .body(bodies[0])
-        .send()
-        .await
-        .map_err(|e| format!("first request to {}: {e}", a.url))?;
-    let status = resp.status();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| format!("first response: {e}"))?;
-    if !status.is_success() {
-        return Err(format!(
-            "first request: HTTP {status}: {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| format!("first response is not JSON: {e}"))?;
-    let dims = match v.get("embeddings").and_then(|e| e.as_array()) {
-        Some(e) if e.len() == 1 => e[0].as_array().map(|x| x.len()).unwrap_or(0),
-        _ => return Err(format!("first response has no single embedding: {v:.200}")),
+    let (conn, dims) = match a.grpc {
+        None => http_clients(&a, &texts).await?,
+        Some(mode) => grpc_clients(&a, &texts, mode).await?,
     };
 
     let hard_deadline = Instant::now() + Duration::from_secs_f64(a.max_seconds.max(1.0));
@@ -324,30 +303,20 @@ async fn real_main(a: Args) -> Result<(), String> {
         });
     }
 
+    let warmup_seconds = match a.warmup_requests {
+        Some(_) => a.max_seconds,
+        None => a.warmup,
+    };
     let warm = run_phase(
-        &client,
-        &url,
-        &bodies,
+        &*conn,
         a.concurrency,
         a.warmup_requests,
-        if a.warmup_requests.is_some() {
-            a.max_seconds
-        } else {
-            a.warmup
-        },
+        warmup_seconds,
         &stop,
     )
     .await;
-    let measured = run_phase(
-        &client,
-        &url,
-        &bodies,
-        a.concurrency,
-        a.requests,
-        a.duration.unwrap_or(a.max_seconds),
-        &stop,
-    )
-    .await;
+    let measured_seconds = a.duration.unwrap_or(a.max_seconds);
+    let measured = run_phase(&*conn, a.concurrency, a.requests, measured_seconds, &stop).await;
 
     let mut lat = measured.latencies_ms;
     lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
@@ -379,6 +348,85 @@ async fn real_main(a: Args) -> Result<(), String> {
     });
     println!("{out}");
     Ok(())
+}
+
+/// Makes one client's connection.
+type Clients = Box<dyn Fn() -> Conn>;
+
+/// The HTTP clients, after one checked request (its answer has one embedding), and the
+/// embedding's length.
+async fn http_clients(a: &Args, texts: &[&str]) -> Result<(Clients, usize), String> {
+    let bodies: Arc<Vec<&'static str>> = Arc::new(
+        texts
+            .iter()
+            .map(|t| {
+                &*Box::leak(
+                    serde_json::json!({ "inputs": t })
+                        .to_string()
+                        .into_boxed_str(),
+                )
+            })
+            .collect(),
+    );
+    let url: Arc<str> = a.url.as_str().into();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(a.concurrency)
+        .timeout(Duration::from_secs_f64(a.timeout))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| format!("http client: {e}"))?;
+    let resp = client
+        .post(&*url)
+        .header("content-type", "application/json")
+        .body(bodies[0])
+        .send()
+        .await
+        .map_err(|e| format!("first request to {}: {e}", a.url))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("first response: {e}"))?;
+    if !status.is_success() {
+        return Err(format!(
+            "first request: HTTP {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("first response is not JSON: {e}"))?;
+    let dims = match v.get("embeddings").and_then(|e| e.as_array()) {
+        Some(e) if e.len() == 1 => e[0].as_array().map(|x| x.len()).unwrap_or(0),
+        _ => return Err(format!("first response has no single embedding: {v:.200}")),
+    };
+    let clients = move || Conn::Http {
+        client: client.clone(),
+        url: url.clone(),
+        bodies: bodies.clone(),
+    };
+    Ok((Box::new(clients), dims))
+}
+
+/// The gRPC clients on one channel, after one checked call, and the embedding's length.
+async fn grpc_clients(
+    a: &Args,
+    texts: &[&str],
+    mode: grpc::Mode,
+) -> Result<(Clients, usize), String> {
+    let channel = grpc::channel(&a.url).await?;
+    let texts = Arc::new(texts.iter().map(|t| t.to_string()).collect::<Vec<_>>());
+    let timeout = Duration::from_secs_f64(a.timeout);
+    let mut first = grpc::Conn::new(channel.clone(), texts.clone(), grpc::Mode::Unary, timeout);
+    let dims = first
+        .call(0)
+        .await
+        .map_err(|(code, m)| format!("first call to {}: gRPC code {code}: {m}", a.url))?;
+    let clients = move || {
+        let conn = grpc::Conn::new(channel.clone(), texts.clone(), mode, timeout);
+        Conn::Grpc(Box::new(conn))
+    };
+    Ok((Box::new(clients), dims))
 }
 
 fn main() {
