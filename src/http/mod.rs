@@ -98,6 +98,11 @@ fn groups() -> Vec<Group> {
             keyed: false,
             shape: None,
         },
+        Group {
+            routes: openapi::home_routes(),
+            keyed: false,
+            shape: None,
+        },
         Group::keyed(openai::routes()).shaped(openai::error_shape),
         Group::keyed(tei::routes()).shaped(tei::error_shape),
         Group::keyed(hub::routes()).shaped(tei::error_shape),

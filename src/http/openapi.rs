@@ -86,7 +86,20 @@ pub fn merged(fragments: impl IntoIterator<Item = OpenApi>) -> OpenApi {
     })
 }
 
-/// `/openapi.json` (serialised once, here), `/docs` and `GET /` (a redirect to `./docs`).
+/// `GET /`: a redirect to the API description page, `./docs`. Declared in the document (its
+/// path also serves `POST /`, so the methods a client is told of must list it).
+#[utoipa::path(get, path = "/", tag = "inferd", operation_id = "home",
+    responses((status = 303, description = "See Other: the API description page, `./docs`")))]
+async fn home() -> Redirect {
+    Redirect::to("./docs")
+}
+
+/// [`home`], in the open (keyless) group.
+pub fn home_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(home))
+}
+
+/// `/openapi.json` (serialised once, here) and `/docs`.
 pub fn routes(doc: OpenApi) -> Router<AppState> {
     let body: Arc<str> = doc
         .to_json()
@@ -106,7 +119,6 @@ pub fn routes(doc: OpenApi) -> Router<AppState> {
             }),
         )
         .route("/docs", get(docs))
-        .route("/", get(|| async { Redirect::to("./docs") }))
 }
 
 async fn docs() -> impl IntoResponse {

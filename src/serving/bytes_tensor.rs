@@ -1,8 +1,41 @@
-//! KServe's BYTES tensor elements in their binary form, shared by the REST binary extension and
-//! gRPC `raw_input_contents`: each element is a 4-byte little-endian length, then that many
-//! bytes. Texts must be UTF-8.
+//! KServe's text input, shared by the REST and gRPC dialects: the checks of its one BYTES input
+//! tensor and its shape, and the elements in binary form (the REST binary extension and gRPC
+//! `raw_input_contents`): each element is a 4-byte little-endian length, then that many bytes.
+//! Texts must be UTF-8.
 
 use super::EmbedError;
+
+/// A text model's one input: exactly one tensor, named `name`, of datatype BYTES. `inputs` are
+/// the request's (name, datatype) pairs.
+pub fn check_input(name: &str, inputs: &[(&str, &str)]) -> Result<(), EmbedError> {
+    let invalid = |msg: String| Err(EmbedError::InvalidInput(msg));
+    match inputs {
+        [(n, _)] if *n != name => invalid(format!(
+            "unknown input {n:?}; the model's input is `{name}`"
+        )),
+        [(_, datatype)] if *datatype != "BYTES" => invalid(format!(
+            "input `{name}` must have datatype BYTES, got {datatype:?}"
+        )),
+        [_] => Ok(()),
+        _ => invalid(format!(
+            "expected exactly one input tensor `{name}`, got {}",
+            inputs.len()
+        )),
+    }
+}
+
+/// The tensor `name`'s `shape` holds exactly `count` elements.
+pub fn check_shape(name: &str, shape: &[i64], count: usize) -> Result<(), EmbedError> {
+    let elements = shape.iter().try_fold(1u64, |product, &dim| {
+        product.checked_mul(u64::try_from(dim).ok()?)
+    });
+    match !shape.is_empty() && elements == Some(count as u64) {
+        true => Ok(()),
+        false => Err(EmbedError::InvalidInput(format!(
+            "input `{name}` has shape {shape:?} but {count} elements"
+        ))),
+    }
+}
 
 /// The UTF-8 elements of a BYTES tensor named `tensor` in binary form.
 pub fn decode(tensor: &str, mut data: &[u8]) -> Result<Vec<String>, EmbedError> {
@@ -44,6 +77,23 @@ pub fn encode<S: AsRef<[u8]>>(texts: &[S]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_bytes_input_with_a_matching_shape() {
+        assert!(check_input("text", &[("text", "BYTES")]).is_ok());
+        for bad in [
+            &[][..],
+            &[("x", "BYTES")],
+            &[("text", "FP32")],
+            &[("text", "BYTES"); 2],
+        ] {
+            assert!(check_input("text", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_shape("text", &[2, 1], 2).is_ok());
+        assert!(check_shape("text", &[3], 2).is_err());
+        assert!(check_shape("text", &[], 1).is_err());
+        assert!(check_shape("text", &[-1, -2], 2).is_err());
+    }
 
     #[test]
     fn round_trips_and_refuses_cut_or_invalid_data() {

@@ -95,36 +95,15 @@ fn target(req: &ModelInferRequest, route_key: Option<String>) -> Result<Target, 
 
 /// The texts of the one BYTES input `text`, its shape matching the element count.
 fn input_texts(req: &ModelInferRequest, max: usize) -> Result<Vec<String>, CallError> {
-    let [input] = req.inputs.as_slice() else {
-        return Err(invalid(format!(
-            "expected exactly one input tensor `{INPUT}`, got {}",
-            req.inputs.len()
-        )));
-    };
-    if input.name != INPUT {
-        return Err(invalid(format!(
-            "unknown input {:?}; the model's input is `{INPUT}`",
-            input.name
-        )));
-    }
-    if input.datatype != "BYTES" {
-        return Err(invalid(format!(
-            "input `{INPUT}` must have datatype BYTES, got {:?}",
-            input.datatype
-        )));
-    }
-    let texts = elements(req, input)?;
-    let count = input
-        .shape
+    let inputs: Vec<_> = req
+        .inputs
         .iter()
-        .try_fold(1i64, |product, &dim| product.checked_mul(dim));
-    if input.shape.is_empty() || count != Some(texts.len() as i64) {
-        return Err(invalid(format!(
-            "input `{INPUT}` has shape {:?} but {} elements",
-            input.shape,
-            texts.len()
-        )));
-    }
+        .map(|t| (t.name.as_str(), t.datatype.as_str()))
+        .collect();
+    bytes_tensor::check_input(INPUT, &inputs)?;
+    let input = &req.inputs[0];
+    let texts = elements(req, input)?;
+    bytes_tensor::check_shape(INPUT, &input.shape, texts.len())?;
     check_texts(INPUT, &texts, max)?;
     Ok(texts)
 }

@@ -48,24 +48,13 @@ pub(super) fn input_texts(
     max: usize,
 ) -> Result<Vec<String>, ApiError> {
     let invalid = |msg: String| ApiError::InvalidInput(msg);
-    let [input] = req.inputs.as_slice() else {
-        return Err(invalid(format!(
-            "expected exactly one input tensor `{INPUT}`, got {}",
-            req.inputs.len()
-        )));
-    };
-    if input.name != INPUT {
-        return Err(invalid(format!(
-            "unknown input {:?}; the model's input is `{INPUT}`",
-            input.name
-        )));
-    }
-    if input.datatype != "BYTES" {
-        return Err(invalid(format!(
-            "input `{INPUT}` must have datatype BYTES, got {:?}",
-            input.datatype
-        )));
-    }
+    let inputs: Vec<_> = req
+        .inputs
+        .iter()
+        .map(|t| (t.name.as_str(), t.datatype.as_str()))
+        .collect();
+    bytes_tensor::check_input(INPUT, &inputs)?;
+    let input = &req.inputs[0];
     let binary_size = input
         .parameters
         .as_ref()
@@ -86,17 +75,8 @@ pub(super) fn input_texts(
             )))
         }
     };
-    let elements = input
-        .shape
-        .iter()
-        .try_fold(1u64, |product, &dim| product.checked_mul(dim));
-    if input.shape.is_empty() || elements != Some(texts.len() as u64) {
-        return Err(invalid(format!(
-            "input `{INPUT}` has shape {:?} but {} elements",
-            input.shape,
-            texts.len()
-        )));
-    }
+    let shape: Vec<i64> = input.shape.iter().map(|&d| d as i64).collect();
+    bytes_tensor::check_shape(INPUT, &shape, texts.len())?;
     check_batch(INPUT, texts.len(), max)?;
     match texts.iter().position(String::is_empty) {
         Some(i) => Err(invalid(format!(
