@@ -1,5 +1,5 @@
-//! inferd: one process that loads an embedding model once and serves it over HTTP through a
-//! bounded queue and a dynamic batcher.
+//! inferd: one process that loads an embedding, reranker or classifier model once and serves it
+//! over HTTP and gRPC through a bounded queue and a dynamic batcher.
 //!
 //! The crate is layered: each top-level module imports only modules below it, and the
 //! leaves import nothing from the crate (`layering` tests enforce it). A request reads
@@ -9,21 +9,26 @@
 //!
 //! ```text
 //! main ─▶ app ─▶ http ─▶ deploy ─▶ serving ─▶ batching ─▶ model (with its kernels)
-//!          │       │                  ▲ ▲                   ▲
+//!          │       │ │       ▲        ▲ ▲                   ▲
+//!          │       │ └▶ jobs ┘        │ │                   │
 //!          │       └──▶ index ────────┘ └── (index build)   │
 //!          └─▶ cli ─▶ (model::device, index::Search, telemetry::LogFormat value types) ┘
-//! every layer ─▶ telemetry, auth; index, deploy ─▶ journal   (leaves: import nothing)
+//! app ─▶ grpc ─▶ deploy, serving   (beside http: neither imports the other)
+//! every layer ─▶ telemetry, auth; jobs, index, deploy ─▶ journal   (leaves: import nothing)
 //! ```
 //!
 //! - [`app`]: the composition root ([`serve`], [`build_index`]), secrets, shutdown;
 //! - [`cli`]: clap types only; [`http`]: everything HTTP, one folder per dialect;
-//! - [`grpc`]: the gRPC listener (`tei.v1`, health, reflection), beside [`http`] on the same state;
+//! - [`grpc`]: the gRPC listener (`tei.v1`, KServe v2, health, reflection), beside [`http`] on
+//!   the same state;
+//! - [`jobs`]: the Batch API's domain (files, batches, webhooks), served by [`http`];
 //! - [`deploy`]: registry, canary, shadow, promotion, rollback, audit log;
 //! - [`index`]: item indexes (beside `deploy`: it embeds through [`serving`]);
 //! - [`serving`]: one loaded version, its typed [`serving::EmbedRequest`] and cache;
 //! - [`batching`], [`model`]: the queue and the model itself;
-//! - [`auth`] (API-key parsing and comparison), [`telemetry`] (metric names, recorder, tracing),
-//!   [`journal`] (durable append-only logs: the index WAL and the audit log).
+//! - [`auth`] (API-key parsing and comparison), [`telemetry`] (metric names, recorder, logs, OTLP
+//!   traces), [`journal`] (durable append-only logs: the index WAL, the audit log, the batch
+//!   journal).
 //!
 //! [`serve`] wires them together for a given listener and shutdown signal, so tests can run it
 //! on port 0.

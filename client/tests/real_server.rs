@@ -46,6 +46,9 @@ async fn serve(extra: &[&str]) -> Server {
         "127.0.0.1:0",
         "--tokenizer-workers",
         "1",
+        // Tests run side by side: no fixed gRPC port (this client speaks HTTP only).
+        "--grpc-listen",
+        "off",
     ];
     args.extend_from_slice(extra);
     let Command::Serve(config) = Cli::try_parse_from(args).unwrap().command else {

@@ -39,7 +39,7 @@ class Server:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
-            [binary, "serve", "--listen", f"127.0.0.1:{port}", *self.args],
+            [binary, "serve", "--listen", f"127.0.0.1:{port}", "--grpc-listen", "off", *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -29,7 +29,7 @@ def reranker():
     binary = os.environ.get("INFERD_BIN", str(ROOT / "target/debug/inferd"))
     proc = subprocess.Popen(
         [binary, "serve", "--model", str(RERANKER), "--listen", "127.0.0.1:0", "--log-format", "json",
-         "--device", "cpu", "--dtype", "f32", "--max-client-batch", "16"],
+         "--device", "cpu", "--dtype", "f32", "--max-client-batch", "16", "--grpc-listen", "off"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
