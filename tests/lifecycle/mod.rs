@@ -25,6 +25,19 @@ pub(crate) async fn status(server: &TestServer) -> Value {
     body["models"][0].clone()
 }
 
+/// The admin status of the first model, and `version`'s shadow agreement in it (null when none).
+pub(crate) async fn agreement_of(server: &TestServer, version: &str) -> (Value, Value) {
+    let s = status(server).await;
+    let agreement = s["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == version)
+        .map(|v| v["agreement"].clone())
+        .unwrap_or(Value::Null);
+    (s, agreement)
+}
+
 /// Promotes `model` past the agreement gate; the admin API must accept it.
 async fn promote_forced(server: &TestServer, model: &str) {
     let (code, body) = admin(
@@ -60,14 +73,7 @@ async fn shadow_samples(server: &TestServer, version: &str, n: u64, extra: Value
         i += 1;
         let (code, answer) = server.infer(body).await;
         assert_eq!(code, 200, "{answer}");
-        let s = status(server).await;
-        let agreement = s["versions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["version"] == version)
-            .map(|v| v["agreement"].clone())
-            .unwrap_or(Value::Null);
+        let (s, agreement) = agreement_of(server, version).await;
         if agreement["samples"].as_u64().unwrap_or(0) >= n {
             return agreement;
         }

@@ -16,7 +16,7 @@ use crate::{
         lifecycle::{start, TOKEN},
         TestServer,
     },
-    lifecycle::status,
+    lifecycle::agreement_of,
 };
 
 /// A manifest `tiny` whose versions are copies of the tiny rerankers named beside them.
@@ -57,14 +57,7 @@ async fn shadow_samples(server: &TestServer, version: &str, n: u64) -> Value {
         let body = json!({"query": format!("question {i}"), "texts": texts});
         let (code, answer) = server.post_json("/rerank", body).await;
         assert_eq!(code, 200, "{answer}");
-        let s = status(server).await;
-        let agreement = s["versions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["version"] == version)
-            .map(|v| v["agreement"].clone())
-            .unwrap_or(Value::Null);
+        let (s, agreement) = agreement_of(server, version).await;
         if agreement["samples"].as_u64().unwrap_or(0) >= n {
             return agreement;
         }
