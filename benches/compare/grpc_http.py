@@ -11,25 +11,17 @@ ratios to HTTP measured seconds apart. Stdlib only (plus the release binaries):
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 
 from common import OUT, ROOT, SETS, busy_report, log
-from inferd_http import Server, free_port
+from inferd_http import Server, free_port, run_loadgen
 
 TRANSPORTS = ["http", "grpc-unary", "grpc-stream"]
 
 
 def loadgen(args, url, transport, concurrency):
-    cmd = [args.loadgen_bin, "--url", url, "--texts", str(SETS[args.set]),
-           "--concurrency", str(concurrency), "--duration", str(args.duration),
-           "--warmup", str(args.warmup), "--max-seconds", str(int(args.duration * 3 + args.warmup + 30))]
-    if transport != "http":
-        cmd += ["--grpc", transport.removeprefix("grpc-")]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration * 4 + args.warmup + 120)
-    if p.returncode != 0:
-        raise SystemExit(f"loadgen ({transport}) failed ({p.returncode}): {p.stderr.strip()}")
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+    extra = [] if transport == "http" else ["--grpc", transport.removeprefix("grpc-")]
+    out = run_loadgen(args.loadgen_bin, url, SETS[args.set], concurrency, args.duration, args.warmup, extra)
     if out["errors"]:
         raise SystemExit(f"loadgen ({transport}) saw {out['errors']} errors: {out['first_error']}")
     return out

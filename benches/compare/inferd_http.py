@@ -95,7 +95,8 @@ class Server:
         self.logf.close()
 
 
-def run_loadgen(loadgen, url, texts, concurrency, duration, warmup):
+def run_loadgen(loadgen, url, texts, concurrency, duration, warmup, extra=()):
+    """One loadgen run's JSON result; `extra` are more loadgen flags (e.g. `--grpc unary`)."""
     cmd = [
         str(loadgen),
         "--url", url,
@@ -104,6 +105,7 @@ def run_loadgen(loadgen, url, texts, concurrency, duration, warmup):
         "--duration", str(duration),
         "--warmup", str(warmup),
         "--max-seconds", str(int(duration * 3 + warmup + 30)),
+        *extra,
     ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 4 + warmup + 120)
     if p.returncode != 0:
