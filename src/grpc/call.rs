@@ -9,7 +9,9 @@
 //! [`ordered`] runs a bidirectional stream: each inbound message is handled as its own task (so
 //! messages of one stream batch together), at most [`STREAM_WINDOW`] in flight, answers sent in
 //! the messages' order. The window is the backpressure: a client that stops reading fills it and
-//! the server stops reading its messages. A client that goes away aborts the messages in flight.
+//! the server stops reading its messages. A client that goes away aborts the messages in flight
+//! at once (their batcher requests are dropped unanswered, `client_gone`), and a message that
+//! tonic refuses as over the size limit ends the stream `RESOURCE_EXHAUSTED`.
 
 use std::{future::Future, time::Duration, time::Instant};
 
@@ -17,7 +19,10 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
 use tonic::{metadata::MetadataMap, Status, Streaming};
 
-use super::{status::CallError, GrpcState};
+use super::{
+    status::{over_limit, CallError},
+    GrpcState,
+};
 use crate::serving::Deadline;
 
 /// Messages of one stream handled at once, and answers buffered for a slow reader.
@@ -72,7 +77,7 @@ impl GrpcState {
             "this service needs an API key: send `authorization: Bearer <key>` metadata",
         ))?;
         keys.verify(presented)
-            .map(|name| Some(name.to_owned()))
+            .map(Some)
             .ok_or(CallError::Unauthenticated("the API key is not valid"))
     }
 }
@@ -151,7 +156,7 @@ where
         while let Some(message) = inbound.next().await {
             let job = match message {
                 Ok(req) => tokio::spawn(handle(req)),
-                Err(status) => tokio::spawn(async move { Err(status) }),
+                Err(status) => tokio::spawn(async move { Err(over_limit(status)) }),
             };
             if jobs_tx.send(AbortOnDrop(job)).await.is_err() {
                 return;
@@ -160,7 +165,13 @@ where
     });
     tokio::spawn(async move {
         while let Some(mut job) = jobs_rx.recv().await {
-            let answer = match (&mut job.0).await {
+            // A client that leaves (cancels, resets) ends the wait: the jobs queued behind this
+            // one are aborted now, before the batcher computes them.
+            let joined = tokio::select! {
+                joined = &mut job.0 => joined,
+                () = out_tx.closed() => return,
+            };
+            let answer = match joined {
                 Ok(answer) => answer,
                 Err(e) => {
                     tracing::error!(error = %e, "a gRPC stream message's task failed");

@@ -5,7 +5,8 @@
 //! each version's admission queue and batcher, the API keys, the rate limiter and readiness with
 //! the HTTP side; it never imports `http`. What it needs from there comes in through
 //! [`GrpcState`]: readiness as the [`Readiness`] trait and the rate limiter as a function, both
-//! wired by `app`. Errors become status codes in [`status`] only; series are [`metrics`].
+//! wired by `app`. Errors become status codes in [`status`] only; series are [`metrics`];
+//! messages are prost's through [`codec`].
 //!
 //! - [`call`]: what every call does first (API key, rate limit, draining, deadline from
 //!   `grpc-timeout`) and the ordered, bounded stream driver;
@@ -18,6 +19,7 @@
 //! `traceparent` ([`metrics::call_span`]).
 
 pub mod call;
+pub mod codec;
 pub mod health;
 pub mod kserve;
 pub mod metrics;
@@ -124,6 +126,9 @@ pub fn serve(
     // v1 for current tools, v1alpha for older ones (grpcurl before 1.9, many clients).
     let router = tonic::transport::Server::builder()
         .trace_fn(metrics::call_span)
+        .layer(tower::util::MapResponseLayer::new(
+            status::over_limit_answer::<tonic::body::Body>,
+        ))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);

@@ -11,11 +11,18 @@
 //! | missing or wrong API key | `UNAUTHENTICATED` |
 //! | the model is of another kind (rerank on an embedding model...) | `FAILED_PRECONDITION` |
 //! | anything on the server's side | `INTERNAL`, generic message (the detail is logged) |
+//! | a message that does not parse ([`codec`](super::codec)) | `INVALID_ARGUMENT` |
+//! | a message over `--max-body-bytes` | `RESOURCE_EXHAUSTED` |
 //!
-//! Every client-fault message is the same text the HTTP API gives.
+//! Every client-fault message is the same text the HTTP API gives. tonic refuses a message over
+//! its size limit with `OUT_OF_RANGE`; the gRPC status-code guide (and grpc-go, grpc-java) say
+//! `RESOURCE_EXHAUSTED`, so [`over_limit`] and [`over_limit_answer`] turn tonic's code into that,
+//! on a stream's inbound messages and on a unary call's answer. inferd itself never answers
+//! `OUT_OF_RANGE`, so every such code is tonic's size check.
 
 use std::time::Duration;
 
+use http::HeaderValue;
 use tonic::{metadata::MetadataValue, Code, Status};
 
 use crate::{deploy::DeployError, serving::EmbedError};
@@ -56,7 +63,7 @@ impl From<CallError> for Status {
                 EmbedError::Internal(detail) => return internal(&detail),
             },
             CallError::Deploy(e) => match e {
-                DeployError::NotReady => (Code::Unavailable, None),
+                DeployError::NotReady | DeployError::Storage(_) => (Code::Unavailable, None),
                 DeployError::ModelNotFound(_) | DeployError::UnknownModel { .. } => {
                     (Code::NotFound, None)
                 }
@@ -83,6 +90,31 @@ impl From<CallError> for Status {
         }
         status
     }
+}
+
+/// tonic's refusal of a stream message over the size limit, as `RESOURCE_EXHAUSTED`.
+pub fn over_limit(status: Status) -> Status {
+    if status.code() == Code::OutOfRange {
+        Status::resource_exhausted(status.message())
+    } else {
+        status
+    }
+}
+
+/// The same for the trailers-only answer tonic writes when a unary call's message is over the
+/// limit (its status is in the headers): a response map for every service.
+pub fn over_limit_answer<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let refused = headers
+        .get("grpc-status")
+        .is_some_and(|code| Code::from_bytes(code.as_bytes()) == Code::OutOfRange);
+    if refused {
+        headers.insert(
+            "grpc-status",
+            HeaderValue::from(Code::ResourceExhausted as i32),
+        );
+    }
+    response
 }
 
 /// A server fault: logged in full, answered with a generic message.
@@ -127,6 +159,20 @@ mod tests {
             code(CallError::RateLimited(Duration::from_secs(1))),
             Code::ResourceExhausted
         );
+    }
+
+    #[test]
+    fn size_refusals_become_resource_exhausted() {
+        let tonic_says = Status::out_of_range("Error, decoded message length too large");
+        let status = over_limit(tonic_says.clone());
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), tonic_says.message());
+        assert_eq!(over_limit(Status::internal("x")).code(), Code::Internal);
+
+        let answer = over_limit_answer(tonic_says.into_http::<()>());
+        assert_eq!(answer.headers()["grpc-status"], "8");
+        let other = over_limit_answer(Status::invalid_argument("x").into_http::<()>());
+        assert_eq!(other.headers()["grpc-status"], "3");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod errors;
 mod kserve;
 mod load;
+mod wire;
 
 use std::net::SocketAddr;
 

@@ -55,7 +55,7 @@ pub struct KServe {
 }
 
 /// Adds the service, with `--max-body-bytes` as the message-size limit both ways.
-pub fn add_service(router: Router, state: &GrpcState) -> Router {
+pub fn add_service<L>(router: Router<L>, state: &GrpcState) -> Router<L> {
     let limit = state.limits.max_message_bytes;
     let kserve = KServe {
         state: state.clone(),

@@ -67,7 +67,7 @@ pub struct Tei {
 }
 
 /// Adds every `tei.v1` service, with `--max-body-bytes` as the message-size limit both ways.
-pub fn add_services(mut router: Router, state: &GrpcState) -> Router {
+pub fn add_services<L>(mut router: Router<L>, state: &GrpcState) -> Router<L> {
     let tei = Tei {
         state: state.clone(),
     };

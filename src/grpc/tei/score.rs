@@ -145,21 +145,97 @@ async fn predict(
     })
 }
 
-fn single(req: &PredictRequest) -> Result<ClassifyInput, CallError> {
-    match req.inputs.is_empty() {
-        true => Err(CallError::InvalidInput(
-            "`inputs` is an empty string".into(),
-        )),
-        false => Ok(ClassifyInput::Single(req.inputs.clone())),
+/// A `Predict` message: one text or a pair, with its options.
+trait PredictMessage: Send + 'static {
+    fn input(&self) -> Result<ClassifyInput, CallError>;
+    fn truncation(&self) -> Truncation;
+    fn raw_scores(&self) -> bool;
+}
+
+impl PredictMessage for PredictRequest {
+    fn input(&self) -> Result<ClassifyInput, CallError> {
+        match self.inputs.is_empty() {
+            true => Err(CallError::InvalidInput(
+                "`inputs` is an empty string".into(),
+            )),
+            false => Ok(ClassifyInput::Single(self.inputs.clone())),
+        }
+    }
+
+    fn truncation(&self) -> Truncation {
+        truncation(self.truncate, self.truncation_direction)
+    }
+
+    fn raw_scores(&self) -> bool {
+        self.raw_scores
     }
 }
 
-fn pair(req: &PredictPairRequest) -> Result<ClassifyInput, CallError> {
-    match req.inputs.as_slice() {
-        [a, b] if !a.is_empty() && !b.is_empty() => Ok(ClassifyInput::Pair(a.clone(), b.clone())),
-        _ => Err(CallError::InvalidInput(
-            "`inputs` must be a pair of two non-empty texts".into(),
-        )),
+impl PredictMessage for PredictPairRequest {
+    fn input(&self) -> Result<ClassifyInput, CallError> {
+        match self.inputs.as_slice() {
+            [a, b] if !a.is_empty() && !b.is_empty() => {
+                Ok(ClassifyInput::Pair(a.clone(), b.clone()))
+            }
+            _ => Err(CallError::InvalidInput(
+                "`inputs` must be a pair of two non-empty texts".into(),
+            )),
+        }
+    }
+
+    fn truncation(&self) -> Truncation {
+        truncation(self.truncate, self.truncation_direction)
+    }
+
+    fn raw_scores(&self) -> bool {
+        self.raw_scores
+    }
+}
+
+/// One `Predict` message, checked and scored.
+async fn predict_message(
+    state: &GrpcState,
+    admitted: Admitted,
+    target: &Target,
+    message: impl PredictMessage,
+) -> Result<PredictResponse, CallError> {
+    let input = message.input()?;
+    let (trunc, raw) = (message.truncation(), message.raw_scores());
+    predict(state, admitted, target, input, trunc, raw).await
+}
+
+impl Tei {
+    /// `Predict` and `PredictPair`.
+    async fn predict_unary<M: PredictMessage>(
+        &self,
+        method: &'static str,
+        request: Request<M>,
+    ) -> Result<Response<PredictResponse>, Status> {
+        observe("tei.v1.Predict", method, async {
+            let admitted = self.state.admit(request.metadata())?;
+            let target = target(request.metadata());
+            let answer = predict_message(&self.state, admitted, &target, request.into_inner());
+            Ok::<_, Status>(Response::new(answer.await?))
+        })
+        .await
+    }
+
+    /// `PredictStream` and `PredictPairStream`: each message answered in order.
+    async fn predict_streaming<M: PredictMessage>(
+        &self,
+        method: &'static str,
+        request: Request<Streaming<M>>,
+    ) -> Result<Response<Predictions>, Status> {
+        observe("tei.v1.Predict", method, async {
+            let admitted = self.state.admit(request.metadata())?;
+            let target = target(request.metadata());
+            let state = self.state.clone();
+            Ok::<_, Status>(Response::new(ordered(request.into_inner(), move |req| {
+                let (state, target) = (state.clone(), target.clone());
+                async move { Ok::<_, Status>(predict_message(&state, admitted, &target, req).await?) }
+            })))
+        })
+        .await
     }
 }
 
@@ -234,44 +310,14 @@ impl Predict for Tei {
         &self,
         request: Request<PredictRequest>,
     ) -> Result<Response<PredictResponse>, Status> {
-        observe("tei.v1.Predict", "Predict", async {
-            let admitted = self.state.admit(request.metadata())?;
-            let target = target(request.metadata());
-            let req = request.into_inner();
-            let trunc = truncation(req.truncate, req.truncation_direction);
-            let answer = predict(
-                &self.state,
-                admitted,
-                &target,
-                single(&req)?,
-                trunc,
-                req.raw_scores,
-            );
-            Ok::<_, Status>(Response::new(answer.await?))
-        })
-        .await
+        self.predict_unary("Predict", request).await
     }
 
     async fn predict_pair(
         &self,
         request: Request<PredictPairRequest>,
     ) -> Result<Response<PredictResponse>, Status> {
-        observe("tei.v1.Predict", "PredictPair", async {
-            let admitted = self.state.admit(request.metadata())?;
-            let target = target(request.metadata());
-            let req = request.into_inner();
-            let trunc = truncation(req.truncate, req.truncation_direction);
-            let answer = predict(
-                &self.state,
-                admitted,
-                &target,
-                pair(&req)?,
-                trunc,
-                req.raw_scores,
-            );
-            Ok::<_, Status>(Response::new(answer.await?))
-        })
-        .await
+        self.predict_unary("PredictPair", request).await
     }
 
     type PredictStreamStream = Predictions;
@@ -280,22 +326,7 @@ impl Predict for Tei {
         &self,
         request: Request<Streaming<PredictRequest>>,
     ) -> Result<Response<Predictions>, Status> {
-        observe("tei.v1.Predict", "PredictStream", async {
-            let admitted = self.state.admit(request.metadata())?;
-            let target = target(request.metadata());
-            let state = self.state.clone();
-            Ok::<_, Status>(Response::new(ordered(request.into_inner(), move |req| {
-                let (state, target) = (state.clone(), target.clone());
-                async move {
-                    let trunc = truncation(req.truncate, req.truncation_direction);
-                    let input = single(&req)?;
-                    Ok::<_, Status>(
-                        predict(&state, admitted, &target, input, trunc, req.raw_scores).await?,
-                    )
-                }
-            })))
-        })
-        .await
+        self.predict_streaming("PredictStream", request).await
     }
 
     type PredictPairStreamStream = Predictions;
@@ -304,21 +335,6 @@ impl Predict for Tei {
         &self,
         request: Request<Streaming<PredictPairRequest>>,
     ) -> Result<Response<Predictions>, Status> {
-        observe("tei.v1.Predict", "PredictPairStream", async {
-            let admitted = self.state.admit(request.metadata())?;
-            let target = target(request.metadata());
-            let state = self.state.clone();
-            Ok::<_, Status>(Response::new(ordered(request.into_inner(), move |req| {
-                let (state, target) = (state.clone(), target.clone());
-                async move {
-                    let trunc = truncation(req.truncate, req.truncation_direction);
-                    let input = pair(&req)?;
-                    Ok::<_, Status>(
-                        predict(&state, admitted, &target, input, trunc, req.raw_scores).await?,
-                    )
-                }
-            })))
-        })
-        .await
+        self.predict_streaming("PredictPairStream", request).await
     }
 }
