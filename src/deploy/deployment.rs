@@ -117,6 +117,12 @@ impl RouteTable {
     }
 }
 
+/// A deployment's route table and history at one moment, for [`Deployment::restore`].
+pub(crate) struct Snapshot {
+    table: Arc<RouteTable>,
+    history: Vec<String>,
+}
+
 /// The serving state of one model name.
 pub struct Deployment {
     pub name: String,
@@ -253,6 +259,40 @@ impl Deployment {
         record(self.audit.as_deref(), event);
     }
 
+    /// What a lifecycle operation changes, taken before it.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            table: self.table(),
+            history: self.history(),
+        }
+    }
+
+    /// Puts `before` back (an operation whose audit event could not be written): the route
+    /// table, the history, shadowing of the restored shadow (its agreement window kept) and
+    /// every role metric. The canary's health window starts over.
+    pub(crate) fn restore(&self, before: Snapshot) {
+        let undone = std::mem::replace(
+            &mut *self.table.write().expect("route table"),
+            Arc::clone(&before.table),
+        );
+        self.set_history(before.history);
+        match &before.table.shadow {
+            Some(s) => self.shadow.resume(&s.handle.info.version),
+            None => self.shadow.stop(),
+        }
+        self.monitor.reset();
+        let versions = [&undone.promoted]
+            .into_iter()
+            .chain(undone.canary.as_ref().map(|c| &c.handle))
+            .chain(undone.shadow.as_ref().map(|s| &s.handle));
+        for handle in versions {
+            let version = &handle.info.version;
+            m::role(&self.name, version, before.table.role_of(version));
+            m::canary_weight(&self.name, version, 0.0);
+        }
+        self.publish();
+    }
+
     /// Exports roles and the canary weight as metrics.
     fn publish(&self) {
         let table = self.table();
@@ -277,12 +317,20 @@ impl Deployment {
 }
 
 /// Counts a lifecycle event and appends it to `log`, when there is one; a failed write is
-/// logged, not fatal (the action already took effect).
+/// logged, not fatal (the action already took effect: an automatic rollback is not undone).
 pub(crate) fn record(log: Option<&AuditLog>, event: &Event) {
-    m::lifecycle_event(event.action);
+    let _ = append(log, event);
+}
+
+/// Appends `event` to `log`, when there is one, and counts it; a failed write is logged and
+/// returned (its detail).
+pub(crate) fn append(log: Option<&AuditLog>, event: &Event) -> Result<(), String> {
     if let Some(log) = log {
         if let Err(err) = log.append(event) {
             tracing::error!(%err, path = %log.path().display(), "could not append audit event");
+            return Err(err.to_string());
         }
     }
+    m::lifecycle_event(event.action);
+    Ok(())
 }

@@ -24,6 +24,10 @@ pub enum DeployError {
     /// A parameter out of range or missing.
     #[error("{0}")]
     Invalid(String),
+    /// The operation's audit event could not be written (disk full, I/O error), so the operation
+    /// was undone; the detail is logged.
+    #[error("the lifecycle action could not be recorded in the audit log, so it was undone; retry later")]
+    Storage(String),
     #[error("{0}")]
     Internal(String),
 }

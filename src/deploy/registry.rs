@@ -217,6 +217,29 @@ impl Registry {
         versions.remove(&ModelRef::pinned(name, version))
     }
 
+    /// Takes back an [`insert`](Self::insert) (a load that could not be recorded): the version,
+    /// and when it was its name's first, that name's deployment, aliases and default claim.
+    pub fn withdraw(&self, name: &str, version: &str) -> Option<Arc<ModelHandle>> {
+        let removed = self.remove(name, version)?;
+        let mut deployments = self.deployments.write().expect("registry lock");
+        let first = deployments
+            .get(name)
+            .is_some_and(|d| d.table().promoted.info.version == version);
+        if first {
+            deployments.remove(name);
+            let next_default = deployments.keys().next().cloned();
+            drop(deployments);
+            let mut aliases = self.aliases.write().expect("registry lock");
+            aliases.retain(|_, target| target != name);
+            drop(aliases);
+            let mut default = self.default.write().expect("registry lock");
+            if default.as_deref() == Some(name) {
+                *default = next_default;
+            }
+        }
+        Some(removed)
+    }
+
     /// What a loaded version does now.
     pub fn role_of(&self, handle: &ModelHandle) -> Role {
         match self.deployment(&handle.info.name) {

@@ -119,6 +119,21 @@ impl ShadowRunner {
             .lock()
             .expect("shadow windows")
             .insert(version.to_string(), Window::default());
+        self.send_copies();
+    }
+
+    /// Shadows to `version` again, keeping its agreement window (an undone operation).
+    pub fn resume(&self, version: &str) {
+        self.windows
+            .lock()
+            .expect("shadow windows")
+            .entry(version.to_string())
+            .or_default();
+        self.send_copies();
+    }
+
+    /// A fresh queue and task for the copies.
+    fn send_copies(&self) {
         let (tx, rx) = mpsc::channel(self.queue);
         let windows = Arc::clone(&self.windows);
         let (model, capacity, timeout) = (self.model.clone(), self.window, self.timeout);

@@ -335,6 +335,7 @@ impl From<DeployError> for ApiError {
             DeployError::AgreementTooLow(msg) => Self::AgreementTooLow(msg),
             DeployError::LoadFailed(msg) => Self::LoadFailed(without_paths(&msg)),
             DeployError::Invalid(msg) => Self::InvalidInput(msg),
+            DeployError::Storage(_) => Self::StorageUnavailable,
             DeployError::Internal(detail) => Self::Internal(detail),
         }
     }

@@ -12,13 +12,13 @@ use super::{assert_state, put, put_all, serve_index, stop, Expected};
 use crate::recommend::Fixture;
 
 /// A tmpfs of a fixed size mounted on a temp dir; unmounted on drop.
-struct Tmpfs {
+pub(super) struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
     /// `None` (with the reason printed) where this process may not mount.
-    fn mount(size: &str) -> Option<Self> {
+    pub(super) fn mount(size: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -41,7 +41,7 @@ impl Tmpfs {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.dir.path()
     }
 }
@@ -69,7 +69,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Fills the filesystem of `dir` to the last byte with one file; returns it.
-fn fill(dir: &Path) -> PathBuf {
+pub(super) fn fill(dir: &Path) -> PathBuf {
     let path = dir.join("filler");
     let mut file = fs::File::create(&path).unwrap();
     for chunk in [64 << 10, 4 << 10, 64, 1] {

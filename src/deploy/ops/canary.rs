@@ -25,10 +25,10 @@ impl Lifecycle {
         weight: f64,
     ) -> Result<EventOutcome, DeployError> {
         let _op = self.ops.lock().await;
+        let deployment = self.deployment(&model.name)?;
+        let before = deployment.snapshot();
         let event = self.apply_canary(actor, model, weight)?;
-        Ok(EventOutcome {
-            event: self.record(event),
-        })
+        self.commit_routes(&deployment, before, event)
     }
 
     pub(super) fn apply_canary(

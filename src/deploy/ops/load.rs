@@ -21,7 +21,7 @@ impl Lifecycle {
     pub async fn load(&self, actor: &str, spec: LoadSpec) -> Result<LoadOutcome, DeployError> {
         let _op = self.ops.lock().await;
         let handle = self.load_version(&spec, None).await?;
-        let info = &handle.info;
+        let info = handle.info.clone();
         let role = self.registry.role_of(&handle);
         // The role tells replay that the first version of a new name was promoted by its load.
         let mut detail = json!({"source": info.source, "role": role});
@@ -31,10 +31,13 @@ impl Lifecycle {
         let event = Event::new(actor, Action::Load, &info.name)
             .version(&info.version, &info.sha256)
             .detail(detail);
+        // Not recorded, not kept: the version is dropped again (it serves nothing yet unless it
+        // is its name's first, whose deployment goes with it).
+        let event = self.commit(event, || self.drop_version(handle))?;
         Ok(LoadOutcome {
-            loaded: info.clone(),
+            loaded: info,
             role,
-            event: self.record(event),
+            event,
         })
     }
 
@@ -94,6 +97,14 @@ impl Lifecycle {
                        load_seconds = loaded.info.load_seconds, "version loaded");
         self.remember_source(&name, &loaded.info.source);
         Ok(self.registry.insert(loaded))
+    }
+
+    /// Removes a version this operation loaded; its worker stops on a blocking thread.
+    fn drop_version(&self, handle: Arc<ModelHandle>) {
+        let removed = self
+            .registry
+            .withdraw(&handle.info.name, &handle.info.version);
+        tokio::task::spawn_blocking(move || drop((removed, handle)));
     }
 
     /// The manifest to load `name` from when the request names no source.

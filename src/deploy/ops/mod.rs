@@ -6,8 +6,10 @@
 //! answering, route changes swap one `Arc`, and an unloaded version is removed from routing first
 //! and dropped only after the requests that hold it have finished. Every operation that changed
 //! something appends one audit event after it took effect; replay applies the same changes
-//! without appending. Each public operation is `X` (lock, apply, record) over an `apply_X` that
-//! replay reuses.
+//! without appending. Each public operation is `X` (lock, apply, commit) over an `apply_X` that
+//! replay reuses. An event the log cannot take (disk full) undoes its operation, which then
+//! fails `storage_unavailable`: a route change is put back as it was, a loaded version dropped,
+//! and an unload records its event before it removes anything.
 
 mod canary;
 mod load;
@@ -27,7 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     audit::{AuditLog, Event},
-    deployment, DeployError, Deployment, Policy, Registry,
+    deployment::{self, Snapshot},
+    status::EventOutcome,
+    DeployError, Deployment, Policy, Registry,
 };
 use crate::{
     model::{DTypeRequest, DeviceRequest},
@@ -136,13 +140,30 @@ impl Lifecycle {
             .ok_or_else(|| DeployError::ModelNotFound(ModelRef::pinned(name, version).to_string()))
     }
 
-    /// Audits `event` (through its deployment's log when there is one, else the server's) and
-    /// logs it; returns it for the answer.
-    fn record(&self, event: Event) -> Event {
-        deployment::record(self.audit.as_deref(), &event);
+    /// Makes `event` durable in the audit log (when there is one) and logs it. When it cannot be
+    /// written, `undo` puts back what the operation changed and the operation fails
+    /// [`DeployError::Storage`]: an action that is answered is one replay restores.
+    fn commit(&self, event: Event, undo: impl FnOnce()) -> Result<Event, DeployError> {
+        if let Err(detail) = deployment::append(self.audit.as_deref(), &event) {
+            undo();
+            tracing::warn!(action = ?event.action, model = %event.model,
+                           "lifecycle action undone: its audit event could not be written");
+            return Err(DeployError::Storage(detail));
+        }
         tracing::info!(actor = %event.actor, action = ?event.action, model = %event.model,
                        version = ?event.version, "lifecycle event");
-        event
+        Ok(event)
+    }
+
+    /// [`commit`](Self::commit) of a change to `deployment`'s routes, undone back to `before`.
+    fn commit_routes(
+        &self,
+        deployment: &Deployment,
+        before: Snapshot,
+        event: Event,
+    ) -> Result<EventOutcome, DeployError> {
+        let event = self.commit(event, || deployment.restore(before))?;
+        Ok(EventOutcome { event })
     }
 
     /// The last `limit` audit events.

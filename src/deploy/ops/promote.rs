@@ -33,12 +33,11 @@ impl Lifecycle {
         if !force {
             self.check_agreement(model, agreement.as_ref())?;
         }
+        let before = deployment.snapshot();
         let event = self
             .apply_promote(actor, &deployment, &version)?
             .detail(json!({"force": force, "agreement": agreement}));
-        Ok(EventOutcome {
-            event: self.record(event),
-        })
+        self.commit_routes(&deployment, before, event)
     }
 
     fn check_agreement(

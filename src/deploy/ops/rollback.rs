@@ -23,6 +23,7 @@ impl Lifecycle {
         let _op = self.ops.lock().await;
         let name = &model.name;
         let deployment = self.deployment(name)?;
+        let before = deployment.snapshot();
         let mut history = deployment.history();
         let target = self.rollback_target(name, &mut history)?;
         let (old, ()) = deployment.update(|t| {
@@ -48,9 +49,7 @@ impl Lifecycle {
         let event = Event::new(actor, Action::Rollback, name)
             .version(&target.info.version, &target.info.sha256)
             .previous(Some(&from));
-        Ok(EventOutcome {
-            event: self.record(event),
-        })
+        self.commit_routes(&deployment, before, event)
     }
 
     /// The newest earlier promoted version still loaded, popped off `history`.

@@ -25,10 +25,10 @@ impl Lifecycle {
         sample_rate: f64,
     ) -> Result<EventOutcome, DeployError> {
         let _op = self.ops.lock().await;
+        let deployment = self.deployment(&model.name)?;
+        let before = deployment.snapshot();
         let event = self.apply_shadow(actor, model, sample_rate)?;
-        Ok(EventOutcome {
-            event: self.record(event),
-        })
+        self.commit_routes(&deployment, before, event)
     }
 
     pub(super) fn apply_shadow(
@@ -79,10 +79,9 @@ impl Lifecycle {
     ) -> Result<EventOutcome, DeployError> {
         let _op = self.ops.lock().await;
         let deployment = self.deployment(&model.name)?;
+        let before = deployment.snapshot();
         let event = self.apply_stop_shadow(actor, &deployment)?;
-        Ok(EventOutcome {
-            event: self.record(event),
-        })
+        self.commit_routes(&deployment, before, event)
     }
 
     fn apply_stop_shadow(

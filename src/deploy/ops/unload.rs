@@ -1,4 +1,4 @@
-//! `unload`: out of routing first, then drained, then dropped.
+//! `unload`: recorded, then out of routing, then drained, then dropped.
 
 use std::{
     sync::Arc,
@@ -28,13 +28,18 @@ impl Lifecycle {
         let version = required(model.version.as_deref())?;
         let deployment = self.deployment(name)?;
         let handle = self.loaded(name, &version)?;
+        // Only a lifecycle operation (serialised with this one) changes the promoted version.
+        if deployment.table().promoted.info.version == version {
+            return Err(DeployError::Conflict(format!(
+                "{} is the promoted version; promote or roll back to another one first",
+                handle.model_ref()
+            )));
+        }
+        // Recorded before anything is removed: an unload cannot be undone once its version is
+        // gone, and a failed append leaves it untouched.
+        let event = Event::new(actor, Action::Unload, name).version(&version, &handle.info.sha256);
+        let event = self.commit(event, || ())?;
         deployment.update(|t| {
-            if t.promoted.info.version == version {
-                return Err(DeployError::Conflict(format!(
-                    "{} is the promoted version; promote or roll back to another one first",
-                    handle.model_ref()
-                )));
-            }
             let mut next = t.clone();
             next.canary = next.canary.filter(|c| c.handle.info.version != version);
             next.shadow = next.shadow.filter(|s| s.handle.info.version != version);
@@ -49,8 +54,6 @@ impl Lifecycle {
         deployment.set_history(history);
         self.registry.remove(name, &version);
         m::unloaded(name, &version);
-        let event = Event::new(actor, Action::Unload, name).version(&version, &handle.info.sha256);
-        let event = self.record(event);
         drop(op);
         // Requests that already hold the version finish on it; its worker stops once the last
         // holder is gone and the queue is empty.
