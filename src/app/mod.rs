@@ -10,13 +10,15 @@
 //! - [`listener`]: every listener's accept loop, connection limit, timeouts and drain;
 //! - [`batch_cli`]: `inferd batch …` (a Batch API client) and `inferd embed` (local batches);
 //! - [`indexes`]: `--index` at start-up, and `index build`;
-//! - [`shutdown`]: SIGTERM and SIGINT, and the lame-duck delay before the listeners close.
+//! - [`shutdown`]: SIGTERM and SIGINT, and the lame-duck delay before the listeners close;
+//! - [`keys`]: API keys and admin tokens re-read on SIGHUP and on file change.
 
 pub mod admin;
 pub mod batch_cli;
 pub mod commands;
 pub mod grpc;
 pub mod indexes;
+pub mod keys;
 pub mod listener;
 pub mod shutdown;
 pub mod wiring;
@@ -102,12 +104,30 @@ pub async fn serve(
 
     let grpc = grpc::serve(&config, &state, stopped(stop_rx.clone())).await?;
 
-    let admin = match admin::tokens(&config)? {
-        Some(tokens) => {
-            Some(admin::serve(&config, Arc::clone(&lifecycle), tokens, stop_rx.clone()).await?)
-        }
+    let admin_tokens = admin::tokens(&config)?;
+    let admin = match &admin_tokens {
+        Some(tokens) => Some(
+            admin::serve(
+                &config,
+                Arc::clone(&lifecycle),
+                Arc::clone(tokens),
+                stop_rx.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
+    let key_sets = [
+        ("api keys", state.api_keys.clone()),
+        ("admin tokens", admin_tokens),
+    ];
+    keys::watch(
+        key_sets
+            .into_iter()
+            .filter_map(|(what, keys)| Some((what, keys?)))
+            .collect(),
+        config.key_file_poll,
+    )?;
 
     let mut stop = stop_rx.clone();
     tokio::select! {

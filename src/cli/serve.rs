@@ -134,6 +134,12 @@ pub struct ServeConfig {
     #[arg(help_heading = "Gateway", long, env = "INFERD_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
 
+    /// How often the API key and admin token files are checked for changes (a changed file is
+    /// re-read, so keys rotate without a restart; SIGHUP re-reads them at once). `off`: only
+    /// on SIGHUP.
+    #[arg(help_heading = "Gateway", long, env = "INFERD_KEY_FILE_POLL", default_value = "250ms", value_parser = parse_poll)]
+    pub key_file_poll: Duration,
+
     /// Requests per second each API key may make (without `--api-key-file`: all callers
     /// together); beyond it 429 `rate_limited` with `Retry-After`. Unset or 0: no limit.
     #[arg(help_heading = "Gateway", long, env = "INFERD_RATE_LIMIT")]
@@ -317,6 +323,14 @@ pub struct ServeConfig {
     /// Fault injection for tests and drills: panic in the model worker when a batch holds this text.
     #[arg(long, env = "INFERD_DEBUG_PANIC_ON", hide = true)]
     pub debug_panic_on: Option<String>,
+}
+
+/// A polling interval; `off` (or 0) is [`Duration::ZERO`]: no polling.
+fn parse_poll(s: &str) -> Result<Duration, String> {
+    match s {
+        "off" => Ok(Duration::ZERO),
+        other => parse_duration(other),
+    }
 }
 
 /// `--grpc-listen`: an address, or `None` for `off`.

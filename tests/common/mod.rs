@@ -149,6 +149,29 @@ impl TestServer {
         self.logged_addr("grpc listening").await
     }
 
+    /// Waits (up to 30 s) until `count` log lines have the message `message`.
+    pub async fn wait_for_logs(&self, message: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let seen = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .filter(|v| v["fields"]["message"].as_str() == Some(message))
+                .count();
+            if seen >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "fewer than {count} `{message}` lines; logs:\n{}",
+            self.logs()
+        );
+    }
+
     /// The `addr` field of the first log line whose message is `message`.
     async fn logged_addr(&self, message: &str) -> SocketAddr {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -252,8 +275,13 @@ impl TestServer {
     }
 
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the process a signal by name (`TERM`, `HUP`, ...).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());

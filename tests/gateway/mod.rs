@@ -1,5 +1,7 @@
 //! Black-box tests of the gateway duties: API keys, per-key rate limits, the response cache.
 
+mod rotation;
+
 use std::io::Write;
 
 use crate::common::{spawn_tiny_with, vectors, TestServer};
