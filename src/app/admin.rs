@@ -12,7 +12,12 @@ use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch};
 
 use super::listener::{Hygiene, Listener};
-use crate::{auth::ApiKeys, cli::ServeConfig, deploy::Lifecycle, http};
+use crate::{
+    auth::{tls::ServerTls, ApiKeys},
+    cli::ServeConfig,
+    deploy::Lifecycle,
+    http,
+};
 
 /// The admin token file written for loopback use when `--admin-token-file` is not given.
 pub fn generated_token_path(state_dir: &Path) -> PathBuf {
@@ -75,6 +80,7 @@ pub async fn serve(
     config: &ServeConfig,
     lifecycle: Arc<Lifecycle>,
     tokens: Arc<ApiKeys>,
+    tls: Option<Arc<ServerTls>>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Listener> {
     let listener = TcpListener::bind(config.admin_listen)
@@ -88,7 +94,7 @@ pub async fn serve(
     Ok(Listener::spawn(
         listener,
         app,
-        Hygiene::new(&config.conn, &[]),
+        Hygiene::new(&config.conn, &[], tls),
         stop,
     ))
 }

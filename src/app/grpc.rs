@@ -8,8 +8,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::{
+    auth::tls::ServerTls,
     cli::ServeConfig,
-    grpc::{self, GrpcLimits, GrpcServer, GrpcState, RateCheck, Readiness},
+    grpc::{self, GrpcLimits, GrpcServer, GrpcState, RateCheck, Readiness, Transport},
     http::state::{AppState, Health},
 };
 
@@ -47,6 +48,7 @@ pub fn state(state: &AppState) -> GrpcState {
 pub async fn serve(
     config: &ServeConfig,
     state: &AppState,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Option<GrpcServer>> {
     let Some(addr) = config.grpc_listen.0 else {
@@ -55,7 +57,14 @@ pub async fn serve(
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the gRPC listener {addr}"))?;
-    let server = grpc::serve(self::state(state), listener, shutdown)?;
+    let transport = match tls {
+        Some(tls) => Transport::Tls {
+            tls,
+            handshake_timeout: config.conn.header_read_timeout,
+        },
+        None => Transport::Plain,
+    };
+    let server = grpc::serve(self::state(state), listener, transport, shutdown)?;
     tracing::info!(addr = %server.addr, "grpc listening");
     Ok(Some(server))
 }

@@ -11,15 +11,15 @@
 //! - [`batch_cli`]: `inferd batch …` (a Batch API client) and `inferd embed` (local batches);
 //! - [`indexes`]: `--index` at start-up, and `index build`;
 //! - [`shutdown`]: SIGTERM and SIGINT, and the lame-duck delay before the listeners close;
-//! - [`keys`]: API keys and admin tokens re-read on SIGHUP and on file change.
+//! - [`secrets`]: API keys, admin tokens and TLS files re-read on SIGHUP and on file change.
 
 pub mod admin;
 pub mod batch_cli;
 pub mod commands;
 pub mod grpc;
 pub mod indexes;
-pub mod keys;
 pub mod listener;
+pub mod secrets;
 pub mod shutdown;
 pub mod wiring;
 
@@ -35,7 +35,7 @@ use tokio::{net::TcpListener, sync::watch};
 pub use indexes::build_index;
 
 use crate::{
-    auth::ApiKeys,
+    auth::{tls::ServerTls, ApiKeys, Reload},
     cli::ServeConfig,
     deploy::{audit::AuditLog, Lifecycle, LoadDefaults, Registry},
     http::{
@@ -95,14 +95,15 @@ pub async fn serve(
         stop_tx,
     ));
 
+    let tls = wiring::tls(&config.conn)?;
     let server = listener::Listener::spawn(
         listener,
         http::router(state.clone()),
-        listener::Hygiene::new(&config.conn, http::native::OPEN_PATHS),
+        listener::Hygiene::new(&config.conn, http::native::OPEN_PATHS, tls.clone()),
         stopped(stop_rx.clone()),
     );
 
-    let grpc = grpc::serve(&config, &state, stopped(stop_rx.clone())).await?;
+    let grpc = grpc::serve(&config, &state, tls.clone(), stopped(stop_rx.clone())).await?;
 
     let admin_tokens = admin::tokens(&config)?;
     let admin = match &admin_tokens {
@@ -111,23 +112,14 @@ pub async fn serve(
                 &config,
                 Arc::clone(&lifecycle),
                 Arc::clone(tokens),
+                tls.clone(),
                 stop_rx.clone(),
             )
             .await?,
         ),
         None => None,
     };
-    let key_sets = [
-        ("api keys", state.api_keys.clone()),
-        ("admin tokens", admin_tokens),
-    ];
-    keys::watch(
-        key_sets
-            .into_iter()
-            .filter_map(|(what, keys)| Some((what, keys?)))
-            .collect(),
-        config.key_file_poll,
-    )?;
+    watch_secrets(&config, &state, admin_tokens, tls)?;
 
     let mut stop = stop_rx.clone();
     tokio::select! {
@@ -213,6 +205,26 @@ fn app_state(
         recommend_max_k: config.recommend_max_k,
         jobs,
     })
+}
+
+/// Re-reads the API keys, admin tokens and TLS files on change and on SIGHUP.
+fn watch_secrets(
+    config: &ServeConfig,
+    state: &AppState,
+    admin_tokens: Option<Arc<ApiKeys>>,
+    tls: Option<Arc<ServerTls>>,
+) -> anyhow::Result<()> {
+    let keys = |keys: Arc<ApiKeys>| keys as Arc<dyn Reload>;
+    let secrets: [(_, Option<Arc<dyn Reload>>); 3] = [
+        ("api keys", state.api_keys.clone().map(keys)),
+        ("admin tokens", admin_tokens.map(keys)),
+        ("tls", tls.map(|tls| tls as Arc<dyn Reload>)),
+    ];
+    let watched = secrets
+        .into_iter()
+        .filter_map(|(what, secret)| Some((what, secret?)))
+        .collect();
+    secrets::watch(watched, config.key_file_poll)
 }
 
 /// The boot version is loaded: register it, replay the audit log, open the indexes, turn ready.

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use crate::{
-    cli::{JobsArgs, OfflineArgs, OpenAiTokenIds, ServeConfig},
+    auth::tls::{ServerTls, TlsFiles},
+    cli::{JobsArgs, ListenArgs, OfflineArgs, OpenAiTokenIds, ServeConfig},
     deploy::{rollback::CanaryLimits, Policy},
     http::{
         openai::{EmbeddingsLines, OpenAiOptions, TokenIds},
@@ -124,4 +125,18 @@ pub fn pg_settings(config: &ServeConfig) -> PgSettings {
         pool_size: config.index_pool_size,
         timeout: config.index_timeout,
     }
+}
+
+/// `--tls-cert`, `--tls-key`, `--tls-client-ca`: the TLS every listener serves with, if any.
+pub fn tls(args: &ListenArgs) -> anyhow::Result<Option<Arc<ServerTls>>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let tls = ServerTls::load(TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.tls_client_ca.clone(),
+    })?;
+    tracing::info!(cert = %cert.display(), mutual = tls.mutual(), "listeners serve TLS");
+    Ok(Some(Arc::new(tls)))
 }

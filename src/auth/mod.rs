@@ -1,4 +1,5 @@
-//! API keys: who may call the service. A leaf: no HTTP types, nothing from the crate.
+//! Who may call the service and how it proves itself: API keys, admin tokens and the listeners'
+//! TLS ([`tls`]). A leaf: no HTTP types, nothing from the crate.
 //!
 //! Keys come from `--api-key-file`, one per line, either `name:secret` or a bare `secret` (then
 //! named `key-<line>`); blank lines and `#` comments are skipped. Callers present a key as
@@ -8,46 +9,41 @@
 //! comparison serve the admin tokens (`--admin-token-file`). Reading the key off a request is
 //! `http::middleware::auth`'s business.
 //!
-//! Keys rotate without a restart: [`ApiKeys::reload`] re-reads the file (on SIGHUP) and
-//! [`ApiKeys::reload_if_changed`] does when the file changed (size, modification time or inode:
-//! an edit in place, or a Kubernetes Secret volume swapping its files). A file that no longer
-//! parses, or has no keys, keeps the keys in force and reports why.
+//! Keys and certificates rotate without a restart ([`Reload`]): re-read on SIGHUP, and when a
+//! file changed (size, modification time or inode: an edit in place, or a Kubernetes Secret
+//! volume swapping its files). A file that no longer parses, or has no keys, keeps what is in
+//! force and reports why.
+
+mod stamp;
+pub mod tls;
 
 use std::{
     fmt,
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{Mutex, RwLock},
-    time::SystemTime,
 };
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
+use stamp::{stamps, Stamps};
+
+/// Secrets read from files that may change while the server runs.
+pub trait Reload: Send + Sync {
+    /// Re-reads the files; what is now in force, for the log. On an error what was in force
+    /// stays.
+    fn reload(&self) -> anyhow::Result<String>;
+    /// [`reload`](Self::reload) when a file changed since it was last read; `None` if none did.
+    fn reload_if_changed(&self) -> Option<anyhow::Result<String>>;
+    /// The file, for the log.
+    fn source(&self) -> String;
+}
+
 /// The configured keys; never printed.
 pub struct ApiKeys {
     keys: RwLock<Vec<(String, [u8; 32])>>,
     /// The file they came from, and what it looked like when read.
-    file: Option<(PathBuf, Mutex<Option<Stamp>>)>,
-}
-
-/// What tells a changed key file from the one read: size, modification time, inode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    inode: u64,
-}
-
-impl Stamp {
-    fn of(path: &Path) -> Option<Self> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Self {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            inode: meta.ino(),
-        })
-    }
+    file: Option<(PathBuf, Mutex<Stamps>)>,
 }
 
 impl fmt::Debug for ApiKeys {
@@ -61,7 +57,7 @@ impl fmt::Debug for ApiKeys {
 impl ApiKeys {
     /// Reads a key file; an empty file is an error (it would lock everyone out silently).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let stamp = Stamp::of(path);
+        let stamp = stamps([path]);
         let keys = read_keys(path)?;
         Ok(Self {
             keys: RwLock::new(keys),
@@ -102,29 +98,35 @@ impl ApiKeys {
         }
         found.cloned()
     }
+}
 
-    /// Re-reads the key file: the number of keys now in force. On an error the keys in force
-    /// stay. Keys not from a file have nothing to re-read.
-    pub fn reload(&self) -> anyhow::Result<usize> {
+impl Reload for ApiKeys {
+    /// Keys not from a file have nothing to re-read.
+    fn reload(&self) -> anyhow::Result<String> {
         let Some((path, stamp)) = &self.file else {
-            return Ok(self.len());
+            return Ok(format!("{} keys", self.len()));
         };
         // The stamp first: a change made while reading is seen at the next check.
-        *stamp.lock().expect("key file stamp") = Stamp::of(path);
+        *stamp.lock().expect("key file stamp") = stamps([path.as_path()]);
         let keys = read_keys(path)?;
         let count = keys.len();
         *self.keys.write().expect("api keys") = keys;
-        Ok(count)
+        Ok(format!("{count} keys"))
     }
 
-    /// [`reload`](Self::reload) when the file changed since it was last read; `None` if not.
-    pub fn reload_if_changed(&self) -> Option<anyhow::Result<usize>> {
+    fn reload_if_changed(&self) -> Option<anyhow::Result<String>> {
         let (path, stamp) = self.file.as_ref()?;
-        let now = Stamp::of(path);
+        let now = stamps([path.as_path()]);
         if *stamp.lock().expect("key file stamp") == now {
             return None;
         }
         Some(self.reload())
+    }
+
+    fn source(&self) -> String {
+        self.path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -198,7 +200,7 @@ mod tests {
         // Replaced by rename, as a Secret volume does: a new inode.
         std::fs::write(dir.path().join("next"), "bob:new\n").unwrap();
         std::fs::rename(dir.path().join("next"), &path).unwrap();
-        assert_eq!(keys.reload_if_changed().unwrap().unwrap(), 1);
+        assert_eq!(keys.reload_if_changed().unwrap().unwrap(), "1 keys");
         assert_eq!(keys.verify("old"), None);
         assert_eq!(keys.verify("new").as_deref(), Some("bob"));
 

@@ -1,9 +1,9 @@
 //! Connection hygiene and the lame-duck drain of every listener (`serve`'s serving and admin
 //! listeners): how long a client may take to send a request, how long an idle connection stays
-//! open, how many connections each listener holds, and how long readiness says 503 before the
-//! listeners close on SIGTERM.
+//! open, how many connections each listener holds, how long readiness says 503 before the
+//! listeners close on SIGTERM, and the TLS files every listener serves with.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
 
@@ -41,6 +41,21 @@ pub struct ListenArgs {
     /// `--shutdown-grace` starts.
     #[arg(long, env = "INFERD_DRAIN_DELAY", default_value = "5s", value_parser = parse_duration)]
     pub drain_delay: Duration,
+
+    /// PEM certificate chain, leaf first. With `--tls-key`, every listener (HTTP, admin, gRPC)
+    /// speaks TLS only. Re-read when it changes (see `--key-file-poll`) and on SIGHUP.
+    #[arg(long, env = "INFERD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "INFERD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates for mutual TLS: every client must present a certificate they signed,
+    /// or its TLS handshake fails (probes included: give the kubelet a plain port or use
+    /// `exec` probes).
+    #[arg(long, env = "INFERD_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl ListenArgs {

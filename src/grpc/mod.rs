@@ -12,7 +12,8 @@
 //!   `grpc-timeout`) and the ordered, bounded stream driver;
 //! - [`tei`]: `Info`, `Embed`, `Tokenize`, `Rerank`, `Predict`;
 //! - [`kserve`]: the Open Inference Protocol's `inference.GRPCInferenceService`;
-//! - [`health`]: the health service following readiness.
+//! - [`health`]: the health service following readiness;
+//! - [`tls`]: the listener's TLS handshakes (`--tls-cert`).
 //!
 //! Health and reflection need no API key (probes and tools call them). Every call runs in a
 //! server span named by its path, a child of the caller's span when its metadata carries a W3C
@@ -25,6 +26,7 @@ pub mod kserve;
 pub mod metrics;
 pub mod status;
 pub mod tei;
+pub mod tls;
 
 use std::{
     future::Future,
@@ -36,7 +38,10 @@ use std::{
 use tokio::net::TcpListener;
 use tokio_stream::{wrappers::TcpListenerStream, StreamExt};
 
-use crate::{auth::ApiKeys, deploy::Registry};
+use crate::{
+    auth::{tls::ServerTls, ApiKeys},
+    deploy::Registry,
+};
 
 /// The code generated from `proto/tei.proto` and `proto/grpc_predict_v2.proto` (server and
 /// client).
@@ -106,11 +111,22 @@ impl GrpcServer {
     }
 }
 
+/// How a gRPC listener takes connections: plain TCP, or TLS with handshakes bounded by a timeout.
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls {
+        tls: Arc<ServerTls>,
+        handshake_timeout: Duration,
+    },
+}
+
 /// Serves every gRPC service on `listener` until `shutdown` resolves (then in-flight calls
 /// finish; new connections are refused).
 pub fn serve(
     state: GrpcState,
     listener: TcpListener,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<GrpcServer> {
     let addr = listener.local_addr()?;
@@ -134,13 +150,24 @@ pub fn serve(
         .add_service(reflection().build_v1alpha()?);
     let router = tei::add_services(router, &state);
     let router = kserve::add_service(router, &state);
-    // Small answers must not wait for the client's delayed ACK (Nagle): as on the HTTP listener.
-    let incoming = TcpListenerStream::new(listener).map(|accepted| {
-        if let Ok(stream) = &accepted {
-            let _ = stream.set_nodelay(true);
+    let task = match transport {
+        Transport::Plain => {
+            // Small answers must not wait for the client's delayed ACK (Nagle), as on HTTP.
+            let incoming = TcpListenerStream::new(listener).map(|accepted| {
+                if let Ok(stream) = &accepted {
+                    let _ = stream.set_nodelay(true);
+                }
+                accepted
+            });
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
         }
-        accepted
-    });
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown));
+        Transport::Tls {
+            tls,
+            handshake_timeout,
+        } => {
+            let incoming = tls::incoming(listener, tls, handshake_timeout);
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
+        }
+    };
     Ok(GrpcServer { addr, task })
 }

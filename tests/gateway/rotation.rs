@@ -96,7 +96,7 @@ async fn a_changed_key_file_rotates_keys_on_every_listener() {
     // A file emptied by mistake is not applied: carol keeps working.
     replace(&keys, "# nobody\n");
     server
-        .wait_for_logs("key file not re-read; the keys in force stay", 1)
+        .wait_for_logs("secret file not re-read; what was in force stays", 1)
         .await;
     assert_eq!(infer_as(&server, Some("carol-secret")).await.status(), 200);
 }
@@ -124,7 +124,7 @@ async fn sighup_re_reads_the_key_file() {
     );
 
     server.signal("HUP");
-    server.wait_for_logs("key file re-read", 1).await;
+    server.wait_for_logs("secret file re-read", 1).await;
     assert_eq!(infer_as(&server, Some("alice-secret")).await.status(), 401);
     assert_eq!(infer_as(&server, Some("carol-secret")).await.status(), 200);
     server.wait_ready().await;

@@ -15,6 +15,9 @@
 //!   the request it is serving and close (idle ones close at once), and [`Listener::drained`]
 //!   resolves once the last is gone; the caller bounds that wait by `--shutdown-grace`.
 //!
+//! - **TLS** (`--tls-cert`): a connection's handshake runs in its own task, within
+//!   `--header-read-timeout`, with the certificate in force when it connected.
+//!
 //! HTTP/1.1 only (the crate builds hyper without HTTP/2), so there are no stream limits to set.
 
 mod activity;
@@ -31,21 +34,26 @@ use axum::{
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::rt::TokioIo;
 use tokio::{
+    io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
     sync::{watch, OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
 };
 use tower::ServiceExt;
 
-use crate::{cli::ListenArgs, http::error::ApiError};
+use crate::{
+    auth::tls::{Alpn, ServerTls},
+    cli::ListenArgs,
+    http::error::ApiError,
+};
 
 use activity::{watchdog, Activity, Watched};
 
 /// Connections served beyond `--max-connections`, one request each (see the module doc).
 pub const RESERVE: usize = 32;
 
-/// The timeouts and limit of one listener, and the paths its reserve still serves.
-#[derive(Debug, Clone)]
+/// The timeouts and limit of one listener, the paths its reserve still serves, and its TLS.
+#[derive(Clone)]
 pub struct Hygiene {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
@@ -53,16 +61,23 @@ pub struct Hygiene {
     pub max_connections: usize,
     /// Paths answered normally on a connection over the limit.
     pub open_paths: &'static [&'static str],
+    /// `--tls-cert`: every connection starts with a TLS handshake, within the header timeout.
+    pub tls: Option<Arc<ServerTls>>,
 }
 
 impl Hygiene {
-    pub fn new(args: &ListenArgs, open_paths: &'static [&'static str]) -> Self {
+    pub fn new(
+        args: &ListenArgs,
+        open_paths: &'static [&'static str],
+        tls: Option<Arc<ServerTls>>,
+    ) -> Self {
         Self {
             header_read_timeout: args.header_read_timeout,
             body_read_timeout: args.body_read_timeout,
             idle_timeout: args.idle_timeout,
             max_connections: args.max_connections,
             open_paths,
+            tls,
         }
     }
 }
@@ -151,16 +166,38 @@ async fn accept_loop(
     while connections.join_next().await.is_some() {}
 }
 
-/// Serves one connection until it closes, goes stale, or finishes its request after a drain.
+/// Serves one connection, after its TLS handshake when the listener has TLS; a handshake that
+/// fails or takes longer than the header timeout closes it.
 async fn connection(
     stream: TcpStream,
     router: Router,
     hygiene: Arc<Hygiene>,
     class: Class,
-    mut drain: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let Some(tls) = &hygiene.tls else {
+        return serve_connection(stream, router, hygiene, class, drain).await;
+    };
+    let handshake = tls.acceptor(Alpn::Http1).accept(stream);
+    match tokio::time::timeout(hygiene.header_read_timeout, handshake).await {
+        Ok(Ok(stream)) => serve_connection(stream, router, hygiene, class, drain).await,
+        Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
+        Err(_) => tracing::debug!("TLS handshake timed out"),
+    }
+}
+
+/// Serves one connection until it closes, goes stale, or finishes its request after a drain.
+async fn serve_connection<S>(
+    stream: S,
+    router: Router,
+    hygiene: Arc<Hygiene>,
+    class: Class,
+    mut drain: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Activity::new();
     let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
     let service = {
