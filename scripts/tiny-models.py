@@ -16,7 +16,9 @@ Besides the models, it writes "sharpness" variants that a correct server must NO
 original's reference: the XLM-R model relabelled as BERT (no position offset, what inferd used to
 do), the MPNet model with its relative attention bias zeroed, ModernBERT with its local layers'
 rotary base or its sliding window wrong (`modernbert_variants`, which also writes the same
-ModernBERT in the transformers 4.x config spelling, which must match), and two rerankers with a
+ModernBERT in the transformers 4.x config spelling, which must match), Qwen3 with a wrong rotary
+base, attending both ways or with its query heads regrouped (`qwen3_variants`, with the 4.x
+spelling and the bidirectional copy's own reference, which must match), and two rerankers with a
 head detail undone (`head_sharp_variants`). The Rust suite
 `tests/architectures/` serves each directory and checks parity (and the variants' failure).
 
