@@ -16,7 +16,9 @@ Besides the models, it writes "sharpness" variants that a correct server must NO
 original's reference: the XLM-R model relabelled as BERT (no position offset, what inferd used to
 do), the MPNet model with its relative attention bias zeroed, ModernBERT with its local layers'
 rotary base or its sliding window wrong (`modernbert_variants`, which also writes the same
-ModernBERT in the transformers 4.x config spelling, which must match), and two rerankers with a
+ModernBERT in the transformers 4.x config spelling, which must match), Qwen3 with a wrong rotary
+base, attending both ways or with its query heads regrouped (`qwen3_variants`, with the 4.x
+spelling and the bidirectional copy's own reference, which must match), and two rerankers with a
 head detail undone (`head_sharp_variants`). The Rust suite
 `tests/architectures/` serves each directory and checks parity (and the variants' failure).
 
@@ -98,6 +100,8 @@ def family_configs(vocab_size):
             transformers.ModernBertConfig(**modernbert_config(vocab_size), norm_bias=True, attention_bias=True, mlp_bias=True),
             transformers.ModernBertModel,
         ),
+        "qwen3": (transformers.Qwen3Config(**qwen3_config(vocab_size)), transformers.Qwen3Model),
+        "qwen3-biased": (transformers.Qwen3Config(**qwen3_config(vocab_size), attention_bias=True), transformers.Qwen3Model),
     }
 
 
@@ -129,6 +133,35 @@ def modernbert_config(vocab_size):
     )
 
 
+# Qwen3's rotary base here; the sharpness variant uses Qwen3's own default (1e6) instead.
+QWEN3_THETA = 10_000.0
+# Qwen3-Embedding's query prompt (its config_sentence_transformers.json has the same shape).
+QWEN3_PROMPTS = {"query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:", "document": ""}
+
+
+def qwen3_config(vocab_size):
+    """Three layers, grouped-query attention (4 query heads sharing 2 K/V heads), heads 24 wide
+    (not hidden / heads = 16), causal, rotary, RMSNorm with q/k norms, SwiGLU. No sliding window
+    (Qwen3-Embedding has none)."""
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        num_hidden_layers=3,
+        num_attention_heads=HEADS,
+        num_key_value_heads=2,
+        head_dim=24,
+        intermediate_size=96,
+        hidden_act="silu",
+        initializer_range=INIT_RANGE,
+        max_position_embeddings=MAX_SEQ_LENGTH + 8,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": QWEN3_THETA},
+        use_sliding_window=False,
+        tie_word_embeddings=False,
+        pad_token_id=0,
+    )
+
+
 # What each family's sentence-transformers pipeline looks like: pooling modes (in order), a
 # 2_Dense layer (out features, activation) or None, Normalize, prompts.
 PIPELINES = {
@@ -146,6 +179,10 @@ PIPELINES = {
     "mpnet": dict(pooling=["mean", "cls"], dense=None, normalize=True, prompts={"query": "Represent this: "}),
     "modernbert": dict(pooling=["mean"], dense=None, normalize=True),
     "modernbert-biased": dict(pooling=["cls"], dense=None, normalize=False),
+    # Qwen3-Embedding: last-token pooling, Normalize, an instruction prompt for queries; its
+    # tokenizer pads on the left (`padding_side`), so the reference batches are left-padded.
+    "qwen3": dict(pooling=["lasttoken"], dense=None, normalize=True, prompts=QWEN3_PROMPTS, padding_side="left"),
+    "qwen3-biased": dict(pooling=["lasttoken"], dense=None, normalize=False),
 }
 
 
@@ -192,9 +229,13 @@ def sentence_files(out, pipeline, hidden, generator):
     )
 
 
-def copy_tokenizer(out):
+def copy_tokenizer(out, padding_side=None):
     for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"]:
         shutil.copy(MINILM / name, out / name)
+    if padding_side:
+        config = json.loads((out / "tokenizer_config.json").read_text())
+        config["padding_side"] = padding_side
+        write_json(out / "tokenizer_config.json", config)
 
 
 def references(out, pipeline, inputs):
@@ -228,6 +269,7 @@ def sharp_variants(root):
         weights[n] = torch.zeros_like(weights[n])
     save_file(weights, str(no_bias / "model.safetensors"), metadata={"format": "pt"})
     modernbert_variants(root)
+    qwen3_variants(root)
 
 
 def modernbert_variants(root):
@@ -268,6 +310,75 @@ def modernbert_variants(root):
     assert torch.allclose(want, got, atol=1e-5), "transformers reads the 4.x ModernBERT config differently"
     variant("modernbert-local-theta-as-global", local_theta_as_global)
     variant("modernbert-window-ignored", window_ignored)
+
+
+def qwen3_variants(root):
+    """Qwen3 copies. `qwen3-v4-config` spells the same model the transformers 4.x way (top-level
+    `rope_theta`, no `rope_parameters` / `layer_types`) and MUST match the original; the others
+    must not match the original's reference:
+    - `qwen3-wrong-rope-theta`: the rotary base set to Qwen3's default (1e6) instead of 1e4;
+    - `qwen3-bidirectional`: `is_causal: false` (transformers then attends both ways): what a
+      server that forgets the causal mask computes on the original;
+    - `qwen3-kv-groups-interleaved`: query heads reordered (q_proj rows, q_norm shared, o_proj
+      columns) so that a correct server computes on it exactly what a server pairing query head
+      `h` with K/V head `h % kv_heads` (instead of `h / (heads / kv_heads)`) computes on the
+      original.
+    It also checks that the left-padded reference equals one-text-at-a-time encoding (rotary
+    attention is shift-invariant, last-token pooling takes the last real token)."""
+    source = root / "qwen3"
+    inputs = [json.loads(line)["text"] for line in (source / "reference.jsonl").read_text().splitlines()]
+    inputs = inputs[: len(inputs) // (1 + len(QWEN3_PROMPTS))]
+    model = SentenceTransformer(str(source), device="cpu")
+    batched = model.encode(inputs, batch_size=8, convert_to_tensor=True)
+    alone = torch.cat([model.encode([t], convert_to_tensor=True) for t in inputs])
+    assert model.tokenizer.padding_side == "left", model.tokenizer.padding_side
+    assert torch.allclose(batched, alone, atol=1e-4), (batched - alone).abs().max()
+
+    def variant(name, edit=None, weights_edit=None):
+        out = root / name
+        shutil.copytree(source, out)
+        config = json.loads((out / "config.json").read_text())
+        if edit:
+            edit(config)
+            write_json(out / "config.json", config)
+        if weights_edit:
+            weights = load_file(str(out / "model.safetensors"))
+            weights_edit(config, weights)
+            save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+        return out
+
+    def v4(config):
+        config["rope_theta"] = config["rope_parameters"]["rope_theta"]
+        del config["rope_parameters"], config["layer_types"]
+
+    def wrong_theta(config):
+        config["rope_parameters"]["rope_theta"] = 1_000_000.0
+
+    def bidirectional(config):
+        config["is_causal"] = False
+
+    def interleave_groups(config, weights):
+        heads, kv, dim = config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"]
+        group = heads // kv
+        # Slot s takes the query head a `h % kv` pairing puts with K/V head s // group.
+        order = [g * kv + s // group for s in range(heads) for g in [s % group]]
+        assert sorted(order) == list(range(heads)) and order != list(range(heads)), order
+        for name in [n for n in weights if n.endswith("q_proj.weight")]:
+            w = weights[name].reshape(heads, dim, -1)
+            weights[name] = w[order].reshape(heads * dim, -1).contiguous()
+        for name in [n for n in weights if n.endswith("o_proj.weight")]:
+            w = weights[name].reshape(-1, heads, dim)
+            weights[name] = w[:, order].reshape(-1, heads * dim).contiguous()
+
+    out = variant("qwen3-v4-config", v4)
+    got = SentenceTransformer(str(out), device="cpu").encode(inputs, convert_to_tensor=True)
+    assert torch.allclose(batched, got, atol=1e-5), "transformers reads the 4.x Qwen3 config differently"
+    variant("qwen3-wrong-rope-theta", wrong_theta)
+    out = variant("qwen3-bidirectional", bidirectional)
+    got = SentenceTransformer(str(out), device="cpu").encode(inputs, convert_to_tensor=True)
+    assert not torch.allclose(batched, got, atol=1e-3), "is_causal: false changed nothing"
+    references(out, PIPELINES["qwen3"], inputs)
+    variant("qwen3-kv-groups-interleaved", weights_edit=interleave_groups)
 
 
 # Longest sequence inferd serves for these models (no sentence_bert_config.json): the position
@@ -381,7 +492,7 @@ def main(out_root):
         perturb(model, generator)
         out = out_root / family
         model.save_pretrained(str(out))
-        copy_tokenizer(out)
+        copy_tokenizer(out, PIPELINES[family].get("padding_side"))
         sentence_files(out, PIPELINES[family], config.to_dict().get("hidden_size", HIDDEN), generator)
         rows = references(out, PIPELINES[family], inputs)
         print(f"{family}: {len(rows)} reference vectors of {len(rows[0]['embedding'])} in {out}")

@@ -57,8 +57,9 @@ pub fn select_device_for(
     match request {
         DeviceRequest::Cpu => Ok(Device::Cpu),
         DeviceRequest::Cuda(_) => bail!(
-            "{model_type} models have no CUDA implementation in inferd (candle-transformers lacks \
-             the architecture); serve it with --device cpu (or auto)"
+            "{model_type} models have no CUDA implementation in inferd (its CUDA path runs \
+             candle-transformers' encoders: BERT, RoBERTa/XLM-R/CamemBERT, DistilBERT); serve it \
+             with --device cpu (or auto)"
         ),
         DeviceRequest::Auto => {
             tracing::info!(

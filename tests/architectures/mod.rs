@@ -3,7 +3,7 @@
 //! weights, sentence-transformers module files), served by a spawned inferd in f32 and compared
 //! with sentence-transformers' vectors on the same directory. Each check is shown sharp: the
 //! same XLM-R relabelled as BERT (positions from 0) and the same MPNet without its relative
-//! attention bias must fail it (ModernBERT's variants: [`modernbert`]).
+//! attention bias must fail it (ModernBERT's variants: [`modernbert`]; Qwen3's: [`qwen3`]).
 //!
 //! The models are generated, not committed: `scripts/tiny-models.sh` (which `scripts/test.sh`
 //! runs) writes them to `target/tiny-models/`. Missing models fail these tests.
@@ -171,7 +171,9 @@ async fn unknown_architectures_are_refused_with_the_supported_list() {
     let out = refuses(model.to_str().unwrap(), &[], &[]);
     assert!(
         out.contains("deberta-v2")
-            && out.contains("bert, roberta, xlm-roberta, camembert, distilbert, mpnet, modernbert"),
+            && out.contains(
+                "bert, roberta, xlm-roberta, camembert, distilbert, mpnet, modernbert, qwen3"
+            ),
         "{out}"
     );
 }
@@ -201,3 +203,4 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 mod modernbert;
 mod options;
+mod qwen3;

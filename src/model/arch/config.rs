@@ -22,9 +22,23 @@ pub struct EncoderConfig {
     pub positions: PositionIds,
     /// MPNet: rows of the shared relative attention bias table.
     pub relative_buckets: Option<usize>,
-    /// Rotary pre-norm families (ModernBERT): each layer's attention and which projections and
-    /// norms have biases; `None` for the absolute-position families.
+    /// Rotary pre-norm families (ModernBERT, Qwen3): each layer's attention and which
+    /// projections and norms have biases; `None` for the absolute-position families.
     pub rotary: Option<RotaryConfig>,
+    /// Decoder families served as encoders (Qwen3): grouped-query heads, their width, the mask.
+    pub decoder: Option<DecoderConfig>,
+}
+
+/// What a decoder's config says about attention beyond [`EncoderConfig::heads`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderConfig {
+    /// K/V heads (`num_key_value_heads`); fewer than query heads is grouped-query attention.
+    pub kv_heads: usize,
+    /// Width of every head (`head_dim`), which need not be `hidden / heads`.
+    pub head_dim: usize,
+    /// Each token sees only itself and the tokens before it (`is_causal`, true unless a config
+    /// says otherwise, as transformers reads it).
+    pub causal: bool,
 }
 
 /// What a rotary pre-norm family's config says beyond the shared fields.
@@ -125,6 +139,7 @@ impl BertStyle {
             positions,
             relative_buckets: None,
             rotary: None,
+            decoder: None,
         }
     }
 }

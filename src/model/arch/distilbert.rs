@@ -51,6 +51,7 @@ pub(super) fn config(json: &Value) -> anyhow::Result<EncoderConfig> {
         positions: PositionIds::FromZero,
         relative_buckets: None,
         rotary: None,
+        decoder: None,
     })
 }
 

@@ -6,8 +6,10 @@
 //! BERT gives wrong vectors without any error). Each family module has the same shape:
 //! - `config(&json)`: its config, read tolerantly (transformers 4.x and 5.x spellings);
 //! - `packed(weights, &config)`: the CPU [`Stack`];
-//! - where candle-transformers has the family, `padded(vb, &config)`: the CUDA model
-//!   ([`padded::Padded`]). Families without it refuse `--device cuda` at startup.
+//! - where candle-transformers has the family as an encoder, `padded(vb, &config)`: the CUDA
+//!   model ([`padded::Padded`]). Families without one refuse `--device cuda` at startup (MPNet,
+//!   ModernBERT; and Qwen3, whose candle-transformers model is a generator with a KV cache and
+//!   no padding mask, untested here as an encoder).
 //!
 //! Adding a family: a module here, a [`Family`] variant, a row in [`Family::ALL`]. Heads that
 //! replace pooling (sequence classification) plug in after [`Stack::forward`], beside
@@ -19,6 +21,7 @@ mod distilbert;
 mod modernbert;
 mod mpnet;
 pub mod padded;
+mod qwen3;
 
 use anyhow::{bail, Context};
 use candle_core::{Device, Result};
@@ -40,11 +43,13 @@ pub enum Family {
     MpNet,
     /// Pre-norm, rotary (two bases), sliding-window local layers, GeGLU.
     ModernBert,
+    /// A decoder served as an encoder: causal, grouped-query, q/k norms, RMSNorm, SwiGLU.
+    Qwen3,
 }
 
 impl Family {
     /// `(model_type, architectures class prefix, family)` for every supported spelling.
-    const ALL: [(&'static str, &'static str, Family); 7] = [
+    const ALL: [(&'static str, &'static str, Family); 8] = [
         ("bert", "Bert", Family::Bert),
         ("roberta", "Roberta", Family::Roberta),
         ("xlm-roberta", "XLMRoberta", Family::Roberta),
@@ -52,6 +57,7 @@ impl Family {
         ("distilbert", "DistilBert", Family::DistilBert),
         ("mpnet", "MPNet", Family::MpNet),
         ("modernbert", "ModernBert", Family::ModernBert),
+        ("qwen3", "Qwen3", Family::Qwen3),
     ];
 
     /// The family of a parsed `config.json`.
@@ -94,14 +100,17 @@ impl Family {
 
     /// Whether `--device cuda` can run this family (candle-transformers has it).
     pub fn runs_on_cuda(self) -> bool {
-        !matches!(self, Self::MpNet | Self::ModernBert)
+        !matches!(self, Self::MpNet | Self::ModernBert | Self::Qwen3)
     }
 
     /// Whether candle-transformers' CUDA model takes f16/bf16 weights. Its DistilBERT computes
     /// the softmax in f32 and multiplies that by V in the weights' dtype, which fails unless
     /// both are f32.
     pub fn cuda_half_precision(self) -> bool {
-        !matches!(self, Self::DistilBert | Self::MpNet | Self::ModernBert)
+        !matches!(
+            self,
+            Self::DistilBert | Self::MpNet | Self::ModernBert | Self::Qwen3
+        )
     }
 }
 
@@ -135,6 +144,7 @@ impl Architecture {
             Family::DistilBert => distilbert::config(json),
             Family::MpNet => mpnet::config(json),
             Family::ModernBert => modernbert::config(json),
+            Family::Qwen3 => qwen3::config(json),
         }
         .with_context(|| format!("reading the {model_type} config"))?;
         let forward = if device.is_cpu() {
@@ -183,6 +193,10 @@ fn packed(
         Family::ModernBert => {
             let w = Weights::new(vb, &["model"], modernbert::PROBE, precision);
             modernbert::packed(&w, config, precision)
+        }
+        Family::Qwen3 => {
+            let w = Weights::new(vb, &["model"], qwen3::PROBE, precision);
+            qwen3::packed(&w, config, precision)
         }
     }
 }

@@ -116,6 +116,7 @@ pub(super) fn config(json: &Value) -> anyhow::Result<EncoderConfig> {
             mlp_bias: c.mlp_bias,
             norm_bias: c.norm_bias,
         }),
+        decoder: None,
     })
 }
 
@@ -225,20 +226,6 @@ pub(super) fn packed(w: &Weights, c: &EncoderConfig, precision: Precision) -> Re
     })
 }
 
-/// `weight` (and `bias` when `bias`, else zeros) of an `[outputs, inputs]` projection.
-fn projection(
-    w: &Weights,
-    inputs: usize,
-    outputs: usize,
-    bias: bool,
-) -> Result<(crate::model::kernels::Linear, Vec<f32>)> {
-    if bias {
-        w.dense(inputs, outputs)
-    } else {
-        Ok((w.linear(inputs, outputs)?, vec![0.0; outputs]))
-    }
-}
-
 fn layer(
     w: &Weights,
     c: &EncoderConfig,
@@ -250,10 +237,14 @@ fn layer(
     let h = c.hidden;
     let layout = HeadLayout::multi_head(h, c.heads);
     let attn = w.pp("attn");
-    let (qkv, qkv_bias) = projection(&attn.pp("Wqkv"), h, layout.qkv_width(), r.attention_bias)?;
-    let (out, out_bias) = projection(&attn.pp("Wo"), layout.out_width(), h, r.attention_bias)?;
+    let (qkv, qkv_bias) = attn
+        .pp("Wqkv")
+        .projection(h, layout.qkv_width(), r.attention_bias)?;
+    let (out, out_bias) = attn
+        .pp("Wo")
+        .projection(layout.out_width(), h, r.attention_bias)?;
     let mlp = w.pp("mlp");
-    let (up, up_bias) = projection(&mlp.pp("Wi"), h, 2 * c.intermediate, r.mlp_bias)?;
+    let (up, up_bias) = mlp.pp("Wi").projection(h, 2 * c.intermediate, r.mlp_bias)?;
     let (mlp, down_bias) = Mlp::gated(
         up,
         up_bias,
@@ -274,6 +265,7 @@ fn layer(
             out,
             layout,
             rotary: Some(rotary),
+            head_norms: None,
             window: attention.window,
             causal: false,
         },

@@ -72,8 +72,8 @@ pub fn load(family: Family, vb: VarBuilder, c: &EncoderConfig) -> anyhow::Result
             let vb = descend(vb, &["distilbert"]);
             Padded::DistilBert(distilbert::DistilBertModel::load(vb, &config)?)
         }
-        Family::MpNet | Family::ModernBert => bail!(
-            "{family:?} has no CUDA implementation (candle-transformers lacks it); run it with --device cpu"
+        Family::MpNet | Family::ModernBert | Family::Qwen3 => bail!(
+            "{family:?} has no CUDA implementation (no candle-transformers encoder for it); run it with --device cpu"
         ),
     })
 }

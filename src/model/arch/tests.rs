@@ -283,7 +283,9 @@ fn detects_families_and_refuses_unknown_ones() {
     ] {
         let err = detect(bad).unwrap_err().to_string();
         assert!(
-            err.contains("bert, roberta, xlm-roberta, camembert, distilbert, mpnet, modernbert"),
+            err.contains(
+                "bert, roberta, xlm-roberta, camembert, distilbert, mpnet, modernbert, qwen3"
+            ),
             "{err}"
         );
     }

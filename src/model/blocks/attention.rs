@@ -1,6 +1,7 @@
-//! Self-attention: one fused QKV projection, rotary embeddings where the family has them, the
-//! packed attention kernel with this layer's mask (sliding window, causal), the output
-//! projection (its bias is folded into the norm or residual add that follows, see
+//! Self-attention: one fused QKV projection, per-head q/k RMSNorms and rotary embeddings where
+//! the family has them, the packed attention kernel with this layer's mask (sliding window,
+//! causal) and head layout (grouped-query: fewer K/V heads than query heads, heads of any width),
+//! the output projection (its bias is folded into the norm or residual add that follows, see
 //! [`super::PostNormLayer`] and [`super::PreNormLayer`]).
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use candle_core::{Result, Tensor};
 
 use super::{HeadLayout, Precision, Scores, Weights};
-use crate::model::kernels::{self, Linear, Rotary, RotaryStep};
+use crate::model::kernels::{self, HeadNorms, Linear, Rotary, RotaryStep};
 
 pub struct SelfAttention {
     /// `[hidden, layout.qkv_width()]`: Q, K and V side by side, so one product projects all three.
@@ -19,6 +20,8 @@ pub struct SelfAttention {
     pub layout: HeadLayout,
     /// Rotary embeddings of Q and K (with this layer's base), applied after the QKV bias.
     pub rotary: Option<Arc<Rotary>>,
+    /// Per-head RMSNorms of Q and K between the bias and the rotation (Qwen3); only with `rotary`.
+    pub head_norms: Option<HeadNorms>,
     /// Sliding window: a query sees keys at most this far away (ModernBERT's local layers).
     pub window: Option<usize>,
     /// A query sees only the keys up to itself (decoder models served as encoders).
@@ -44,6 +47,7 @@ impl SelfAttention {
             out,
             layout,
             rotary: None,
+            head_norms: None,
             window: None,
             causal: false,
         };
@@ -65,6 +69,9 @@ impl SelfAttention {
             ..scores
         };
         let ctx = match &self.rotary {
+            None if self.head_norms.is_some() => {
+                candle_core::bail!("q/k norms without rotary embeddings are not implemented")
+            }
             None => kernels::attention(&qkv, &self.qkv_bias, lens, self.layout, scores, precision)?,
             Some(rotary) => {
                 // The bias goes in before the rotation, so attention gets none of its own.
@@ -77,6 +84,7 @@ impl SelfAttention {
                     rotary,
                     lens,
                     bias,
+                    norms: self.head_norms.as_ref(),
                     layout: self.layout,
                 })?;
                 let zeros = vec![0f32; self.qkv_bias.len()];

@@ -3,7 +3,7 @@
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::super::kernels::{AddLayerNorm, Linear, Precision};
+use super::super::kernels::{AddLayerNorm, Linear, NormKind, Precision};
 
 /// A family's weights: a `VarBuilder` already past the checkpoint's prefix (`bert.`, ...).
 #[derive(Clone)]
@@ -12,8 +12,8 @@ pub struct Weights<'a> {
     pub precision: Precision,
 }
 
-/// A norm applied to the residual stream, fused with the residual add and the bias of the
-/// projection whose output is added.
+/// A norm (LayerNorm or RMSNorm) applied to the residual stream, fused with the residual add and
+/// the bias of the projection whose output is added.
 pub type Norm = AddLayerNorm;
 
 impl<'a> Weights<'a> {
@@ -66,18 +66,46 @@ impl<'a> Weights<'a> {
         Ok((self.linear(inputs, outputs)?, self.vector(outputs, "bias")?))
     }
 
+    /// [`Self::linear`] and its bias when `bias`, else zeros (families whose configs switch
+    /// projection biases on and off).
+    pub fn projection(
+        &self,
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+    ) -> Result<(Linear, Vec<f32>)> {
+        match bias {
+            true => self.dense(inputs, outputs),
+            false => Ok((self.linear(inputs, outputs)?, vec![0.0; outputs])),
+        }
+    }
+
     /// Several `[outputs_i, inputs]` projections side by side as one `x · [W_1 W_2 ...]`, with
     /// their biases concatenated (Q, K and V fused into one product).
     pub fn fused(&self, parts: &[(&str, usize)], inputs: usize) -> Result<(Linear, Vec<f32>)> {
+        self.fused_with(parts, inputs, true)
+    }
+
+    /// [`Self::fused`]; without `bias` the projections have none and the bias is zeros (Qwen3's
+    /// Q/K/V, a SwiGLU's gate and up projections).
+    pub fn fused_with(
+        &self,
+        parts: &[(&str, usize)],
+        inputs: usize,
+        bias: bool,
+    ) -> Result<(Linear, Vec<f32>)> {
         let mut ws = Vec::with_capacity(parts.len());
-        let mut bias = Vec::new();
+        let mut biases = Vec::new();
         for (name, outputs) in parts {
             let vb = self.vb.pp(*name);
             ws.push(vb.get((*outputs, inputs), "weight")?);
-            bias.extend(flat(&vb.get(*outputs, "bias")?)?);
+            match bias {
+                true => biases.extend(flat(&vb.get(*outputs, "bias")?)?),
+                false => biases.extend(std::iter::repeat_n(0.0, *outputs)),
+            }
         }
         let w = transposed(&Tensor::cat(&ws, 0)?)?;
-        Ok((Linear::new(&w, self.precision)?, bias))
+        Ok((Linear::new(&w, self.precision)?, biases))
     }
 
     /// A LayerNorm over `n` features with a `weight` and, when `bias`, a `bias` (else none),
@@ -91,6 +119,19 @@ impl<'a> Weights<'a> {
                 false => vec![0.0; n],
             },
             eps: eps as f32,
+            kind: NormKind::Layer,
+        })
+    }
+
+    /// An RMSNorm over `n` features with a `weight` (no bias), not fused with a residual add
+    /// (pre-norm layers, final norms).
+    pub fn rms_norm(&self, n: usize, eps: f64) -> Result<Norm> {
+        Ok(AddLayerNorm {
+            bias: Vec::new(),
+            gamma: self.vector(n, "weight")?,
+            beta: vec![0.0; n],
+            eps: eps as f32,
+            kind: NormKind::Rms,
         })
     }
 
@@ -101,6 +142,7 @@ impl<'a> Weights<'a> {
             gamma: self.vector(n, "weight")?,
             beta: self.vector(n, "bias")?,
             eps: eps as f32,
+            kind: NormKind::Layer,
         })
     }
 }

@@ -1,9 +1,10 @@
 //! CPU kernels on raw `f32` slices for the packed blocks of [`super::blocks`]: projections from
 //! pre-laid-out weight panels, per-(sequence, head) attention over a packed QKV buffer (with
 //! optional relative-position score bias, sliding window or causal mask), rotary embeddings
-//! rotating Q and K in that buffer, fused bias + GELU-erf, gated MLP activations (GeGLU,
-//! SwiGLU), the residual add and fused residual + bias + LayerNorm (in place, as candle custom
-//! ops), plus the vectorisable `exp` and `erf` they need.
+//! rotating Q and K in that buffer (after a per-head RMSNorm where the family has q/k norms),
+//! fused bias + GELU-erf, gated MLP activations (GeGLU, SwiGLU), the residual add and fused
+//! residual + bias + LayerNorm or RMSNorm (in place, as candle custom ops), plus the
+//! vectorisable `exp` and `erf` they need.
 //!
 //! candle's own CPU unary ops are scalar and single-threaded; these run over rows with rayon and
 //! are compiled three times (AVX-512, AVX2+FMA, baseline) with the widest picked at run time.
@@ -143,7 +144,8 @@ fn bias_gelu_body<const FMA: bool>(rows: &mut [f32], bias: &[f32]) {
 }
 dispatch!(pub(crate) fn bias_gelu(rows: &mut [f32], bias: &[f32]) => bias_gelu_body);
 
-/// Row-wise `x = LayerNorm(x + y + bias)`; `y` and `bias` may be absent.
+/// Row-wise `x = LayerNorm(x + y + bias)` (or RMSNorm, see [`NormKind`]); `y` and `bias` may
+/// be absent.
 #[inline(always)]
 fn add_layer_norm_body<const FMA: bool>(xs: &mut [f32], ys: Option<&[f32]>, norm: &AddLayerNorm) {
     let n = norm.gamma.len();
@@ -154,28 +156,38 @@ fn add_layer_norm_body<const FMA: bool>(xs: &mut [f32], ys: Option<&[f32]>, norm
                 *v += y + b;
             }
         }
-        let mean = sum(row) / n as f32;
-        row.iter_mut().for_each(|v| *v -= mean);
-        let mut acc = [0f32; LANES];
-        for c in row.chunks_exact(LANES) {
-            for (a, v) in acc.iter_mut().zip(c) {
-                *a = madd::<FMA>(*v, *v, *a);
-            }
+        if norm.kind == NormKind::Layer {
+            let mean = sum(row) / n as f32;
+            row.iter_mut().for_each(|v| *v -= mean);
         }
-        let tail: f32 = row
-            .chunks_exact(LANES)
-            .remainder()
-            .iter()
-            .map(|v| v * v)
-            .sum();
-        let var = (acc.iter().sum::<f32>() + tail) / n as f32;
-        let rstd = 1.0 / (var + norm.eps).sqrt();
+        let rstd = inverse_rms::<FMA>(row, norm.eps);
         for ((v, g), b) in row.iter_mut().zip(&norm.gamma).zip(&norm.beta) {
             *v = madd::<FMA>(*v * rstd, *g, *b);
         }
     }
 }
 dispatch!(pub(crate) fn add_layer_norm_rows(xs: &mut [f32], ys: Option<&[f32]>, norm: &AddLayerNorm) => add_layer_norm_body);
+
+/// `1 / sqrt(mean(row²) + eps)`: LayerNorm's inverse deviation once the mean is taken out,
+/// RMSNorm's scale as it is.
+#[inline(always)]
+pub(crate) fn inverse_rms<const FMA: bool>(row: &[f32], eps: f32) -> f32 {
+    let n = row.len();
+    let mut acc = [0f32; LANES];
+    for c in row.chunks_exact(LANES) {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = madd::<FMA>(*v, *v, *a);
+        }
+    }
+    let tail: f32 = row
+        .chunks_exact(LANES)
+        .remainder()
+        .iter()
+        .map(|v| v * v)
+        .sum();
+    let var = (acc.iter().sum::<f32>() + tail) / n as f32;
+    1.0 / (var + eps).sqrt()
+}
 
 /// In place: `x = gelu_erf(x + bias)` over rows of `bias.len()`.
 pub struct BiasGelu {
@@ -196,13 +208,25 @@ impl InplaceOp1 for BiasGelu {
     }
 }
 
-/// In place on the residual stream: `x = LayerNorm(x + y + bias) * gamma + beta`.
+/// In place on the residual stream: `x = LayerNorm(x + y + bias) * gamma + beta`, or with
+/// [`NormKind::Rms`] `x = RMSNorm(x + y + bias) * gamma + beta` (`beta` zeros in every RMSNorm
+/// family).
 pub struct AddLayerNorm {
     /// Bias of the projection that produced `y`; zeros for a plain LayerNorm.
     pub bias: Vec<f32>,
     pub gamma: Vec<f32>,
     pub beta: Vec<f32>,
     pub eps: f32,
+    pub kind: NormKind,
+}
+
+/// Which normalisation an [`AddLayerNorm`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// `(x - mean) / sqrt(var + eps)`: BERT, ModernBERT.
+    Layer,
+    /// `x / sqrt(mean(x²) + eps)`, no centring: T5, Llama, Qwen.
+    Rms,
 }
 
 impl AddLayerNorm {
@@ -288,7 +312,7 @@ mod rotary;
 pub use attention::{attention, HeadLayout, RelativeBias, Scores};
 pub use glu::{AddBias, Glu, GluActivation};
 pub use linear::{Linear, Precision};
-pub use rotary::{Rotary, RotaryStep};
+pub use rotary::{HeadNorms, Rotary, RotaryStep};
 
 #[cfg(test)]
 mod tests {
@@ -369,6 +393,7 @@ mod tests {
             gamma: noise(n, 2, 1.0),
             beta: noise(n, 3, 1.0),
             eps: 1e-12,
+            kind: NormKind::Layer,
         };
         let (x, y) = (noise(3 * n, 4, 5.0), noise(3 * n, 5, 5.0));
         let mut got = x.clone();
@@ -387,6 +412,32 @@ mod tests {
                     "{} vs {want}",
                     got[r * n + i]
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn rms_norm_matches_reference() {
+        let n = 40;
+        let norm = AddLayerNorm {
+            bias: noise(n, 6, 0.5),
+            gamma: noise(n, 7, 1.0),
+            beta: vec![0.0; n],
+            eps: 1e-6,
+            kind: NormKind::Rms,
+        };
+        let (x, y) = (noise(3 * n, 8, 5.0), noise(3 * n, 9, 5.0));
+        let mut got = x.clone();
+        add_layer_norm_rows(&mut got, Some(&y), &norm);
+        for r in 0..3 {
+            let v: Vec<f64> = (0..n)
+                .map(|i| (x[r * n + i] + y[r * n + i] + norm.bias[i]) as f64)
+                .collect();
+            let ms = v.iter().map(|v| v * v).sum::<f64>() / n as f64;
+            for i in 0..n {
+                let want = v[i] / (ms + 1e-6).sqrt() * norm.gamma[i] as f64;
+                let g = got[r * n + i] as f64;
+                assert!((g - want).abs() < 1e-5, "{g} vs {want}");
             }
         }
     }
