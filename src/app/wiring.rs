@@ -96,6 +96,7 @@ pub fn request_limits(config: &ServeConfig) -> RequestLimits {
         max_client_batch: config.max_client_batch,
         max_client_tokens: config.max_client_tokens,
         max_body_bytes: config.max_body_bytes,
+        max_response_bytes: config.max_response_bytes,
         auto_truncate: config.auto_truncate,
         openai_token_ids: token_ids(config.openai_token_ids),
         request_timeout: config.request_timeout,

@@ -116,6 +116,12 @@ pub struct ServeConfig {
     )]
     pub max_client_batch: usize,
 
+    /// Largest answer a request may get, in bytes, where the answer can outgrow its request by
+    /// far (`/tokenize`: a token object per token); beyond it 413 `response_too_large`, checked
+    /// before the answer is written out.
+    #[arg(help_heading = "Limits", long, env = "INFERD_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
     /// Model tokens one request may carry in all its inputs (after truncation), at most; more is
     /// a 413 `too_many_tokens`. Bounds the memory one request takes.
     #[arg(help_heading = "Limits", long, env = "INFERD_MAX_CLIENT_TOKENS", default_value_t = 1024 * 1024)]
@@ -357,6 +363,7 @@ impl ServeConfig {
             ("--max-client-batch", self.max_client_batch),
             ("--max-client-tokens", self.max_client_tokens),
             ("--max-body-bytes", self.max_body_bytes),
+            ("--max-response-bytes", self.max_response_bytes),
             ("--tokenizer-workers", self.tokenizer_workers),
             ("--shadow-queue", self.shadow_queue),
             ("--shadow-window", self.shadow_window),

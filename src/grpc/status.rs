@@ -12,7 +12,7 @@
 //! | the model is of another kind (rerank on an embedding model...) | `FAILED_PRECONDITION` |
 //! | anything on the server's side | `INTERNAL`, generic message (the detail is logged) |
 //! | a message that does not parse ([`codec`](super::codec)) | `INVALID_ARGUMENT` |
-//! | a message over `--max-body-bytes` | `RESOURCE_EXHAUSTED` |
+//! | a message over `--max-body-bytes`, or an answer that would be | `RESOURCE_EXHAUSTED` |
 //!
 //! Every client-fault message is the same text the HTTP API gives. tonic refuses a message over
 //! its size limit with `OUT_OF_RANGE`; the gRPC status-code guide (and grpc-go, grpc-java) say
@@ -44,6 +44,9 @@ pub enum CallError {
     ShuttingDown,
     #[error("{0}")]
     Unimplemented(String),
+    /// An answer over the message-size limit.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl From<CallError> for Status {
@@ -80,6 +83,7 @@ impl From<CallError> for Status {
             CallError::RateLimited(retry_after) => (Code::ResourceExhausted, Some(retry_after)),
             CallError::ShuttingDown => (Code::Unavailable, None),
             CallError::Unimplemented(_) => (Code::Unimplemented, None),
+            CallError::TooLarge(_) => (Code::ResourceExhausted, None),
         };
         let mut status = Status::new(code, message);
         if let Some(retry_after) = retry_after {

@@ -29,6 +29,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("request body is larger than the {limit} bytes allowed")]
     PayloadTooLarge { limit: usize },
+    /// The answer would be larger than `--max-response-bytes`; nothing was written.
+    #[error("the answer would be about {bytes} bytes, more than the {limit} allowed (--max-response-bytes); send fewer or shorter texts per request")]
+    ResponseTooLarge { bytes: usize, limit: usize },
     #[error("{0}")]
     InvalidInput(String),
     /// A parameter the API knows but this model or route cannot honour (e.g. OpenAI `dimensions`).
@@ -141,6 +144,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. }
+            | Self::ResponseTooLarge { .. }
             | Self::InputTooLong { .. }
             | Self::TooManyTokens { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidInput(_) | Self::InvalidParameter { .. } => {
@@ -177,6 +181,7 @@ impl ApiError {
             Self::InvalidUrl(_) => "invalid_url",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::ResponseTooLarge { .. } => "response_too_large",
             Self::InvalidInput(_) | Self::InvalidParameter { .. } => "invalid_input",
             Self::UnsupportedParameter { .. } => "unsupported_parameter",
             Self::InputTooLong { .. } => "input_too_long",
@@ -213,6 +218,7 @@ impl ApiError {
         "invalid_url",
         "unsupported_media_type",
         "payload_too_large",
+        "response_too_large",
         "invalid_input",
         "unsupported_parameter",
         "input_too_long",

@@ -32,6 +32,8 @@ pub struct RequestLimits {
     /// `--max-client-tokens`: model tokens one request may carry in all its inputs.
     pub max_client_tokens: usize,
     pub max_body_bytes: usize,
+    /// `--max-response-bytes`: the largest `/tokenize` answer.
+    pub max_response_bytes: usize,
     /// `--auto-truncate`: what a request that does not say `truncate` gets.
     pub auto_truncate: bool,
     /// `--openai-token-ids`: what token-id arrays on `/v1/embeddings` are.

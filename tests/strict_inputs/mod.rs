@@ -131,3 +131,59 @@ async fn admin_errors_are_json_without_server_paths_and_labels_are_checked() {
     let root = dir.path().to_str().unwrap();
     assert!(!message.contains(root), "a server path leaked: {message}");
 }
+
+/// `/tokenize` answers about 70 bytes per token: with `--max-response-bytes 20000`, 50 words
+/// are answered and 1,000 are refused 413 `response_too_large` before anything is written (on
+/// gRPC too, with the message limit: RESOURCE_EXHAUSTED), and the server keeps serving.
+#[tokio::test]
+async fn answers_that_would_outgrow_the_response_limit_are_refused() {
+    use inferd::grpc::proto::tei::v1::{tokenize_client::TokenizeClient, EncodeRequest};
+
+    let server = crate::common::spawn_tiny_with(&[
+        "--max-response-bytes",
+        "20000",
+        "--max-body-bytes",
+        "20000",
+        "--grpc-listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let tokenize = |words: usize| {
+        let body = json!({"inputs": "word ".repeat(words)}).to_string();
+        let url = server.url("/tokenize");
+        let server = &server;
+        async move { call(server, reqwest::Method::POST, url, Some(&body)).await }
+    };
+    let (status, body) = tokenize(50).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = tokenize(1000).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["code"], "response_too_large", "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-response-bytes"),
+        "{body}"
+    );
+    assert_eq!(tokenize(50).await.0, 200);
+
+    let channel = crate::grpc::connect(server.grpc_addr().await).await;
+    let mut grpc = TokenizeClient::new(channel);
+    let encode = |words: usize| EncodeRequest {
+        inputs: "word ".repeat(words),
+        add_special_tokens: true,
+        ..Default::default()
+    };
+    assert!(grpc.tokenize(encode(50)).await.is_ok());
+    let refused = grpc.tokenize(encode(3000)).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("--max-body-bytes"),
+        "{refused:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `tei.v1.Tokenize`: texts to tokens and ids back to text on the default model's tokenizer
-//! pool (never on the async runtime or the model thread). Untruncated, like HTTP `/tokenize`.
+//! pool (never on the async runtime or the model thread). Untruncated, like HTTP `/tokenize`;
+//! an answer over the message limit is RESOURCE_EXHAUSTED before it is encoded.
 
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -44,7 +45,18 @@ async fn tokenize_one(state: &GrpcState, req: EncodeRequest) -> Result<EncodeRes
             stop: p.stop.map(|s| s as u32),
         })
         .collect();
-    Ok(EncodeResponse { tokens })
+    let answer = EncodeResponse { tokens };
+    let (bytes, limit) = (
+        prost::Message::encoded_len(&answer),
+        state.limits.max_message_bytes,
+    );
+    if bytes > limit {
+        return Err(CallError::TooLarge(format!(
+            "the answer would be {bytes} bytes, more than the {limit} allowed (--max-body-bytes); \
+             send a shorter text"
+        )));
+    }
+    Ok(answer)
 }
 
 async fn decode_one(state: &GrpcState, req: DecodeRequest) -> Result<DecodeResponse, CallError> {

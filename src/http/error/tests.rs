@@ -8,6 +8,7 @@ fn all_variants() -> Vec<ApiError> {
         ApiError::InvalidUrl("x".into()),
         ApiError::UnsupportedMediaType,
         ApiError::PayloadTooLarge { limit: 1 },
+        ApiError::ResponseTooLarge { bytes: 2, limit: 1 },
         ApiError::InvalidInput("x".into()),
         ApiError::UnsupportedParameter {
             param: "p",

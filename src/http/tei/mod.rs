@@ -119,6 +119,7 @@ mod tests {
             max_client_batch: 1,
             max_client_tokens: 1,
             max_body_bytes: 1,
+            max_response_bytes: 1,
             auto_truncate: true,
             openai_token_ids: crate::http::openai::TokenIds::Tiktoken,
             request_timeout: std::time::Duration::from_secs(1),

@@ -1,4 +1,6 @@
-//! `POST /tokenize` and `POST /decode`, on the default model's tokenizer pool.
+//! `POST /tokenize` and `POST /decode`, on the default model's tokenizer pool. A tokenize answer
+//! is about 70 bytes per token, so it is checked against `--max-response-bytes` before it is
+//! written out (a 2 MB text would otherwise answer some 70 MB).
 
 use axum::{extract::State, Json};
 use serde_json::Value;
@@ -26,6 +28,7 @@ pub(super) async fn tokenize(
     let model = state.registry.get(None)?;
     let texts = model.prompted(req.prompt_name.as_deref(), texts)?;
     let special = req.add_special_tokens;
+    let limit = state.limits.max_response_bytes;
     let tokens = model
         .with_tokenizer(move |tokenizer| {
             texts
@@ -49,9 +52,28 @@ pub(super) async fn tokenize(
                     )
                 })
                 .collect::<Result<Vec<_>, ApiError>>()
+                .and_then(|tokens| within(tokens, limit))
         })
         .await??;
     Ok(Json(tokens))
+}
+
+/// About how many bytes of JSON a token takes besides its text: `{"id":…,"text":"","special":
+/// false,"start":…,"stop":…}` with six-digit numbers, and the comma.
+const TOKEN_JSON_BYTES: usize = 64;
+
+/// `tokens` when their JSON stays within `limit` bytes (estimated from above: escapes aside,
+/// a token's text counts once), else `response_too_large`.
+fn within(tokens: Vec<Vec<SimpleToken>>, limit: usize) -> Result<Vec<Vec<SimpleToken>>, ApiError> {
+    let bytes: usize = tokens
+        .iter()
+        .flatten()
+        .map(|t| TOKEN_JSON_BYTES + t.text.len())
+        .sum();
+    match bytes > limit {
+        true => Err(ApiError::ResponseTooLarge { bytes, limit }),
+        false => Ok(tokens),
+    }
 }
 
 fn tokenize_error(index: usize, err: TokenizeError) -> ApiError {
