@@ -52,7 +52,6 @@ _offline_tiktoken()
 
 
 def _spawn():
-    binary = os.environ.get("INFERD_BIN", str(ROOT / "target/debug/inferd"))
     model = os.environ.get("INFERD_MODEL", str(ROOT / "models/all-MiniLM-L6-v2"))
     # The Batch API needs a state dir, and its webhook test a receiver and a secret.
     state = tempfile.mkdtemp(prefix="inferd-contract-")
@@ -61,10 +60,16 @@ def _spawn():
     port = os.environ.setdefault("INFERD_WEBHOOK_PORT", str(free_port()))
     batch = ["--state-dir", state, "--admin-listen", "127.0.0.1:0",
              "--webhook-url", f"http://127.0.0.1:{port}/hooks", "--webhook-secret-file", str(secret)]
+    proc, addr = spawn_inferd(["--model", model, "--grpc-listen", "off", "--model-alias", MODEL_ALIASES, *batch])
+    return proc, "http://" + addr
+
+
+def spawn_inferd(args):
+    """`inferd serve` on 127.0.0.1:0 with `args` (INFERD_BIN's binary); (process, host:port) once
+    it logs its `listening` address."""
+    binary = os.environ.get("INFERD_BIN", str(ROOT / "target/debug/inferd"))
     proc = subprocess.Popen(
-        [binary, "serve", "--model", model, "--listen", "127.0.0.1:0", "--log-format", "json",
-         "--grpc-listen", "off",
-         "--model-alias", MODEL_ALIASES, *batch],
+        [binary, "serve", "--listen", "127.0.0.1:0", "--log-format", "json", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -76,7 +81,7 @@ def _spawn():
         except ValueError:
             continue
         if fields.get("message") == "listening":
-            return proc, "http://" + fields["addr"]
+            return proc, fields["addr"]
         if time.time() > deadline:
             break
     proc.kill()

@@ -11,13 +11,12 @@ import json
 import math
 import os
 import pathlib
-import subprocess
 
 import cohere
 import httpx
 import pytest
 
-from conftest import ROOT, _wait_ready
+from conftest import ROOT, _wait_ready, spawn_inferd
 
 RERANKER = pathlib.Path(os.environ.get("INFERD_RERANKER", ROOT / "target/tiny-models/bert-reranker"))
 
@@ -26,25 +25,11 @@ RERANKER = pathlib.Path(os.environ.get("INFERD_RERANKER", ROOT / "target/tiny-mo
 def reranker():
     if not (RERANKER / "reference.json").exists():
         pytest.fail(f"no tiny reranker in {RERANKER}: run scripts/tiny-models.sh")
-    binary = os.environ.get("INFERD_BIN", str(ROOT / "target/debug/inferd"))
-    proc = subprocess.Popen(
-        [binary, "serve", "--model", str(RERANKER), "--listen", "127.0.0.1:0", "--log-format", "json",
-         "--device", "cpu", "--dtype", "f32", "--max-client-batch", "16", "--grpc-listen", "off"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, addr = spawn_inferd(
+        ["--model", str(RERANKER), "--device", "cpu", "--dtype", "f32", "--max-client-batch", "16",
+         "--grpc-listen", "off"])
     try:
-        url = None
-        for line in proc.stdout:
-            try:
-                fields = json.loads(line).get("fields", {})
-            except ValueError:
-                continue
-            if fields.get("message") == "listening":
-                url = "http://" + fields["addr"]
-                break
-        assert url, "inferd did not report a listening address"
+        url = "http://" + addr
         _wait_ready(url)
         yield url, json.loads((RERANKER / "reference.json").read_text())
     finally:

@@ -5,10 +5,7 @@ certificates are made at test time with `trustme`. A client without a certificat
 both listeners.
 """
 
-import json
 import os
-import socket
-import subprocess
 import time
 
 import grpc
@@ -19,13 +16,8 @@ import trustme
 import tritonclient.grpc as tg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import ROOT
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from batch_support import free_port
+from conftest import ROOT, spawn_inferd
 
 
 @pytest.fixture(scope="module")
@@ -57,28 +49,13 @@ def pki(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(pki):
-    binary = os.environ.get("INFERD_BIN", str(ROOT / "target/debug/inferd"))
     model = os.environ.get("INFERD_MODEL", str(ROOT / "models/all-MiniLM-L6-v2"))
-    grpc_addr = f"127.0.0.1:{_free_port()}"
-    proc = subprocess.Popen(
-        [binary, "serve", "--model", model, "--listen", "127.0.0.1:0", "--log-format", "json",
-         "--grpc-listen", grpc_addr, "--tls-cert", str(pki["cert"]), "--tls-key", str(pki["key"]),
-         "--tls-client-ca", str(pki["client_ca"])],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    grpc_addr = f"127.0.0.1:{free_port()}"
+    proc, addr = spawn_inferd(
+        ["--model", model, "--grpc-listen", grpc_addr, "--tls-cert", str(pki["cert"]),
+         "--tls-key", str(pki["key"]), "--tls-client-ca", str(pki["client_ca"])])
     try:
-        port = None
-        for line in proc.stdout:
-            try:
-                fields = json.loads(line).get("fields", {})
-            except ValueError:
-                continue
-            if fields.get("message") == "listening":
-                port = fields["addr"].rsplit(":", 1)[1]
-                break
-        assert port, "inferd did not report a listening address"
+        port = addr.rsplit(":", 1)[1]
         url = f"https://localhost:{port}"
         deadline = time.time() + 180
         while True:
