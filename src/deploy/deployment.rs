@@ -254,9 +254,10 @@ impl Deployment {
         self.audit(&event);
     }
 
-    /// Appends to the audit log, when there is one; a failed write is logged, not fatal.
+    /// Appends to the audit log, when there is one; a failed write is logged, not fatal (the
+    /// action, an automatic rollback, already took effect and is not undone).
     pub(crate) fn audit(&self, event: &Event) {
-        record(self.audit.as_deref(), event);
+        let _ = append(self.audit.as_deref(), event);
     }
 
     /// What a lifecycle operation changes, taken before it.
@@ -314,12 +315,6 @@ impl Deployment {
             m::canary_weight(&self.name, &c.handle.info.version, c.weight);
         }
     }
-}
-
-/// Counts a lifecycle event and appends it to `log`, when there is one; a failed write is
-/// logged, not fatal (the action already took effect: an automatic rollback is not undone).
-pub(crate) fn record(log: Option<&AuditLog>, event: &Event) {
-    let _ = append(log, event);
 }
 
 /// Appends `event` to `log`, when there is one, and counts it; a failed write is logged and
