@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::Context;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::sync::watch;
 
 use super::listener::{Hygiene, Listener};
 use crate::{
@@ -83,8 +83,7 @@ pub async fn serve(
     tls: Option<Arc<ServerTls>>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Listener> {
-    let listener = TcpListener::bind(config.admin_listen)
-        .await
+    let listener = super::listener::bind(config.admin_listen)
         .with_context(|| format!("binding the admin API on {}", config.admin_listen))?;
     tracing::info!(addr = %listener.local_addr()?, "admin listening");
     let app = http::admin::router(lifecycle, tokens);

@@ -27,8 +27,7 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .thread_name("inferd-http")
         .build()?
         .block_on(async move {
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
+            let listener = super::listener::bind(config.listen)
                 .with_context(|| format!("binding {}", config.listen))?;
             tracing::info!(addr = %listener.local_addr()?, "listening");
             super::serve(config, listener, super::shutdown::signal()).await

@@ -5,7 +5,6 @@
 use std::{sync::Arc, time::Instant};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 
 use crate::{
     auth::tls::ServerTls,
@@ -54,9 +53,8 @@ pub async fn serve(
     let Some(addr) = config.grpc_listen.0 else {
         return Ok(None);
     };
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the gRPC listener {addr}"))?;
+    let listener =
+        super::listener::bind(addr).with_context(|| format!("binding the gRPC listener {addr}"))?;
     let transport = match tls {
         Some(tls) => Transport::Tls {
             tls,

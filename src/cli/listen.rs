@@ -29,6 +29,12 @@ pub struct ListenArgs {
     #[arg(long, env = "INFERD_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// While every `--max-connections` slot is taken, a connection with no request in flight is
+    /// closed after idling this long instead of `--idle-timeout`, so idle sockets make room for
+    /// new clients; connections in the probe reserve always get this long to send their request.
+    #[arg(long, env = "INFERD_IDLE_TIMEOUT_WHEN_FULL", default_value = "1s", value_parser = parse_duration)]
+    pub idle_timeout_when_full: Duration,
+
     /// Connections each listener serves at once. Beyond it a small reserve answers one request
     /// per connection (probes and `/metrics` normally, anything else 503
     /// `too_many_connections`) and closes; beyond the reserve, connections are closed at once.
@@ -65,6 +71,7 @@ impl ListenArgs {
             ("--header-read-timeout", self.header_read_timeout),
             ("--body-read-timeout", self.body_read_timeout),
             ("--idle-timeout", self.idle_timeout),
+            ("--idle-timeout-when-full", self.idle_timeout_when_full),
         ];
         if let Some((flag, _)) = timeouts.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("{flag} must be above 0"));

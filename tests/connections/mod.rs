@@ -3,6 +3,7 @@
 //! cannot hold the service. Every bound below is generous (the timeouts are 1 s); the tests
 //! assert what happens, never how fast.
 
+mod crowd;
 mod tls;
 
 use std::time::Duration;

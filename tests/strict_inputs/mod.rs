@@ -72,6 +72,45 @@ async fn bad_urls_on_the_serving_listener_are_json() {
     );
 }
 
+/// Every documented route with a path parameter, in every dialect: a parameter that does not
+/// decode is a 4xx in JSON (each dialect's own error shape), never axum's plain-text rejection.
+#[tokio::test]
+async fn an_undecodable_path_parameter_is_json_on_every_route() {
+    let server = spawn_tiny().await;
+    let doc: Value = server
+        .client
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (template, operations) in doc["paths"].as_object().unwrap() {
+        if !template.contains('{') {
+            continue;
+        }
+        // Each `{param}` becomes a byte that is not UTF-8.
+        let path: String = template
+            .split('/')
+            .map(|part| if part.starts_with('{') { "%ff" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in operations.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = (method == reqwest::Method::POST).then_some("{}");
+            let (status, err) = call(&server, method.clone(), server.url(&path), body).await;
+            assert!(
+                (400..500).contains(&status) && err.is_object(),
+                "{method} {path}: {status} {err}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} routes with path parameters");
+}
+
 #[tokio::test]
 async fn admin_errors_are_json_without_server_paths_and_labels_are_checked() {
     let dir = tempfile::tempdir().unwrap();

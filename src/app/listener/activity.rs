@@ -9,6 +9,9 @@
 //! - no request in flight, no head arriving, and no bytes moved for `--idle-timeout` (an idle
 //!   keep-alive, a connection that never sends anything, a client that stopped reading).
 //!
+//! The timeouts are looked up afresh at every check ([`Timeouts`]): the listener shortens them
+//! while it is full, so idle connections make room for new ones.
+//!
 //! While a request is in flight the watchdog stays out of it: `--body-read-timeout` bounds its
 //! body and `--request-timeout` its work.
 
@@ -99,16 +102,27 @@ impl Drop for InFlight {
     }
 }
 
-/// Resolves once the connection is stale (see the module doc); checks again at each deadline
-/// and at least every `header` timeout: a head that starts arriving during a long idle wait
-/// (the bytes came after the watchdog first looked) is held to its own deadline, not the idle one.
-pub async fn watchdog(activity: &Activity, header: Duration, idle: Duration) {
+/// The timeouts a connection is held to at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A started request head must be complete within this.
+    pub header: Duration,
+    /// No request in flight and no bytes moving for this long: stale.
+    pub idle: Duration,
+}
+
+/// Resolves once the connection is stale (see the module doc) by the timeouts `now` gives at
+/// each check; checks again at each deadline and at least every `recheck`: a head that starts
+/// arriving during a long idle wait (the bytes came after the watchdog first looked) is held to
+/// its own deadline, not the idle one, and shorter timeouts take effect within `recheck`.
+pub async fn watchdog(activity: &Activity, recheck: Duration, now: impl Fn() -> Timeouts) {
     loop {
+        let Timeouts { header, idle } = now();
         let wait = match activity.deadline(header, idle) {
-            None => header,
+            None => recheck,
             Some(deadline) => match deadline.checked_sub(activity.now()) {
                 None | Some(0) => return,
-                Some(ms) => Duration::from_millis(ms).min(header),
+                Some(ms) => Duration::from_millis(ms).min(recheck),
             },
         };
         tokio::time::sleep(wait).await;
@@ -187,6 +201,10 @@ mod tests {
     const HEADER: Duration = Duration::from_secs(10);
     const IDLE: Duration = Duration::from_secs(60);
 
+    fn fixed(header: Duration, idle: Duration) -> impl Fn() -> Timeouts {
+        move || Timeouts { header, idle }
+    }
+
     fn head_since(a: &Activity) -> u64 {
         a.head_since.load(Ordering::Relaxed)
     }
@@ -203,12 +221,41 @@ mod tests {
         let header = Duration::from_millis(50);
         let watch = {
             let a = Arc::clone(&a);
-            tokio::spawn(async move { watchdog(&a, header, IDLE).await })
+            tokio::spawn(async move { watchdog(&a, header, fixed(header, IDLE)).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         a.on_read();
         let fired = tokio::time::timeout(Duration::from_secs(20), watch).await;
         assert!(fired.is_ok(), "the watchdog slept through the idle timeout");
+    }
+
+    /// A listener that fills up shortens the idle timeout; a watchdog already waiting out the
+    /// long one must apply the short one at its next re-check, not after the long wait.
+    #[tokio::test]
+    async fn shorter_timeouts_apply_at_the_next_recheck() {
+        use std::sync::atomic::AtomicBool;
+        let a = Activity::new();
+        let full = Arc::new(AtomicBool::new(false));
+        let watch = {
+            let (a, full) = (Arc::clone(&a), Arc::clone(&full));
+            tokio::spawn(async move {
+                let now = || Timeouts {
+                    header: HEADER,
+                    idle: match full.load(Ordering::Relaxed) {
+                        true => Duration::from_millis(1),
+                        false => IDLE,
+                    },
+                };
+                watchdog(&a, Duration::from_millis(50), now).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        full.store(true, Ordering::Relaxed);
+        let fired = tokio::time::timeout(Duration::from_secs(20), watch).await;
+        assert!(
+            fired.is_ok(),
+            "the shorter idle timeout waited for the long one"
+        );
     }
 
     #[test]
@@ -248,8 +295,11 @@ mod tests {
     async fn the_watchdog_fires_once_the_deadline_has_passed() {
         let a = Activity::new();
         let short = Duration::from_millis(1);
-        tokio::time::timeout(Duration::from_secs(30), watchdog(&a, short, short))
-            .await
-            .expect("an idle connection with a 1 ms idle timeout is stale");
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            watchdog(&a, short, fixed(short, short)),
+        )
+        .await
+        .expect("an idle connection with a 1 ms idle timeout is stale");
     }
 }

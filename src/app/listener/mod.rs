@@ -7,6 +7,10 @@
 //!   (probes and `/metrics` on the serving listener) answer as usual so an orchestrator still
 //!   sees the pod, anything else is 503 `too_many_connections` with `Retry-After`. Beyond the
 //!   reserve a connection is closed as soon as it is accepted.
+//! - **Crowding.** Idle sockets must not be able to keep those slots: while every regular slot
+//!   is taken, a connection with nothing in flight may idle only `--idle-timeout-when-full`
+//!   (Jetty's low-resources idle timeout), and a reserve connection always: it must send its
+//!   request head, and finish it, within that. Busy connections are never cut short.
 //! - **Timeouts.** A request head must arrive within `--header-read-timeout` of its first byte;
 //!   a connection with nothing in flight and no bytes moving is closed after `--idle-timeout`
 //!   (see [`activity`]); a body must arrive within `--body-read-timeout` ([`body`]), else 408
@@ -23,7 +27,7 @@
 mod activity;
 mod body;
 
-use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     extract::Request,
@@ -35,7 +39,7 @@ use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::{TcpListener, TcpStream},
+    net::{TcpListener, TcpSocket, TcpStream},
     sync::{watch, OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
 };
@@ -47,10 +51,26 @@ use crate::{
     http::error::ApiError,
 };
 
-use activity::{watchdog, Activity, Watched};
+use activity::{watchdog, Activity, Timeouts, Watched};
 
 /// Connections served beyond `--max-connections`, one request each (see the module doc).
 pub const RESERVE: usize = 32;
+
+/// Connections the kernel completes before they are accepted (capped by `net.core.somaxconn`).
+/// std's 128 overflows in a burst of connects: the kernel then drops SYNs and each client waits
+/// out a 1 s retransmit, however fast the accept loop is.
+const BACKLOG: u32 = 4096;
+
+/// Binds a listening socket (every listener: HTTP, admin and gRPC) with a burst-sized backlog.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 /// The timeouts and limit of one listener, the paths its reserve still serves, and its TLS.
 #[derive(Clone)]
@@ -58,6 +78,7 @@ pub struct Hygiene {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub idle_timeout_when_full: Duration,
     pub max_connections: usize,
     /// Paths answered normally on a connection over the limit.
     pub open_paths: &'static [&'static str],
@@ -75,10 +96,32 @@ impl Hygiene {
             header_read_timeout: args.header_read_timeout,
             body_read_timeout: args.body_read_timeout,
             idle_timeout: args.idle_timeout,
+            idle_timeout_when_full: args.idle_timeout_when_full,
             max_connections: args.max_connections,
             open_paths,
             tls,
         }
+    }
+
+    /// The timeouts a connection of `class` is held to now, `full` when every regular slot is
+    /// taken (see the module doc).
+    fn timeouts(&self, class: Class, full: bool) -> Timeouts {
+        let short = |timeout: Duration| timeout.min(self.idle_timeout_when_full);
+        Timeouts {
+            header: match class {
+                Class::Reserve => short(self.header_read_timeout),
+                Class::Regular => self.header_read_timeout,
+            },
+            idle: match class == Class::Reserve || full {
+                true => short(self.idle_timeout),
+                false => self.idle_timeout,
+            },
+        }
+    }
+
+    /// How often a watchdog looks again: new timeouts apply within this.
+    fn recheck(&self) -> Duration {
+        self.header_read_timeout.min(self.idle_timeout_when_full)
     }
 }
 
@@ -114,6 +157,20 @@ impl Listener {
 enum Class {
     Regular,
     Reserve,
+}
+
+/// A connection's place: its class and permit, and the regular slots, to see whether the
+/// listener is full.
+struct Slot {
+    class: Class,
+    regular: Arc<Semaphore>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    fn timeouts(&self, hygiene: &Hygiene) -> Timeouts {
+        hygiene.timeouts(self.class, self.regular.available_permits() == 0)
+    }
 }
 
 async fn accept_loop(
@@ -156,9 +213,12 @@ async fn accept_loop(
             stream,
             router.clone(),
             Arc::clone(&hygiene),
-            class,
+            Slot {
+                class,
+                regular: Arc::clone(&regular),
+                _permit: permit,
+            },
             drain_rx.clone(),
-            permit,
         ));
     }
     drop(listener);
@@ -172,17 +232,17 @@ async fn connection(
     stream: TcpStream,
     router: Router,
     hygiene: Arc<Hygiene>,
-    class: Class,
+    slot: Slot,
     drain: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
     let Some(tls) = &hygiene.tls else {
-        return serve_connection(stream, router, hygiene, class, drain).await;
+        return serve_connection(stream, router, hygiene, slot, drain).await;
     };
     let handshake = tls.acceptor(Alpn::Http1).accept(stream);
-    match tokio::time::timeout(hygiene.header_read_timeout, handshake).await {
-        Ok(Ok(stream)) => serve_connection(stream, router, hygiene, class, drain).await,
+    let within = slot.timeouts(&hygiene).header;
+    match tokio::time::timeout(within, handshake).await {
+        Ok(Ok(stream)) => serve_connection(stream, router, hygiene, slot, drain).await,
         Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
         Err(_) => tracing::debug!("TLS handshake timed out"),
     }
@@ -193,11 +253,12 @@ async fn serve_connection<S>(
     stream: S,
     router: Router,
     hygiene: Arc<Hygiene>,
-    class: Class,
+    slot: Slot,
     mut drain: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let class = slot.class;
     let activity = Activity::new();
     let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
     let service = {
@@ -225,7 +286,7 @@ async fn serve_connection<S>(
                 }
                 return;
             }
-            () = watchdog(&activity, hygiene.header_read_timeout, hygiene.idle_timeout) => {
+            () = watchdog(&activity, hygiene.recheck(), || slot.timeouts(&hygiene)) => {
                 tracing::debug!("closing a stalled or idle connection");
                 return;
             }

@@ -6,7 +6,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{rejection::BytesRejection, Path, State},
+    extract::{rejection::BytesRejection, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -22,7 +22,7 @@ use crate::{
     http::{
         embed::{self, f32_le_bytes},
         error::ApiError,
-        extract::RouteKey,
+        extract::{ApiPath, RouteKey},
         state::AppState,
     },
     model::tokenizer::Truncation,
@@ -39,7 +39,7 @@ use crate::{
         (status = "4XX", body = KServeError), (status = "5XX", body = KServeError)))]
 pub(super) async fn infer(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     route_key: RouteKey,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -58,7 +58,7 @@ pub(super) async fn infer(
         (status = "4XX", body = KServeError), (status = "5XX", body = KServeError)))]
 pub(super) async fn version_infer(
     State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {

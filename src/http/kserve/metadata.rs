@@ -4,17 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::{
-    extract::{Path, State},
-    Json,
-};
+use axum::{extract::State, Json};
 
 use super::{
     KServeError, Live, ModelMetadata, ModelReady, Ready, ServerMetadata, TensorMetadata, INPUT,
     OUTPUT,
 };
 use crate::{
-    http::{error::ApiError, state::AppState},
+    http::{error::ApiError, extract::ApiPath, state::AppState},
     serving::{ModelHandle, ModelRef},
 };
 
@@ -78,7 +75,7 @@ fn metadata(handle: &ModelHandle) -> ModelMetadata {
     responses((status = 200, body = ModelMetadata), (status = "4XX", body = KServeError)))]
 pub(super) async fn model_metadata(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ModelMetadata>, ApiError> {
     let handle = lookup(&state, &name, None)?;
     Ok(Json(metadata(&handle)))
@@ -91,7 +88,7 @@ pub(super) async fn model_metadata(
     responses((status = 200, body = ModelMetadata), (status = "4XX", body = KServeError)))]
 pub(super) async fn version_metadata(
     State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Json<ModelMetadata>, ApiError> {
     let handle = lookup(&state, &name, Some(&version))?;
     Ok(Json(metadata(&handle)))
@@ -119,7 +116,7 @@ async fn ready_for(
         (status = "4XX", body = KServeError), (status = "5XX", body = KServeError)))]
 pub(super) async fn model_ready(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ModelReady>, ApiError> {
     ready_for(&state, &name, None).await
 }
@@ -132,7 +129,7 @@ pub(super) async fn model_ready(
         (status = "4XX", body = KServeError), (status = "5XX", body = KServeError)))]
 pub(super) async fn version_ready(
     State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
+    ApiPath((name, version)): ApiPath<(String, String)>,
 ) -> Result<Json<ModelReady>, ApiError> {
     ready_for(&state, &name, Some(&version)).await
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{rejection::QueryRejection, Path, Query, State};
+use axum::extract::{rejection::QueryRejection, Query, State};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -15,7 +15,11 @@ use super::{
     OpenAiErrorResponse,
 };
 use crate::{
-    http::{error::ApiError, extract::ApiJson, state::AppState},
+    http::{
+        error::ApiError,
+        extract::{ApiJson, ApiPath},
+        state::AppState,
+    },
     jobs::{Batch, NewBatch},
 };
 
@@ -85,7 +89,7 @@ async fn list_batches(
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
 async fn get_batch(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Batch>, ApiError> {
     Ok(Json(jobs(&state)?.batch(&id).await?))
 }
@@ -98,7 +102,7 @@ async fn get_batch(
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
 async fn cancel_batch(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Batch>, ApiError> {
     Ok(Json(jobs(&state)?.cancel(&id).await?))
 }

@@ -12,7 +12,7 @@ use axum::{
     extract::{
         multipart::{Field, MultipartError, MultipartRejection},
         rejection::QueryRejection,
-        DefaultBodyLimit, Multipart, Path, Query, State,
+        DefaultBodyLimit, Multipart, Query, State,
     },
     http::{header, StatusCode},
     response::{IntoResponse, Response},
@@ -25,7 +25,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::OpenAiErrorResponse;
 use crate::{
-    http::{error::ApiError, state::AppState},
+    http::{error::ApiError, extract::ApiPath, state::AppState},
     jobs::{FileObject, Jobs},
 };
 
@@ -235,7 +235,7 @@ async fn list_files(
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
 async fn get_file(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<FileObject>, ApiError> {
     Ok(Json(jobs(&state)?.file(&id).await?))
 }
@@ -255,7 +255,7 @@ pub struct FileDeleted {
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
 async fn delete_file(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<FileDeleted>, ApiError> {
     jobs(&state)?.delete_file(&id).await?;
     Ok(Json(FileDeleted {
@@ -272,7 +272,7 @@ async fn delete_file(
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
 async fn file_content(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let path = jobs(&state)?.file_content(&id).await?;
     let file = tokio::fs::File::open(&path)

@@ -4,14 +4,11 @@
 //! (`--model-alias`); the list holds one object per such name, each describing the version the
 //! name routes to now (canary-blind). A hub id in the path needs its slash escaped (`%2F`).
 
-use axum::{
-    extract::{Path, State},
-    Json,
-};
+use axum::{extract::State, Json};
 
 use super::{ModelList, ModelObject, OpenAiErrorResponse};
 use crate::{
-    http::{error::ApiError, state::AppState},
+    http::{error::ApiError, extract::ApiPath, state::AppState},
     serving::{ModelHandle, ModelRef},
 };
 
@@ -44,7 +41,7 @@ pub(super) async fn list_models(State(state): State<AppState>) -> Json<ModelList
         (status = "4XX", body = OpenAiErrorResponse), (status = "5XX", body = OpenAiErrorResponse)))]
 pub(super) async fn get_model(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    ApiPath(model): ApiPath<String>,
 ) -> Result<Json<ModelObject>, ApiError> {
     let handle = state.registry.get(Some(&ModelRef::parse(&model)))?;
     Ok(Json(model_object(model, &handle)))
