@@ -92,7 +92,7 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"no {what} at {path}")
     scale = "quick" if args.quick else "full" if args.full else "default"
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     raise_nofile()
     ctx = Context(args.bin, args.model, scale)
     started, rows = time.time(), []

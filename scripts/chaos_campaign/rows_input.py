@@ -116,7 +116,8 @@ class Prober:
             self.note(f"{status} {method} {route}")
         if status >= 400 and not is_json_error(data):
             self.non_json += 1
-            self.note(f"non-JSON {status} {method} {route}: {data[:60]!r}")
+            self.note(f"non-JSON {status} {method} {route}: "
+                      f"{data[:60].decode('utf-8', 'replace')!r}")
 
     def note(self, text):
         if len(self.examples) < 3 and text not in self.examples:
