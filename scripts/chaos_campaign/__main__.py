@@ -13,6 +13,8 @@ import time
 from . import report, rows_connections, rows_durability, rows_input, rows_load
 from .server import Context
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 ROWS = {
     1: rows_input.fuzz,
     2: rows_load.soak,
@@ -33,14 +35,20 @@ ROWS = {
 
 
 def default_bin():
-    release = "target/release/inferd"
-    return release if os.path.exists(release) else "target/debug/inferd"
+    release = os.path.join(ROOT, "target/release/inferd")
+    return release if os.path.exists(release) else os.path.join(ROOT, "target/debug/inferd")
 
 
 def parse_args():
-    p = argparse.ArgumentParser(prog="scripts/chaos", description=__doc__)
+    rows = "\n".join(f"  {n:>2}  {f.__doc__}" for n, f in ROWS.items())
+    p = argparse.ArgumentParser(
+        prog="scripts/chaos", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Runs issue #22's fault and bad-input campaign against spawned inferd "
+                    "servers (127.0.0.1 only) and prints one PASS/FAIL row per probe.",
+        epilog=f"rows:\n{rows}\n\nexit status: 1 when a row fails, 0 otherwise")
     p.add_argument("--bin", default=default_bin(), help="inferd binary")
-    p.add_argument("--model", default="models/all-MiniLM-L6-v2", help="model directory")
+    p.add_argument("--model", default=os.path.join(ROOT, "models/all-MiniLM-L6-v2"),
+                   help="model directory")
     p.add_argument("--only", help="comma-separated row numbers, e.g. 1,5,10")
     scale = p.add_mutually_exclusive_group()
     scale.add_argument("--quick", action="store_true", help="small counts (about 4 min)")
