@@ -113,15 +113,16 @@ class Prober:
     def tally(self, method, route, status, data):
         if status >= 500:
             self.server_errors += 1
-            self.note(f"{status} {method} {route}")
+            self.note(f"{status} {method} {route}", "")
         if status >= 400 and not is_json_error(data):
             self.non_json += 1
-            self.note(f"non-JSON {status} {method} {route}: "
-                      f"{data[:60].decode('utf-8', 'replace')!r}")
+            self.note(f"non-JSON {status} {method} {route}",
+                      f": {data[:60].decode('utf-8', 'replace')!r}")
 
-    def note(self, text):
-        if len(self.examples) < 3 and text not in self.examples:
-            self.examples.append(text)
+    def note(self, what, detail):
+        """Keeps the first answer of up to 3 distinct kinds of failure."""
+        if len(self.examples) < 3 and not any(e.startswith(what) for e in self.examples):
+            self.examples.append(what + detail)
 
 
 def is_json_error(data):
