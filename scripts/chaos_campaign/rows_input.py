@@ -5,6 +5,7 @@ the rate limit (12)."""
 import http.client
 import json
 import random
+import subprocess
 import threading
 import time
 
@@ -46,7 +47,6 @@ def index_server(ctx, extra=()):
 
 def build_index(ctx, name="index"):
     """`inferd index build` of a 3-item catalog into a fresh directory; returns it."""
-    import subprocess
     work = ctx.dir(name)
     catalog = f"{work}/catalog.jsonl"
     with open(catalog, "w") as f:

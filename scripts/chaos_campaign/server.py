@@ -67,8 +67,7 @@ class Context:
 
     def dir(self, name):
         """A fresh directory under the scratch dir."""
-        path = tempfile.mkdtemp(prefix=name + "-", dir=self.tmp)
-        return path
+        return tempfile.mkdtemp(prefix=name + "-", dir=self.tmp)
 
     def key_file(self, name="keys", text=f"chaos:{API_KEY}\n"):
         path = os.path.join(self.dir(name), "keys")
@@ -151,9 +150,10 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"inferd not ready:\n{self.logs()[-3000:]}")
 
-    def admin(self, path, body=None, method=None):
-        """An admin API call with the campaign's token; (status, JSON body or None)."""
-        r = requests.request(method or ("POST" if body is not None else "GET"),
+    def admin(self, path, body=None):
+        """An admin API call (POST with a body, else GET) with the campaign's token; (status,
+        JSON body or None)."""
+        r = requests.request("POST" if body is not None else "GET",
                              self.admin_url(path), json=body, timeout=120,
                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         return r.status_code, json_or_none(r)
