@@ -11,6 +11,7 @@ class Row:
     probe: str  # what was done
     figure: str  # what was measured
     ok: object  # True (PASS), False (FAIL) or None (SKIP)
+    expect: str = ""  # what PASS needs
     seconds: float = 0.0
 
     @property
@@ -18,9 +19,9 @@ class Row:
         return {True: "PASS", False: "FAIL", None: "SKIP"}[self.ok]
 
 
-def check(number, probe, figure, ok):
-    """A row whose verdict is `ok` (a bool)."""
-    return Row(number, probe, figure, bool(ok))
+def check(number, probe, figure, ok, expect):
+    """A row whose verdict is `ok` (a bool); `expect` says what PASS needs."""
+    return Row(number, probe, figure, bool(ok), expect)
 
 
 def skip(number, probe, reason):
@@ -37,10 +38,10 @@ def line(row):
 
 
 def markdown(rows):
-    out = ["| # | probe | measured | result |", "| --- | --- | --- | --- |"]
+    out = ["| # | probe | measured | pass when | result |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
-        cell = r.figure.replace("|", "\\|").replace("\n", " ")
-        out.append(f"| {r.number} | {r.probe} | {cell} | {r.verdict} |")
+        cells = (c.replace("|", "\\|").replace("\n", " ") for c in (r.figure, r.expect))
+        out.append(f"| {r.number} | {r.probe} | {' | '.join(cells)} | {r.verdict} |")
     return "\n".join(out)
 
 

@@ -162,9 +162,10 @@ def idle_flood(ctx, count, limit):
     time.sleep(1)
     recovered = fresh_request(server.port, "GET", "/readyz")
     server.kill()
-    figure = (f"{idle.opened:,} idle sockets vs --max-connections {limit}: fresh /readyz → {readyz}, "
-              f"/infer {'served after %.1f s' % infer_after if infer_after is not None else 'not served in %d s' % retry}"
-              f", /readyz after closing them → {recovered}")
+    served = (f"served after {infer_after:.1f} s" if infer_after is not None
+              else f"not served in {retry} s")
+    figure = (f"{idle.opened:,} idle sockets vs --max-connections {limit}: fresh /readyz → "
+              f"{readyz}, /infer {served}, /readyz after closing them → {recovered}")
     return figure, readyz == 200 and infer_after is not None and recovered == 200
 
 
@@ -181,7 +182,9 @@ def connections(ctx, args):
               f"{fmt(body_s)}; idle keep-alive {fmt(idle)}; {flood}")
     ok = within(loris) and within(body_s) and body_status == "408" and within(idle) and flood_ok
     return report.check(10, "slowloris, endless body, idle keep-alive, 20k idle sockets",
-                        figure, ok)
+                        figure, ok,
+                        "each closed within timeout + 2 s, body → 408; fresh /readyz 200, "
+                        "/infer served, /readyz 200 after")
 
 
 def probe_during_drain(server, drain_s):
@@ -244,7 +247,9 @@ def drain(ctx, args):
     ok = (first is not None and first < 0.5 and len(later) == len(draining)
           and span >= drain_s - 0.5 and infers and all(s == 200 for s in infers)
           and code == 0 and overrun_code not in (0, None))
-    return report.check(11, "SIGTERM lame-duck drain, grace overrun", figure, ok)
+    return report.check(11, "SIGTERM lame-duck drain, grace overrun", figure, ok,
+                        "/readyz 503 through the drain, /infer 200 meanwhile, exit 0; "
+                        "overrun exits non-zero")
 
 
 def tls_files(ctx):
@@ -284,4 +289,5 @@ def tls(ctx, args):
     figure = (f"plain HTTP to TLS → {plain}; HTTPS → {https}; mTLS without client cert → "
               f"{no_cert}; with one → {with_cert}")
     ok = plain != 200 and https == 200 and no_cert != 200 and with_cert == 200
-    return report.check(15, "TLS and mutual TLS", figure, ok)
+    return report.check(15, "TLS and mutual TLS", figure, ok,
+                        "plain HTTP fails, HTTPS 200, no client cert fails, with one 200")

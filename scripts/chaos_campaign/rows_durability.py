@@ -102,7 +102,8 @@ def kill_during_writes(ctx, args):
     figure = (f"{report.count(lost, items.acknowledged, 'acknowledged lost')} after "
               f"{kills} SIGKILLs mid-stream (2 writers)")
     return report.check(3, "kill -9 during PUT /items", figure,
-                        lost == 0 and items.acknowledged > 0)
+                        lost == 0 and items.acknowledged > 0,
+                        "0 acknowledged lost")
 
 
 def fill(path):
@@ -158,7 +159,8 @@ def disk_full(ctx, args):
               f"{report.count(lost, items.acknowledged, 'acknowledged lost')}, "
               f"{applied} of {items.refused} refused applied (live, after kill -9, after "
               f"SIGTERM: exit {code})")
-    return report.check(4, probe, figure, lost == 0 and applied == 0 and code == 0)
+    return report.check(4, probe, figure, lost == 0 and applied == 0 and code == 0,
+                        "0 acknowledged lost, 0 refused applied, clean exit")
 
 
 def record_starts(data):
@@ -198,7 +200,8 @@ def wal_flipped_byte(ctx, args):
               f"{damaged}, log {'left as found' if untouched else 'CHANGED'}; after repair "
               f"{report.count(lost, 8, 'lost')}")
     return report.check(5, "flipped byte mid-WAL", figure,
-                        code not in (None, 0) and named and untouched and lost == 0)
+                        code not in (None, 0) and named and untouched and lost == 0,
+                        "start refused naming file and byte, log unchanged, 0 lost after repair")
 
 
 def two_version_manifest(ctx):
@@ -263,4 +266,5 @@ def audit_torn_line(ctx, args):
               f"after promote v2, v1, v2: replay {'==' if same else '!='} live "
               f"(history {replayed['history']}"
               f"{'' if same else f' vs live {live}'})")
-    return report.check(6, "torn audit-log line, then replay vs live", figure, survived and same)
+    return report.check(6, "torn audit-log line, then replay vs live", figure, survived and same,
+                        "the canary survives; replay == live")

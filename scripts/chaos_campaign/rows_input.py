@@ -51,7 +51,8 @@ def build_index(ctx, name="index"):
     catalog = f"{work}/catalog.jsonl"
     with open(catalog, "w") as f:
         for i in range(3):
-            f.write(json.dumps({"id": f"seed-{i}", "text": f"seed item {i}", "section": "s"}) + "\n")
+            item = {"id": f"seed-{i}", "text": f"seed item {i}", "section": "s"}
+            f.write(json.dumps(item) + "\n")
     out = f"{work}/index"
     subprocess.run([ctx.bin, "index", "build", "--model", ctx.model, "--catalog", catalog,
                     "--out", out], check=True, capture_output=True)
@@ -168,7 +169,8 @@ def fuzz(ctx, args):
         figure += "; e.g. " + "; ".join(examples[:3])
     server.kill()
     return report.check(1, "fuzzed bodies/URLs on every route", figure,
-                        errors == 0 and non_json == 0 and dropped == 0)
+                        errors == 0 and non_json == 0 and dropped == 0,
+                        "0 5xx, 0 non-JSON error bodies, 0 unanswered")
 
 
 def control_char_label(ctx, args):
@@ -186,7 +188,8 @@ def control_char_label(ctx, args):
     figure = ", ".join(f"{l!r} → {c} {k}" for l, c, k in results)
     figure += "; recorded in audit log" if leaked else "; none recorded"
     return report.check(7, "admin load with a control char in the version label", figure,
-                        all(400 <= c < 500 for _, c, _ in results) and not leaked)
+                        all(400 <= c < 500 for _, c, _ in results) and not leaked,
+                        "every label 4xx, none recorded")
 
 
 def tokenize_amplification(ctx, args):
@@ -217,7 +220,8 @@ def tokenize_amplification(ctx, args):
     figure = (f"{refused} of 8 → 413 response_too_large (largest answer {largest:,} B); "
               f"RSS {before:.0f} / peak {peak:.0f} / {after:.0f} MB after")
     return report.check(9, "8 concurrent 2 MB /tokenize bodies", figure,
-                        refused == 8 and after - before < 50)
+                        refused == 8 and after - before < 50,
+                        "8 × 413 response_too_large, RSS after within +50 MB of before")
 
 
 def report_code(response):
@@ -248,4 +252,5 @@ def auth(ctx, args):
               f"{' with Retry-After' if limited and retry_after else ''} (--rate-limit 5)")
     ok = (none.status_code == 401 and wrong.status_code == 401 and right.status_code == 200
           and limited and retry_after)
-    return report.check(12, "API keys and --rate-limit", figure, ok)
+    return report.check(12, "API keys and --rate-limit", figure, ok,
+                        "401, 401, 200, and 429s with Retry-After")

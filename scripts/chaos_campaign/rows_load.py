@@ -103,7 +103,8 @@ def soak(ctx, args):
               f"{warmup:,} warm-up {baseline:.1f} MB → end {samples[-1]:.1f} MB "
               f"({growth:+.1f} MB, max {max(samples):.1f})")
     return report.check(2, "soak without scraping /metrics", figure,
-                        growth <= 20 and failed == 0)
+                        growth <= 20 and failed == 0,
+                        "RSS growth ≤ +20 MB, 0 failed")
 
 
 def sequential_clients(server, clients, each, texts=lambda c, i: f"client {c} request {i}",
@@ -139,7 +140,8 @@ def queue_admission(ctx, args):
     other = sum(s not in (200, 503) for s in statuses)
     figure = f"{report.count(refused, len(statuses), '→ 503')}, {other} other non-200"
     return report.check(8, "8 clients × 60 sequential /infer, --max-queue-requests 8", figure,
-                        refused == 0 and other == 0)
+                        refused == 0 and other == 0,
+                        "0 refused")
 
 
 class Traffic:
@@ -203,7 +205,8 @@ def lifecycle_under_load(ctx, args):
               f"shadow → canary 0.3 → promote → rollback (served: {served}; promoted after: "
               f"{promoted})")
     return report.check(13, "lifecycle under 4-client /infer load", figure,
-                        not traffic.failed and promoted == "v1" and len(traffic.versions) == 2)
+                        not traffic.failed and promoted == "v1" and len(traffic.versions) == 2,
+                        "0 failed, both versions served, v1 promoted after rollback")
 
 
 def panic_isolation(ctx, args):
@@ -226,4 +229,5 @@ def panic_isolation(ctx, args):
               f"{'alive' if alive else 'DEAD'}")
     return report.check(14, "panic in a forward batch (faults.panic_on)", figure,
                         all(s == 500 for s in boom) and all(s == 200 for s in after)
-                        and not traffic.failed and alive and boom_v1 == [200])
+                        and not traffic.failed and alive and boom_v1 == [200],
+                        "boom 500, other texts 200, v1 unaffected, process alive")
