@@ -104,6 +104,7 @@ def main():
     raise_nofile()
     ctx = Context(args.bin, args.model, scale)
     started, rows = time.time(), []
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     print(f"chaos campaign: {ctx.bin} ({scale}), model {ctx.model}", flush=True)
     try:
         for number in selected(args.only):
@@ -118,8 +119,7 @@ def main():
           f"{sum(r.ok is False for r in rows)} FAIL, {sum(r.ok is None for r in rows)} SKIP")
     if args.json:
         report.write_json(args.json, rows, {
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "binary": ctx.bin, "model": ctx.model, "scale": scale, "wall_seconds": round(wall)})
+            "date": date, "binary": ctx.bin, "model": ctx.model, "scale": scale, "wall_seconds": round(wall)})
     return 1 if any(r.ok is False for r in rows) else 0
 
 
