@@ -5,6 +5,7 @@ overrun (11), and TLS / mutual TLS with certificates made by `trustme` (15)."""
 import http.client
 import json
 import multiprocessing
+import resource
 import select
 import socket
 import struct
@@ -90,15 +91,18 @@ def hold_idle_sockets(port, count, pipe):
     """In a helper process: `count` non-blocking connects that never send a byte, held until
     the campaign says so (or goes away)."""
     socks = []
-    for _ in range(count):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        s.setblocking(False)
-        try:
-            s.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
-        socks.append(s)
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            socks.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+    except OSError:  # out of descriptors or ports: hold what is open, the figure says how many
+        socks.pop()
     pipe.send(len(socks))
     try:
         pipe.recv()
@@ -107,17 +111,17 @@ def hold_idle_sockets(port, count, pipe):
 
 
 class IdleSockets:
-    """`count` idle sockets, spread over helper processes so that no process needs more than
-    `PER_PROCESS` descriptors (RLIMIT_NOFILE here is 20,000 and cannot be raised)."""
-
-    PER_PROCESS = 10000
+    """`count` idle sockets, spread over helper processes so that none needs more than 10,000
+    descriptors or its RLIMIT_NOFILE (20,000 on the development machine, where it cannot be
+    raised)."""
 
     def __init__(self, port, count):
         self.helpers, self.opened = [], 0
-        for start in range(0, count, self.PER_PROCESS):
+        per_process = min(10000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 64)
+        for start in range(0, count, per_process):
             ours, theirs = multiprocessing.Pipe()
             proc = multiprocessing.Process(target=hold_idle_sockets, daemon=True, args=(
-                port, min(self.PER_PROCESS, count - start), theirs))
+                port, min(per_process, count - start), theirs))
             proc.start()
             self.helpers.append((proc, ours))
         for _, pipe in self.helpers:
