@@ -8,8 +8,8 @@ files and the MiniLM tokenizer (one WordPiece tokenizer works for every family h
 vocab_size is set to its vocabulary). The reference vectors are sentence-transformers' own
 `encode` on that directory, f32 on CPU.
 
-It also writes tiny sequence-classification models (rerankers and a classifier: BERT and XLM-R
-heads, see `classifier_configs`) with transformers' reference logits on fixed texts and
+It also writes tiny sequence-classification models (rerankers and classifiers: BERT, XLM-R and
+ModernBERT heads, see `classifier_configs`) with transformers' reference logits on fixed texts and
 (query, text) pairs in `reference.json` beside each, for `tests/rerank/`.
 
 Besides the models, it writes "sharpness" variants that a correct server must NOT match to the
@@ -410,6 +410,21 @@ def classifier_configs(vocab_size):
             transformers.XLMRobertaConfig(**roberta, num_labels=1),
             transformers.XLMRobertaForSequenceClassification,
         ),
+        # Mean pooling, biases everywhere: every optional part of ModernBERT's head is on.
+        "modernbert-reranker": (
+            transformers.ModernBertConfig(
+                **modernbert_config(vocab_size), num_labels=1, classifier_pooling="mean",
+                classifier_bias=True, norm_bias=True,
+            ),
+            transformers.ModernBertForSequenceClassification,
+        ),
+        # transformers' defaults: the first token, no biases, GELU.
+        "modernbert-classifier": (
+            transformers.ModernBertConfig(
+                **modernbert_config(vocab_size), id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
+            ),
+            transformers.ModernBertForSequenceClassification,
+        ),
     }
 
 
@@ -444,7 +459,7 @@ def classifiers(out_root, vocab_size, inputs):
         out = out_root / name
         model.save_pretrained(str(out))
         copy_tokenizer(out)
-        token_types = config.type_vocab_size > 1
+        token_types = getattr(config, "type_vocab_size", 1) > 1
         pair_logits = logits(model, tokenizer, [q for q, _ in cases], [t for _, t in cases], token_types)
         text_logits = logits(model, tokenizer, texts, None, token_types)
         reference = {
@@ -461,8 +476,9 @@ def classifiers(out_root, vocab_size, inputs):
 def head_sharp_variants(root):
     """Rerankers a correct server must not match to their originals' references (which the copy
     carries): BERT with its second token type made equal to the first (what a server that puts
-    both texts of a pair in segment 0 computes), and XLM-R with its head's dense layer replaced
-    by the identity (close to a head without its dense + tanh)."""
+    both texts of a pair in segment 0 computes), XLM-R with its head's dense layer replaced
+    by the identity (close to a head without its dense + tanh), and ModernBERT pooled at the
+    first token instead of the mean."""
     one_type = root / "bert-reranker-one-token-type"
     shutil.copytree(root / "bert-reranker", one_type)
     weights = load_file(str(one_type / "model.safetensors"))
@@ -476,6 +492,13 @@ def head_sharp_variants(root):
     weights["classifier.dense.weight"] = torch.eye(dense.shape[0], dtype=dense.dtype)
     weights["classifier.dense.bias"] = torch.zeros_like(weights["classifier.dense.bias"])
     save_file(weights, str(no_dense / "model.safetensors"), metadata={"format": "pt"})
+    # ModernBERT read at its first token although its config says mean: what a server that
+    # ignores `classifier_pooling` computes.
+    first_token = root / "modernbert-reranker-first-token"
+    shutil.copytree(root / "modernbert-reranker", first_token)
+    config = json.loads((first_token / "config.json").read_text())
+    config["classifier_pooling"] = "cls"
+    write_json(first_token / "config.json", config)
 
 
 def main(out_root):

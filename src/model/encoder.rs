@@ -1,5 +1,5 @@
 //! The model itself: the family's forward, then pooling and any `Dense` layers (an embedding
-//! model) or a sequence-classification head on the first token (a reranker or classifier, see
+//! model) or a sequence-classification head (a reranker or classifier, see
 //! [`super::heads`]). Pure compute: no queues, no HTTP. Normalisation (and a Matryoshka cut) is
 //! left to the caller: it is a per-request choice; so are a head's softmax or sigmoid.
 //!
@@ -78,7 +78,8 @@ impl Encoder {
                 if !device.is_cpu() {
                     bail!("sequence-classification heads run on the CPU only; use --device cpu");
                 }
-                let head = ClassifierHead::load(&vb, *head, arch.config.hidden, labels.len())
+                let hidden = arch.config.hidden;
+                let head = ClassifierHead::load(&vb, &json, *head, hidden, labels.len())
                     .with_context(|| {
                         format!("loading the classification head from {}", dir.display())
                     })?;
@@ -181,9 +182,7 @@ impl Encoder {
                 let lens: Vec<usize> = batch.iter().map(|s| s.len()).collect();
                 if let Some(head) = &self.head {
                     let _head = step(|| tracing::info_span!("head"));
-                    return Ok(first_tokens(&hidden, stack.hidden(), &lens)
-                        .map(|row| head.forward(row))
-                        .collect());
+                    return Ok(head.forward_packed(&hidden, stack.hidden(), &lens));
                 }
                 let _pooling = step(|| tracing::info_span!("pooling"));
                 pool_packed(&hidden, stack.hidden(), &lens, &self.pooling)
@@ -206,20 +205,6 @@ impl Encoder {
             .map(|v| self.dense.iter().fold(v, |v, dense| dense.forward(&v)))
             .collect())
     }
-}
-
-/// The first token's row of each packed sequence (an empty sequence gives zeros' worth: none
-/// reach here, the tokenizer adds special tokens).
-fn first_tokens<'a>(
-    hidden: &'a [f32],
-    width: usize,
-    lens: &'a [usize],
-) -> impl Iterator<Item = &'a [f32]> + 'a {
-    lens.iter().scan(0usize, move |offset, &len| {
-        let row = &hidden[*offset * width..][..width.min(len * width)];
-        *offset += len;
-        Some(row)
-    })
 }
 
 pub(super) fn read_config(dir: &Path) -> anyhow::Result<serde_json::Value> {

@@ -159,14 +159,21 @@ async fn xlm_roberta_reranker_scores_match_transformers() {
     assert_reranker("xlm-roberta-reranker", "xlm-roberta").await;
 }
 
+/// Mean pooling, a GELU + LayerNorm head with biases.
+#[tokio::test]
+async fn modernbert_reranker_scores_match_transformers() {
+    assert_reranker("modernbert-reranker", "modernbert").await;
+}
+
 /// The parity check is sharp: a reranker that differs from the original in one detail a server
-/// could get wrong (pairs in one token type; the head's dense layer) is served fine but does not
+/// could get wrong (pairs in one token type; the head's dense layer; ModernBERT's pooling) is served fine but does not
 /// match the original's logits (the variant directory carries the original's `reference.json`).
 #[tokio::test]
 async fn reranker_parity_fails_when_a_head_detail_is_undone() {
     for name in [
         "bert-reranker-one-token-type",
         "xlm-roberta-reranker-identity-head",
+        "modernbert-reranker-first-token",
     ] {
         let server = serve(name, &[]).await;
         let worst = check_rerank(&server, name).await;
@@ -177,11 +184,20 @@ async fn reranker_parity_fails_when_a_head_detail_is_undone() {
     }
 }
 
-/// `/predict` on texts, one pair and a batch of pairs: labels best first, softmax (or raw
-/// logits) within [`TOLERANCE`] of transformers'.
 #[tokio::test]
 async fn bert_classifier_predict_matches_transformers() {
-    let name = "bert-classifier";
+    assert_classifier("bert-classifier").await;
+}
+
+/// The first token, no biases: transformers' defaults for ModernBERT's head.
+#[tokio::test]
+async fn modernbert_classifier_predict_matches_transformers() {
+    assert_classifier("modernbert-classifier").await;
+}
+
+/// `/predict` on texts, one pair and a batch of pairs: labels best first, softmax (or raw
+/// logits) within [`TOLERANCE`] of transformers'.
+async fn assert_classifier(name: &str) {
     let server = serve(name, &[]).await;
     let (_, info) = server.get_json("/info").await;
     assert_eq!(info["kind"], "classifier", "{info}");

@@ -77,6 +77,7 @@ fn head(kind: HeadKind) -> ClassifierHead {
     let (dense, out) = match kind {
         HeadKind::BertPooler => ("bert.pooler.dense", "classifier"),
         HeadKind::RobertaClassifier => ("classifier.dense", "classifier.out_proj"),
+        HeadKind::ModernBert => unreachable!("tested through a spawned server"),
     };
     let tensors = HashMap::from([
         (format!("{dense}.weight"), t(&[1.0, 0.0, 0.0, 2.0], &[2, 2])),
@@ -85,7 +86,7 @@ fn head(kind: HeadKind) -> ClassifierHead {
         (format!("{out}.bias"), t(&[0.5], &[1])),
     ]);
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-    ClassifierHead::load(&vb, kind, 2, 1).unwrap()
+    ClassifierHead::load(&vb, &json!({}), kind, 2, 1).unwrap()
 }
 
 #[test]
@@ -104,4 +105,31 @@ fn softmax_and_sigmoid() {
     assert!((p[0] - 0.5).abs() < 1e-6 && p[2] < 1e-6, "{p:?}");
     assert!((sigmoid(0.0) - 0.5).abs() < 1e-7);
     assert!(sigmoid(-10.0) < 1e-4);
+}
+
+#[test]
+fn modernbert_head_pieces() {
+    assert_eq!(mean_rows(&[1.0, 2.0, 3.0, 6.0], 2), vec![2.0, 4.0]);
+    let norm = Norm {
+        weight: vec![2.0; 4],
+        bias: vec![1.0; 4],
+        eps: 0.0,
+    };
+    let mut x = vec![1.0, 2.0, 3.0, 4.0];
+    norm.forward(&mut x);
+    // (x − 2.5) / √1.25 · 2 + 1
+    let want: Vec<f32> = [1.0f32, 2.0, 3.0, 4.0]
+        .iter()
+        .map(|v| (v - 2.5) / 1.25f32.sqrt() * 2.0 + 1.0)
+        .collect();
+    assert!(
+        x.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5),
+        "{x:?}"
+    );
+    let gelu = Activation::parse("gelu").unwrap();
+    assert!((gelu.apply(1.0) - 0.841_344_7).abs() < 1e-5);
+    let approx = Activation::parse("gelu_pytorch_tanh").unwrap();
+    assert!((approx.apply(1.0) - 0.841_192).abs() < 1e-5);
+    let err = Activation::parse("mish").unwrap_err().to_string();
+    assert!(err.contains("mish") && err.contains("gelu"), "{err}");
 }
