@@ -1,27 +1,104 @@
-//! KServe's text input, shared by the REST and gRPC dialects: the checks of its one BYTES input
-//! tensor and its shape, and the elements in binary form (the REST binary extension and gRPC
-//! `raw_input_contents`): each element is a 4-byte little-endian length, then that many bytes.
-//! Texts must be UTF-8.
+//! KServe's text tensors, shared by the REST and gRPC dialects: a model's signature (its BYTES
+//! inputs and its one FP32 output, by model kind), the checks of the inputs and their shapes,
+//! and the elements in binary form (the REST binary extension and gRPC `raw_input_contents`):
+//! each element is a 4-byte little-endian length, then that many bytes. Texts must be UTF-8.
 
-use super::EmbedError;
+use super::{ClassifyInput, EmbedError};
+use crate::model::heads::ModelKind;
 
-/// A text model's one input: exactly one tensor, named `name`, of datatype BYTES. `inputs` are
-/// the request's (name, datatype) pairs.
-pub fn check_input(name: &str, inputs: &[(&str, &str)]) -> Result<(), EmbedError> {
-    let invalid = |msg: String| Err(EmbedError::InvalidInput(msg));
-    match inputs {
-        [(n, _)] if *n != name => invalid(format!(
-            "unknown input {n:?}; the model's input is `{name}`"
-        )),
-        [(_, datatype)] if *datatype != "BYTES" => invalid(format!(
-            "input `{name}` must have datatype BYTES, got {datatype:?}"
-        )),
-        [_] => Ok(()),
-        _ => invalid(format!(
-            "expected exactly one input tensor `{name}`, got {}",
-            inputs.len()
-        )),
+/// The input of texts, every model's.
+pub const TEXT: &str = "text";
+/// A reranker's or classifier's optional second input: each text's pair.
+pub const TEXT_PAIR: &str = "text_pair";
+
+/// A model's tensors: BYTES inputs (the texts first and required; the rest optional) and one
+/// FP32 output `[n, width]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature {
+    pub inputs: &'static [&'static str],
+    pub output: &'static str,
+}
+
+impl Signature {
+    /// An embedding model: `text` → `embedding` `[n, dims]`; a reranker or classifier: `text`
+    /// and optionally `text_pair` → `logits` `[n, labels]`.
+    pub fn of(kind: ModelKind) -> Self {
+        match kind {
+            ModelKind::Embedding => Self {
+                inputs: &[TEXT],
+                output: "embedding",
+            },
+            ModelKind::Reranker | ModelKind::Classifier => Self {
+                inputs: &[TEXT, TEXT_PAIR],
+                output: "logits",
+            },
+        }
     }
+
+    /// The request's inputs (name, datatype) fit: BYTES, each known and given once, the texts
+    /// present.
+    pub fn check_inputs(&self, inputs: &[(&str, &str)]) -> Result<(), EmbedError> {
+        let invalid = |msg: String| Err(EmbedError::InvalidInput(msg));
+        let known = self
+            .inputs
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(" and optionally ");
+        for (i, (name, datatype)) in inputs.iter().enumerate() {
+            if !self.inputs.contains(name) {
+                return invalid(format!(
+                    "unknown input {name:?}; the model's inputs are {known}"
+                ));
+            }
+            if *datatype != "BYTES" {
+                return invalid(format!(
+                    "input `{name}` must have datatype BYTES, got {datatype:?}"
+                ));
+            }
+            if inputs[..i].iter().any(|(other, _)| other == name) {
+                return invalid(format!("input `{name}` is given twice"));
+            }
+        }
+        match inputs.iter().any(|(name, _)| *name == self.inputs[0]) {
+            true => Ok(()),
+            false => invalid(format!(
+                "input `{}` is required; the model's inputs are {known}",
+                self.inputs[0]
+            )),
+        }
+    }
+
+    /// Requested outputs may only name the model's output.
+    pub fn check_output(&self, name: &str) -> Result<(), EmbedError> {
+        match name == self.output {
+            true => Ok(()),
+            false => Err(EmbedError::InvalidInput(format!(
+                "unknown output {name:?}; the model's output is `{}`",
+                self.output
+            ))),
+        }
+    }
+}
+
+/// A reranker's or classifier's inputs: each text alone, or with its element of `text_pair`
+/// (as many as there are texts).
+pub fn classify_inputs(
+    texts: Vec<String>,
+    pairs: Option<Vec<String>>,
+) -> Result<Vec<ClassifyInput>, EmbedError> {
+    let Some(pairs) = pairs else {
+        return Ok(texts.into_iter().map(ClassifyInput::Single).collect());
+    };
+    if pairs.len() != texts.len() {
+        return Err(EmbedError::InvalidInput(format!(
+            "`{TEXT_PAIR}` has {} elements for {} texts",
+            pairs.len(),
+            texts.len()
+        )));
+    }
+    let zipped = texts.into_iter().zip(pairs);
+    Ok(zipped.map(|(a, b)| ClassifyInput::Pair(a, b)).collect())
 }
 
 /// The tensor `name`'s `shape` holds exactly `count` elements.
@@ -79,16 +156,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_bytes_input_with_a_matching_shape() {
-        assert!(check_input("text", &[("text", "BYTES")]).is_ok());
+    fn inputs_fit_the_signature_and_shapes_their_elements() {
+        let embedder = Signature::of(ModelKind::Embedding);
+        assert!(embedder.check_inputs(&[("text", "BYTES")]).is_ok());
         for bad in [
             &[][..],
             &[("x", "BYTES")],
             &[("text", "FP32")],
             &[("text", "BYTES"); 2],
+            &[("text", "BYTES"), ("text_pair", "BYTES")],
         ] {
-            assert!(check_input("text", bad).is_err(), "{bad:?}");
+            assert!(embedder.check_inputs(bad).is_err(), "{bad:?}");
         }
+        let reranker = Signature::of(ModelKind::Reranker);
+        assert!(reranker.check_inputs(&[("text", "BYTES")]).is_ok());
+        assert!(reranker
+            .check_inputs(&[("text_pair", "BYTES"), ("text", "BYTES")])
+            .is_ok());
+        let err = reranker
+            .check_inputs(&[("text_pair", "BYTES")])
+            .unwrap_err();
+        assert!(err.to_string().contains("`text` is required"), "{err}");
+        assert!(reranker.check_output("logits").is_ok());
+        assert!(reranker.check_output("embedding").is_err());
         assert!(check_shape("text", &[2, 1], 2).is_ok());
         assert!(check_shape("text", &[3], 2).is_err());
         assert!(check_shape("text", &[], 1).is_err());

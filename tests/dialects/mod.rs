@@ -481,7 +481,7 @@ async fn kserve_infer_json_bytes_gives_fp32_matrix_equal_to_infer() {
             json!({"inputs": [{"name": "other", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}),
             "unknown input",
         ),
-        (json!({"inputs": []}), "exactly one"),
+        (json!({"inputs": []}), "`text` is required"),
     ] {
         let (status, body) = server
             .post_json(&format!("/v2/models/{model}/infer"), bad)

@@ -7,6 +7,7 @@
 //! JSON in each dialect's shape ([`errors`]).
 
 mod errors;
+mod kserve;
 mod shadow;
 
 use std::path::PathBuf;

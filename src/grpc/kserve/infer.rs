@@ -1,12 +1,13 @@
-//! `ModelInfer`: one BYTES input tensor `text` of texts, in typed `contents.bytes_contents` or
-//! in `raw_input_contents` (each element a 4-byte little-endian length, then the bytes), with
-//! the request parameters `truncate` (default `--auto-truncate`) and `normalize` (default true)
-//! as `bool_param`s; answers one FP32 tensor `embedding` `[n, dims]` through the one embedding
-//! path, raw when the request was raw (as Triton answers), else in `fp32_contents`.
+//! `ModelInfer`: BYTES input tensors in typed `contents.bytes_contents` or in
+//! `raw_input_contents` (one entry per input; each element a 4-byte little-endian length, then
+//! the bytes), with the request parameters `truncate` (default `--auto-truncate`) and
+//! `normalize` (default true, embeddings) as `bool_param`s. An embedding model takes `text` and
+//! answers FP32 `embedding` `[n, dims]` through the one embedding path; a reranker or
+//! classifier takes `text` and optionally `text_pair` and answers FP32 `logits` `[n, labels]`
+//! (see [`Signature`]). Raw when the request was raw (as Triton answers), else `fp32_contents`.
 
 use std::collections::HashMap;
 
-use super::{INPUT, OUTPUT};
 use crate::{
     deploy::Target,
     grpc::{
@@ -19,15 +20,19 @@ use crate::{
         status::CallError,
         GrpcState,
     },
-    model::tokenizer::Truncation,
-    serving::{bytes_tensor, EmbedRequest, ModelRef},
+    model::{heads::ModelKind, tokenizer::Truncation},
+    serving::{
+        bytes_tensor::{self, Signature},
+        ClassifyRequest, EmbedRequest, ModelRef, Priority,
+    },
 };
 
 fn invalid(message: String) -> CallError {
     CallError::InvalidInput(message)
 }
 
-/// Embeds the request's texts on the version it routes to.
+/// Embeds the request's texts, or scores them (and their pairs) with a reranker's or
+/// classifier's head, on the version it routes to.
 pub async fn run(
     state: &GrpcState,
     admitted: Admitted,
@@ -35,25 +40,43 @@ pub async fn run(
     req: ModelInferRequest,
 ) -> Result<ModelInferResponse, CallError> {
     let target = target(&req, route_key)?;
-    let raw = !req.raw_input_contents.is_empty();
-    let texts = input_texts(&req, state.limits.max_client_batch)?;
-    check_outputs(&req)?;
-    let n = texts.len();
-    let request = EmbedRequest {
-        truncation: Truncation::from_flag(flag(
-            &req.parameters,
-            "truncate",
-            state.limits.auto_truncate,
-        )?),
-        normalize: flag(&req.parameters, "normalize", true)?,
-        ..EmbedRequest::new(texts, admitted.deadline())
-    };
     let routed = state.registry.route(&target)?;
-    let embedded = routed.embed(request).await?;
+    let kind = routed.handle.info.kind;
+    let signature = Signature::of(kind);
+    let raw = !req.raw_input_contents.is_empty();
+    let mut inputs = input_texts(&req, &signature, state.limits.max_client_batch)?;
+    check_outputs(&req, &signature)?;
+    let texts = inputs[0].take().expect("the texts are required");
+    let n = texts.len();
+    let truncation = Truncation::from_flag(flag(
+        &req.parameters,
+        "truncate",
+        state.limits.auto_truncate,
+    )?);
+    let rows = match kind {
+        ModelKind::Embedding => {
+            let request = EmbedRequest {
+                truncation,
+                normalize: flag(&req.parameters, "normalize", true)?,
+                ..EmbedRequest::new(texts, admitted.deadline())
+            };
+            routed.embed(request).await?.vectors
+        }
+        ModelKind::Reranker | ModelKind::Classifier => {
+            let pairs = inputs.get_mut(1).and_then(Option::take);
+            let request = ClassifyRequest {
+                inputs: bytes_tensor::classify_inputs(texts, pairs)?,
+                truncation,
+                deadline: admitted.deadline(),
+                priority: Priority::Interactive,
+            };
+            routed.classify(request).await?.logits
+        }
+    };
     let info = &routed.handle.info;
-    let flat: Vec<f32> = embedded.vectors.into_iter().flatten().collect();
+    let flat: Vec<f32> = rows.into_iter().flatten().collect();
     let mut output = InferOutputTensor {
-        name: OUTPUT.into(),
+        name: signature.output.into(),
         datatype: "FP32".into(),
         shape: vec![n as i64, info.dimensions as i64],
         parameters: HashMap::new(),
@@ -93,54 +116,64 @@ fn target(req: &ModelInferRequest, route_key: Option<String>) -> Result<Target, 
     })
 }
 
-/// The texts of the one BYTES input `text`, its shape matching the element count.
-fn input_texts(req: &ModelInferRequest, max: usize) -> Result<Vec<String>, CallError> {
+/// The texts of each of the signature's inputs, in its order (`None` for an optional input the
+/// request leaves out), each shape matching its element count.
+fn input_texts(
+    req: &ModelInferRequest,
+    signature: &Signature,
+    max: usize,
+) -> Result<Vec<Option<Vec<String>>>, CallError> {
     let inputs: Vec<_> = req
         .inputs
         .iter()
         .map(|t| (t.name.as_str(), t.datatype.as_str()))
         .collect();
-    bytes_tensor::check_input(INPUT, &inputs)?;
-    let input = &req.inputs[0];
-    let texts = elements(req, input)?;
-    bytes_tensor::check_shape(INPUT, &input.shape, texts.len())?;
-    check_texts(INPUT, &texts, max)?;
-    Ok(texts)
+    signature.check_inputs(&inputs)?;
+    let raw = req.raw_input_contents.as_slice();
+    if !raw.is_empty() && raw.len() != req.inputs.len() {
+        return Err(invalid(format!(
+            "`raw_input_contents` has {} entries for {} inputs",
+            raw.len(),
+            req.inputs.len()
+        )));
+    }
+    let mut found = vec![None; signature.inputs.len()];
+    for (i, input) in req.inputs.iter().enumerate() {
+        let texts = elements(raw.get(i), input)?;
+        bytes_tensor::check_shape(&input.name, &input.shape, texts.len())?;
+        check_texts(&input.name, &texts, max)?;
+        let slot = signature.inputs.iter().position(|n| *n == input.name);
+        found[slot.expect("checked against the signature")] = Some(texts);
+    }
+    Ok(found)
 }
 
-/// The elements, from `raw_input_contents` (one entry per input) or `contents.bytes_contents`.
-fn elements(req: &ModelInferRequest, input: &InferInputTensor) -> Result<Vec<String>, CallError> {
-    let typed = input.contents.as_ref();
-    match (req.raw_input_contents.as_slice(), typed) {
-        ([raw], None) => Ok(bytes_tensor::decode(INPUT, raw)?),
-        ([], Some(contents)) => {
+/// One input's elements, from its `raw_input_contents` entry or `contents.bytes_contents`.
+fn elements(raw: Option<&Vec<u8>>, input: &InferInputTensor) -> Result<Vec<String>, CallError> {
+    let name = input.name.as_str();
+    match (raw, input.contents.as_ref()) {
+        (Some(raw), None) => Ok(bytes_tensor::decode(name, raw)?),
+        (None, Some(contents)) => {
             let texts = contents.bytes_contents.iter().enumerate();
             Ok(texts
-                .map(|(i, bytes)| bytes_tensor::utf8(INPUT, i, bytes))
+                .map(|(i, bytes)| bytes_tensor::utf8(name, i, bytes))
                 .collect::<Result<_, _>>()?)
         }
-        ([], None) => Err(invalid(format!(
-            "input `{INPUT}` has no data: set `contents.bytes_contents` or `raw_input_contents`"
+        (None, None) => Err(invalid(format!(
+            "input `{name}` has no data: set `contents.bytes_contents` or `raw_input_contents`"
         ))),
-        (raw, _) if raw.len() != 1 => Err(invalid(format!(
-            "`raw_input_contents` has {} entries for 1 input",
-            raw.len()
-        ))),
-        _ => Err(invalid(format!(
-            "input `{INPUT}` has both `contents` and `raw_input_contents`"
+        (Some(_), Some(_)) => Err(invalid(format!(
+            "input `{name}` has both `contents` and `raw_input_contents`"
         ))),
     }
 }
 
-/// Requested outputs may only name `embedding`.
-fn check_outputs(req: &ModelInferRequest) -> Result<(), CallError> {
-    match req.outputs.iter().find(|o| o.name != OUTPUT) {
-        Some(o) => Err(invalid(format!(
-            "unknown output {:?}; the model's output is `{OUTPUT}`",
-            o.name
-        ))),
-        None => Ok(()),
+/// Requested outputs may only name the signature's output.
+fn check_outputs(req: &ModelInferRequest, signature: &Signature) -> Result<(), CallError> {
+    for output in &req.outputs {
+        signature.check_output(&output.name)?;
     }
+    Ok(())
 }
 
 /// A boolean request parameter, `default` when absent.
@@ -168,7 +201,7 @@ mod tests {
         ModelInferRequest {
             model_name: "m".into(),
             inputs: vec![InferInputTensor {
-                name: INPUT.into(),
+                name: bytes_tensor::TEXT.into(),
                 datatype: "BYTES".into(),
                 shape,
                 parameters: HashMap::new(),
@@ -186,13 +219,19 @@ mod tests {
     fn reads_raw_and_typed_bytes_and_checks_the_shape() {
         let raw = bytes_tensor::encode(&["a", "b c"]);
         let req = request(Some(raw.clone()), None, vec![2, 1]);
-        assert_eq!(input_texts(&req, 8).unwrap(), vec!["a", "b c"]);
+        let sig = Signature::of(ModelKind::Embedding);
+        let texts =
+            |req: &ModelInferRequest, max| input_texts(req, &sig, max).map(|mut t| t.remove(0));
+        assert_eq!(
+            texts(&req, 8).unwrap(),
+            Some(vec!["a".into(), "b c".into()])
+        );
         let req = request(None, Some(vec!["x"]), vec![1]);
-        assert_eq!(input_texts(&req, 8).unwrap(), vec!["x"]);
-        assert!(input_texts(&request(Some(raw), None, vec![3]), 8).is_err());
-        assert!(input_texts(&request(None, None, vec![0]), 8).is_err());
-        assert!(input_texts(&request(None, Some(vec!["a", "b"]), vec![2]), 1).is_err());
-        assert!(input_texts(&request(None, Some(vec![""]), vec![1]), 8).is_err());
+        assert_eq!(texts(&req, 8).unwrap(), Some(vec!["x".into()]));
+        assert!(texts(&request(Some(raw), None, vec![3]), 8).is_err());
+        assert!(texts(&request(None, None, vec![0]), 8).is_err());
+        assert!(texts(&request(None, Some(vec!["a", "b"]), vec![2]), 1).is_err());
+        assert!(texts(&request(None, Some(vec![""]), vec![1]), 8).is_err());
     }
 
     #[test]

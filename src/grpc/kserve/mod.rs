@@ -1,6 +1,7 @@
 //! The KServe Open Inference Protocol v2 over gRPC (`inference.GRPCInferenceService`), the
 //! same dialect as the REST `/v2` routes: health, server and model metadata, and `ModelInfer`
-//! with one BYTES input tensor `text` → one FP32 output tensor `embedding` `[n, dims]`.
+//! with BYTES input `text` → FP32 output `embedding` `[n, dims]` (a reranker or classifier:
+//! `text` and optionally `text_pair` → `logits` `[n, labels]`).
 //!
 //! `ModelInfer` with an empty `model_version` names the model like `/infer`'s `model` field: it
 //! takes part in canaries (sticky by the `x-inferd-route-key` metadata) and shadows; a version
@@ -30,7 +31,7 @@ use super::{
     status::CallError,
     GrpcState,
 };
-use crate::serving::{ModelHandle, ModelRef};
+use crate::serving::{bytes_tensor::Signature, ModelHandle, ModelRef};
 
 /// The service's full name, for health and metrics.
 pub const SERVICE: &str = "inference.GRPCInferenceService";
@@ -44,10 +45,6 @@ pub const METHODS: &[&str] = &[
     "ModelMetadata",
     "ModelInfer",
 ];
-
-/// The input tensor's name and the output tensor's (as on REST).
-const INPUT: &str = "text";
-const OUTPUT: &str = "embedding";
 
 #[derive(Clone)]
 pub struct KServe {
@@ -155,12 +152,18 @@ impl GrpcInferenceService for KServe {
             let req = request.get_ref();
             let handle = self.lookup(&req.name, &req.version)?;
             let info = &handle.info;
+            let signature = Signature::of(info.kind);
+            let inputs = signature.inputs.iter();
             Ok::<_, Status>(Response::new(ModelMetadataResponse {
                 name: info.name.clone(),
                 versions: vec![info.version.clone()],
                 platform: "inferd".into(),
-                inputs: vec![tensor(INPUT, "BYTES", vec![-1])],
-                outputs: vec![tensor(OUTPUT, "FP32", vec![-1, info.dimensions as i64])],
+                inputs: inputs.map(|n| tensor(n, "BYTES", vec![-1])).collect(),
+                outputs: vec![tensor(
+                    signature.output,
+                    "FP32",
+                    vec![-1, info.dimensions as i64],
+                )],
             }))
         })
         .await

@@ -2,7 +2,10 @@
 //!
 //! The unversioned route names the model like `/infer`'s `model` field does: it takes part in
 //! canaries (sticky by `x-inferd-route-key`) and shadows. The versioned route pins that version.
-//! Both go through [`embed`](crate::http::embed) and answer with the version that embedded.
+//! Both go through [`embed`](crate::http::embed)'s routing and answer with the version that ran:
+//! an embedding model embeds `text` (FP32 `embedding` `[n, dims]`); a reranker or classifier
+//! scores each `text`, or each (`text`, `text_pair`) pair, with its head (FP32 `logits`
+//! `[n, labels]`, raw: softmax or sigmoid is the caller's).
 
 use axum::{
     body::Bytes,
@@ -15,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::{
     tensor::{binary_response, input_texts, split_body, wants_binary},
-    InferenceRequest, InferenceResponse, KServeError, OutputTensor, OUTPUT,
+    InferenceRequest, InferenceResponse, KServeError, OutputTensor,
 };
 use crate::{
     deploy::Target,
@@ -25,12 +28,16 @@ use crate::{
         extract::{ApiPath, RouteKey},
         state::AppState,
     },
-    model::tokenizer::Truncation,
-    serving::{EmbedRequest, ModelRef},
+    model::{heads::ModelKind, tokenizer::Truncation},
+    serving::{
+        bytes_tensor::{self, Signature},
+        ClassifyRequest, EmbedRequest, ModelRef, Priority,
+    },
 };
 
-/// Embeds a BYTES tensor of texts; answers an FP32 tensor `[n, dims]` (JSON or binary). Takes
-/// part in canaries and shadows like `/infer`, sticky by `x-inferd-route-key`.
+/// Embeds a BYTES tensor of texts (FP32 `embedding` `[n, dims]`), or scores texts and optional
+/// `text_pair`s with a reranker or classifier (FP32 `logits` `[n, labels]`); JSON or binary.
+/// Takes part in canaries and shadows like `/infer`, sticky by `x-inferd-route-key`.
 #[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "kserve", operation_id = "kserve_infer",
     params(("name" = String, Path, description = "model name")),
     request_body = InferenceRequest,
@@ -80,7 +87,9 @@ async fn run_infer(
     })?;
     let routed = embed::route(state, target)?;
     let (req, binary) = split_body(headers, &body)?;
-    let texts = input_texts(&req, binary, state.limits.max_client_batch)?;
+    let signature = Signature::of(routed.handle.info.kind);
+    let mut inputs = input_texts(&req, binary, &signature, state.limits.max_client_batch)?;
+    let texts = inputs[0].take().expect("the texts are required");
     let n = texts.len();
     let flag = |key: &str, default: bool| -> Result<bool, ApiError> {
         match req.parameters.as_ref().and_then(|p| p.get(key)) {
@@ -91,20 +100,35 @@ async fn run_infer(
             ))),
         }
     };
-    let request = EmbedRequest {
-        truncation: Truncation::from_flag(flag("truncate", state.limits.auto_truncate)?),
-        normalize: flag("normalize", true)?,
-        ..EmbedRequest::new(texts, state.deadline())
+    let truncation = Truncation::from_flag(flag("truncate", state.limits.auto_truncate)?);
+    let binary_out = wants_binary(&req, &signature, flag("binary_data_output", false)?)?;
+    let rows = match routed.handle.info.kind {
+        ModelKind::Embedding => {
+            let request = EmbedRequest {
+                truncation,
+                normalize: flag("normalize", true)?,
+                ..EmbedRequest::new(texts, state.deadline())
+            };
+            routed.embed(request).await?.vectors
+        }
+        ModelKind::Reranker | ModelKind::Classifier => {
+            let pairs = inputs.get_mut(1).and_then(Option::take);
+            let request = ClassifyRequest {
+                inputs: bytes_tensor::classify_inputs(texts, pairs)?,
+                truncation,
+                deadline: state.deadline(),
+                priority: Priority::Interactive,
+            };
+            routed.classify(request).await?.logits
+        }
     };
-    let binary_out = wants_binary(&req, flag("binary_data_output", false)?)?;
-    let embedded = routed.embed(request).await?;
     let model = &routed.handle;
-    let dims = model.info.dimensions;
-    let flat: Vec<f32> = embedded.vectors.into_iter().flatten().collect();
+    let width = model.info.dimensions;
+    let flat: Vec<f32> = rows.into_iter().flatten().collect();
     let mut output = OutputTensor {
-        name: OUTPUT,
+        name: signature.output,
         datatype: "FP32",
-        shape: vec![n, dims],
+        shape: vec![n, width],
         parameters: None,
         data: None,
     };

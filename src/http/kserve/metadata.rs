@@ -6,13 +6,10 @@ use std::sync::Arc;
 
 use axum::{extract::State, Json};
 
-use super::{
-    KServeError, Live, ModelMetadata, ModelReady, Ready, ServerMetadata, TensorMetadata, INPUT,
-    OUTPUT,
-};
+use super::{KServeError, Live, ModelMetadata, ModelReady, Ready, ServerMetadata, TensorMetadata};
 use crate::{
     http::{error::ApiError, extract::ApiPath, state::AppState},
-    serving::{ModelHandle, ModelRef},
+    serving::{bytes_tensor::Signature, ModelHandle, ModelRef},
 };
 
 /// Server metadata.
@@ -52,24 +49,31 @@ fn lookup(
 }
 
 fn metadata(handle: &ModelHandle) -> ModelMetadata {
+    let signature = Signature::of(handle.info.kind);
     ModelMetadata {
         name: handle.info.name.clone(),
         versions: vec![handle.info.version.clone()],
         platform: "inferd",
-        inputs: vec![TensorMetadata {
-            name: INPUT,
-            datatype: "BYTES",
-            shape: vec![-1],
-        }],
+        inputs: signature
+            .inputs
+            .iter()
+            .map(|&name| TensorMetadata {
+                name,
+                datatype: "BYTES",
+                shape: vec![-1],
+            })
+            .collect(),
         outputs: vec![TensorMetadata {
-            name: OUTPUT,
+            name: signature.output,
             datatype: "FP32",
             shape: vec![-1, handle.info.dimensions as i64],
         }],
     }
 }
 
-/// Model metadata: one BYTES input `text` `[-1]`, one FP32 output `embedding` `[-1, dims]`.
+/// Model metadata: BYTES input `text` `[-1]` and FP32 output `embedding` `[-1, dims]`; for a
+/// reranker or classifier BYTES inputs `text` and (optional) `text_pair`, FP32 output `logits`
+/// `[-1, labels]`.
 #[utoipa::path(get, path = "/v2/models/{name}", tag = "kserve",
     params(("name" = String, Path, description = "model name")),
     responses((status = 200, body = ModelMetadata), (status = "4XX", body = KServeError)))]

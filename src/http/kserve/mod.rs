@@ -1,5 +1,7 @@
 //! The KServe Open Inference Protocol v2 (REST) dialect: server and model metadata, health, and
-//! `infer` with one BYTES input tensor of texts → one FP32 output tensor `[n, dims]`.
+//! `infer` with BYTES input tensors of texts → one FP32 output tensor: an embedding model's
+//! `embedding` `[n, dims]`, a reranker's or classifier's `logits` `[n, labels]` (its inputs:
+//! `text` and optionally `text_pair`; see [`Signature`](crate::serving::bytes_tensor::Signature)).
 //!
 //! - [`metadata`]: `/v2`, health, model metadata and readiness;
 //! - [`infer`]: the two infer routes, through the one embedding path (canary and shadow on the
@@ -26,8 +28,6 @@ use crate::http::{
 pub use types::*;
 
 const HEADER_LENGTH: &str = "inference-header-content-length";
-const INPUT: &str = "text";
-const OUTPUT: &str = "embedding";
 
 #[derive(OpenApi)]
 #[openapi(tags((name = "kserve", description = "KServe Open Inference Protocol v2 (REST)")))]

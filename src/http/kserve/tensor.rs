@@ -8,10 +8,10 @@ use axum::{
 };
 use serde_json::Value;
 
-use super::{InferenceRequest, InferenceResponse, HEADER_LENGTH, INPUT, OUTPUT};
+use super::{InferenceRequest, InferenceResponse, HEADER_LENGTH};
 use crate::{
     http::{embed::check_batch, error::ApiError},
-    serving::bytes_tensor,
+    serving::bytes_tensor::{self, Signature},
 };
 
 /// Splits a request into its JSON header and the binary data after it, if any.
@@ -41,53 +41,70 @@ pub(super) fn split_body<'a>(
     Ok((req, binary))
 }
 
-/// The texts of the one BYTES input, from JSON `data` or the binary tail.
+/// The texts of each of the signature's inputs, in its order (`None` for an optional input the
+/// request leaves out), from JSON `data` or the binary tail, where each input's
+/// `binary_data_size` bytes follow the previous binary input's.
 pub(super) fn input_texts(
     req: &InferenceRequest,
-    binary: &[u8],
+    mut binary: &[u8],
+    signature: &Signature,
     max: usize,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<Option<Vec<String>>>, ApiError> {
     let invalid = |msg: String| ApiError::InvalidInput(msg);
     let inputs: Vec<_> = req
         .inputs
         .iter()
         .map(|t| (t.name.as_str(), t.datatype.as_str()))
         .collect();
-    bytes_tensor::check_input(INPUT, &inputs)?;
-    let input = &req.inputs[0];
-    let binary_size = input
-        .parameters
-        .as_ref()
-        .and_then(|p| p.get("binary_data_size"))
-        .map(|v| v.as_u64().map(|n| n as usize));
-    let texts = match (binary_size, &input.data) {
-        (Some(Some(size)), None) if size == binary.len() => bytes_tensor::decode(INPUT, binary)?,
-        (Some(Some(size)), None) => {
+    signature.check_inputs(&inputs)?;
+    let mut found = vec![None; signature.inputs.len()];
+    for input in &req.inputs {
+        let name = input.name.as_str();
+        let binary_size = input
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data_size"))
+            .map(|v| v.as_u64().map(|n| n as usize));
+        let texts = match (binary_size, &input.data) {
+            (Some(Some(size)), None) if size <= binary.len() => {
+                let (mine, rest) = binary.split_at(size);
+                binary = rest;
+                bytes_tensor::decode(name, mine)?
+            }
+            (Some(Some(size)), None) => {
+                return Err(invalid(format!(
+                    "input `{name}` says {size} bytes of binary data but {} follow",
+                    binary.len()
+                )))
+            }
+            (None, Some(data)) => flatten_strings(name, data)?,
+            _ => {
+                return Err(invalid(format!(
+                    "input `{name}` needs either `data` or a `binary_data_size` parameter matching the binary tail"
+                )))
+            }
+        };
+        let shape: Vec<i64> = input.shape.iter().map(|&d| d as i64).collect();
+        bytes_tensor::check_shape(name, &shape, texts.len())?;
+        check_batch(name, texts.len(), max)?;
+        if let Some(i) = texts.iter().position(String::is_empty) {
             return Err(invalid(format!(
-                "input `{INPUT}` says {size} bytes of binary data but {} follow the header",
-                binary.len()
-            )))
+                "element {i} of `{name}` is an empty string"
+            )));
         }
-        (None, Some(data)) if binary.is_empty() => flatten_strings(data)?,
-        _ => {
-            return Err(invalid(format!(
-                "input `{INPUT}` needs either `data` or a `binary_data_size` parameter matching the binary tail"
-            )))
-        }
-    };
-    let shape: Vec<i64> = input.shape.iter().map(|&d| d as i64).collect();
-    bytes_tensor::check_shape(INPUT, &shape, texts.len())?;
-    check_batch(INPUT, texts.len(), max)?;
-    match texts.iter().position(String::is_empty) {
-        Some(i) => Err(invalid(format!(
-            "element {i} of `{INPUT}` is an empty string"
+        let slot = signature.inputs.iter().position(|n| *n == name);
+        found[slot.expect("checked against the signature")] = Some(texts);
+    }
+    match binary.len() {
+        0 => Ok(found),
+        left => Err(invalid(format!(
+            "{left} bytes of binary data follow the header beyond the inputs' `binary_data_size`"
         ))),
-        None => Ok(texts),
     }
 }
 
-/// JSON `data`: strings, flat or nested in lists.
-fn flatten_strings(data: &Value) -> Result<Vec<String>, ApiError> {
+/// JSON `data` of the input `name`: strings, flat or nested in lists.
+fn flatten_strings(name: &str, data: &Value) -> Result<Vec<String>, ApiError> {
     let mut out = Vec::new();
     let mut stack = vec![data];
     while let Some(value) = stack.pop() {
@@ -96,7 +113,7 @@ fn flatten_strings(data: &Value) -> Result<Vec<String>, ApiError> {
             Value::Array(items) => stack.extend(items.iter().rev()),
             _ => {
                 return Err(ApiError::InvalidInput(format!(
-                    "`{INPUT}` data must be strings (BYTES)"
+                    "`{name}` data must be strings (BYTES)"
                 )))
             }
         }
@@ -104,19 +121,19 @@ fn flatten_strings(data: &Value) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-/// Whether the output goes back in binary; unknown requested outputs are an error.
-pub(super) fn wants_binary(req: &InferenceRequest, default: bool) -> Result<bool, ApiError> {
+/// Whether the output goes back in binary; requested outputs other than the signature's are
+/// an error.
+pub(super) fn wants_binary(
+    req: &InferenceRequest,
+    signature: &Signature,
+    default: bool,
+) -> Result<bool, ApiError> {
     let Some(outputs) = &req.outputs else {
         return Ok(default);
     };
     let mut binary = default;
     for output in outputs {
-        if output.name != OUTPUT {
-            return Err(ApiError::InvalidInput(format!(
-                "unknown output {:?}; the model's output is `{OUTPUT}`",
-                output.name
-            )));
-        }
+        signature.check_output(&output.name)?;
         if let Some(flag) = output
             .parameters
             .as_ref()
@@ -152,9 +169,9 @@ mod tests {
     #[test]
     fn json_data_may_be_nested() {
         assert_eq!(
-            flatten_strings(&json!([["a"], ["b"]])).unwrap(),
+            flatten_strings("text", &json!([["a"], ["b"]])).unwrap(),
             vec!["a", "b"]
         );
-        assert!(flatten_strings(&json!([1])).is_err());
+        assert!(flatten_strings("text", &json!([1])).is_err());
     }
 }
