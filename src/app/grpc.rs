@@ -56,13 +56,14 @@ pub async fn serve(
     let listener =
         super::listener::bind(addr).with_context(|| format!("binding the gRPC listener {addr}"))?;
     let transport = match tls {
-        Some(tls) => Transport::Tls {
-            tls,
-            handshake_timeout: config.conn.header_read_timeout,
-        },
+        Some(tls) => Transport::Tls { tls },
         None => Transport::Plain,
     };
-    let server = grpc::serve(self::state(state), listener, transport, shutdown)?;
+    let bounds = grpc::conn::Bounds {
+        max_connections: config.conn.max_connections,
+        first_bytes: config.conn.header_read_timeout,
+    };
+    let server = grpc::serve(self::state(state), listener, transport, bounds, shutdown)?;
     tracing::info!(addr = %server.addr, "grpc listening");
     Ok(Some(server))
 }

@@ -38,7 +38,8 @@ pub struct ListenArgs {
     /// Connections each listener serves at once. Beyond it a small reserve answers one request
     /// per connection (probes and `/metrics` normally, anything else 503
     /// `too_many_connections`) and closes; beyond the reserve, connections are closed at once.
-    /// Keep it below the process's open-file limit.
+    /// The gRPC listener has the same limit and no reserve. Keep it below the process's
+    /// open-file limit.
     #[arg(long, env = "INFERD_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 

@@ -21,6 +21,7 @@
 
 pub mod call;
 pub mod codec;
+pub mod conn;
 pub mod health;
 pub mod kserve;
 pub mod metrics;
@@ -111,14 +112,19 @@ impl GrpcServer {
     }
 }
 
-/// How a gRPC listener takes connections: plain TCP, or TLS with handshakes bounded by a timeout.
+/// Concurrent calls (HTTP/2 streams) one connection may have open; clients queue beyond it.
+const MAX_STREAMS: u32 = 256;
+/// The server pings a connection quiet this long, and closes it if the ping is not answered in
+/// [`KEEPALIVE_TIMEOUT`]: a peer that vanished without a FIN does not hold its slot.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How a gRPC listener takes connections: plain TCP, or TLS (handshakes bounded like the first
+/// bytes of a plain connection, [`conn::Bounds::first_bytes`]).
 #[derive(Clone)]
 pub enum Transport {
     Plain,
-    Tls {
-        tls: Arc<ServerTls>,
-        handshake_timeout: Duration,
-    },
+    Tls { tls: Arc<ServerTls> },
 }
 
 /// Serves every gRPC service on `listener` until `shutdown` resolves (then in-flight calls
@@ -127,6 +133,7 @@ pub fn serve(
     state: GrpcState,
     listener: TcpListener,
     transport: Transport,
+    bounds: conn::Bounds,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<GrpcServer> {
     let addr = listener.local_addr()?;
@@ -141,6 +148,9 @@ pub fn serve(
     };
     // v1 for current tools, v1alpha for older ones (grpcurl before 1.9, many clients).
     let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .trace_fn(metrics::call_span)
         .layer(tower::util::MapResponseLayer::new(
             status::over_limit_answer::<tonic::body::Body>,
@@ -150,22 +160,23 @@ pub fn serve(
         .add_service(reflection().build_v1alpha()?);
     let router = tei::add_services(router, &state);
     let router = kserve::add_service(router, &state);
+    let slots = conn::Slots::new(&bounds);
     let task = match transport {
         Transport::Plain => {
             // Small answers must not wait for the client's delayed ACK (Nagle), as on HTTP.
-            let incoming = TcpListenerStream::new(listener).map(|accepted| {
-                if let Ok(stream) = &accepted {
-                    let _ = stream.set_nodelay(true);
-                }
-                accepted
-            });
+            let incoming =
+                TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
+                    Err(err) => Some(Err(err)),
+                    Ok(stream) => {
+                        let _ = stream.set_nodelay(true);
+                        let slot = slots.take()?;
+                        Some(Ok(conn::Conn::new(stream, slot, bounds.first_bytes)))
+                    }
+                });
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
         }
-        Transport::Tls {
-            tls,
-            handshake_timeout,
-        } => {
-            let incoming = tls::incoming(listener, tls, handshake_timeout);
+        Transport::Tls { tls } => {
+            let incoming = tls::incoming(listener, tls, slots, bounds.first_bytes);
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
         }
     };

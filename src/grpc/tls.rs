@@ -1,6 +1,7 @@
-//! gRPC over TLS (`--tls-cert`): each accepted connection's handshake runs in its own task
-//! (a slow or silent client holds nobody up), within the header-read timeout, and the
-//! connections that complete it are handed to tonic as they do. ALPN offers `h2` only.
+//! gRPC over TLS (`--tls-cert`): each accepted connection takes a slot ([`Slots`]; closed when
+//! none is free), its handshake runs in its own task (a slow or silent client holds nobody up)
+//! within the header-read timeout, and the connections that complete it are handed to tonic as
+//! they do, held to the same timeout for their first HTTP/2 bytes. ALPN offers `h2` only.
 
 use std::{
     io,
@@ -19,6 +20,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use super::conn::{Conn, Slots};
 use crate::auth::tls::{Alpn, ServerTls};
 
 /// Handshaken connections waiting for tonic to take them.
@@ -27,13 +29,14 @@ const READY: usize = 64;
 /// One client's connection after its handshake.
 pub struct TlsConn(TlsStream<TcpStream>);
 
-/// The connections of `listener` that complete a handshake within `timeout`, until the stream is
-/// dropped.
+/// The connections of `listener` that get a slot and complete a handshake within `timeout`,
+/// until the stream is dropped.
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<ServerTls>,
+    slots: Slots,
     timeout: Duration,
-) -> ReceiverStream<io::Result<TlsConn>> {
+) -> ReceiverStream<io::Result<Conn<TlsConn>>> {
     let (tx, rx) = mpsc::channel(READY);
     tokio::spawn(async move {
         loop {
@@ -50,12 +53,16 @@ pub fn incoming(
                     continue;
                 }
             };
+            let Some(slot) = slots.take() else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let (tx, acceptor) = (tx.clone(), tls.acceptor(Alpn::H2));
             tokio::spawn(async move {
                 match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(TlsConn(stream))).await;
+                        let conn = Conn::new(TlsConn(stream), slot, timeout);
+                        let _ = tx.send(Ok(conn)).await;
                     }
                     Ok(Err(err)) => tracing::debug!(%err, "gRPC TLS handshake failed"),
                     Err(_) => tracing::debug!("gRPC TLS handshake timed out"),

@@ -2,6 +2,7 @@
 //! with tonic clients generated from `proto/tei.proto` (and tonic's health and reflection
 //! clients). Answers are compared with the HTTP API's for the same inputs.
 
+mod connections;
 mod errors;
 mod kserve;
 mod load;
