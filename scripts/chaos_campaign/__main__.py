@@ -35,8 +35,10 @@ ROWS = {
 
 
 def default_bin():
-    release = os.path.join(ROOT, "target/release/inferd")
-    return release if os.path.exists(release) else os.path.join(ROOT, "target/debug/inferd")
+    """The newer of target/release/inferd and target/debug/inferd (a stale build is no test)."""
+    builds = [os.path.join(ROOT, f"target/{p}/inferd") for p in ("release", "debug")]
+    built = [b for b in builds if os.path.exists(b)]
+    return max(built, key=os.path.getmtime) if built else builds[1]
 
 
 def parse_args():

@@ -34,4 +34,4 @@ pub use deployment::{Canary, Deployment, Policy, Role, RouteTable, ShadowTarget}
 pub use error::DeployError;
 pub use ops::{Faults, Lifecycle, LoadDefaults, LoadSpec};
 pub use registry::Registry;
-pub use routed::{Routed, Target};
+pub use routed::{Routed, Target, TensorInputs};

@@ -7,7 +7,8 @@
 //! health and offers the shadow copy; every dialect, `/recommend` and `/items` embed through it,
 //! so no caller can opt out of canaries or shadows by accident. [`Routed::classify`] is the same
 //! for rerankers and classifiers: canary split and health, sticky keys, metrics and the shadow
-//! copy (agreement: the rank correlation of scores).
+//! copy (agreement: the rank correlation of scores). [`Routed::rows`] is KServe's one output
+//! for either kind: embeddings or logits, by what the routed model is.
 
 use std::{sync::Arc, time::Instant};
 
@@ -16,8 +17,12 @@ use super::{
     shadow::{ShadowJob, ShadowWork},
     Deployment, Role,
 };
-use crate::serving::{
-    Classified, ClassifyRequest, EmbedError, EmbedRequest, Embedded, ModelHandle, ModelRef,
+use crate::{
+    model::{heads::ModelKind, tokenizer::Truncation},
+    serving::{
+        bytes_tensor, Classified, ClassifyRequest, Deadline, EmbedError, EmbedRequest, Embedded,
+        ModelHandle, ModelRef, Priority,
+    },
 };
 
 /// What a caller names: which model, and the key that keeps it on one version during a canary.
@@ -123,4 +128,46 @@ impl Routed {
         }
         result
     }
+
+    /// KServe's output rows for `texts` (and a head's `pairs`): an embedding model's vectors
+    /// (`normalize` applies), or a reranker's or classifier's logits.
+    pub async fn rows(&self, tensor: TensorInputs) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let TensorInputs {
+            texts,
+            pairs,
+            truncation,
+            normalize,
+            deadline,
+        } = tensor;
+        match self.handle.info.kind {
+            ModelKind::Embedding => {
+                let request = EmbedRequest {
+                    truncation,
+                    normalize,
+                    ..EmbedRequest::new(texts, deadline)
+                };
+                Ok(self.embed(request).await?.vectors)
+            }
+            ModelKind::Reranker | ModelKind::Classifier => {
+                let request = ClassifyRequest {
+                    inputs: bytes_tensor::classify_inputs(texts, pairs)?,
+                    truncation,
+                    deadline,
+                    priority: Priority::Interactive,
+                };
+                Ok(self.classify(request).await?.logits)
+            }
+        }
+    }
+}
+
+/// What a KServe infer call asks of [`Routed::rows`].
+pub struct TensorInputs {
+    pub texts: Vec<String>,
+    /// A head's `text_pair` elements (none for an embedding model).
+    pub pairs: Option<Vec<String>>,
+    pub truncation: Truncation,
+    /// Embeddings only.
+    pub normalize: bool,
+    pub deadline: Deadline,
 }

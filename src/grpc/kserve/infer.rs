@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::{
-    deploy::Target,
+    deploy::{Target, TensorInputs},
     grpc::{
         call::{check_texts, Admitted},
         proto::inference::{
@@ -20,10 +20,10 @@ use crate::{
         status::CallError,
         GrpcState,
     },
-    model::{heads::ModelKind, tokenizer::Truncation},
+    model::tokenizer::Truncation,
     serving::{
         bytes_tensor::{self, Signature},
-        ClassifyRequest, EmbedRequest, ModelRef, Priority,
+        ModelRef,
     },
 };
 
@@ -41,8 +41,7 @@ pub async fn run(
 ) -> Result<ModelInferResponse, CallError> {
     let target = target(&req, route_key)?;
     let routed = state.registry.route(&target)?;
-    let kind = routed.handle.info.kind;
-    let signature = Signature::of(kind);
+    let signature = Signature::of(routed.handle.info.kind);
     let raw = !req.raw_input_contents.is_empty();
     let mut inputs = input_texts(&req, &signature, state.limits.max_client_batch)?;
     check_outputs(&req, &signature)?;
@@ -53,26 +52,15 @@ pub async fn run(
         "truncate",
         state.limits.auto_truncate,
     )?);
-    let rows = match kind {
-        ModelKind::Embedding => {
-            let request = EmbedRequest {
-                truncation,
-                normalize: flag(&req.parameters, "normalize", true)?,
-                ..EmbedRequest::new(texts, admitted.deadline())
-            };
-            routed.embed(request).await?.vectors
-        }
-        ModelKind::Reranker | ModelKind::Classifier => {
-            let pairs = inputs.get_mut(1).and_then(Option::take);
-            let request = ClassifyRequest {
-                inputs: bytes_tensor::classify_inputs(texts, pairs)?,
-                truncation,
-                deadline: admitted.deadline(),
-                priority: Priority::Interactive,
-            };
-            routed.classify(request).await?.logits
-        }
-    };
+    let rows = routed
+        .rows(TensorInputs {
+            texts,
+            pairs: inputs.get_mut(1).and_then(Option::take),
+            truncation,
+            normalize: flag(&req.parameters, "normalize", true)?,
+            deadline: admitted.deadline(),
+        })
+        .await?;
     let info = &routed.handle.info;
     let flat: Vec<f32> = rows.into_iter().flatten().collect();
     let mut output = InferOutputTensor {

@@ -21,18 +21,15 @@ use super::{
     InferenceRequest, InferenceResponse, KServeError, OutputTensor,
 };
 use crate::{
-    deploy::Target,
+    deploy::{Target, TensorInputs},
     http::{
         embed::{self, f32_le_bytes},
         error::ApiError,
         extract::{ApiPath, RouteKey},
         state::AppState,
     },
-    model::{heads::ModelKind, tokenizer::Truncation},
-    serving::{
-        bytes_tensor::{self, Signature},
-        ClassifyRequest, EmbedRequest, ModelRef, Priority,
-    },
+    model::tokenizer::Truncation,
+    serving::{bytes_tensor::Signature, ModelRef},
 };
 
 /// Embeds a BYTES tensor of texts (FP32 `embedding` `[n, dims]`), or scores texts and optional
@@ -102,26 +99,15 @@ async fn run_infer(
     };
     let truncation = Truncation::from_flag(flag("truncate", state.limits.auto_truncate)?);
     let binary_out = wants_binary(&req, &signature, flag("binary_data_output", false)?)?;
-    let rows = match routed.handle.info.kind {
-        ModelKind::Embedding => {
-            let request = EmbedRequest {
-                truncation,
-                normalize: flag("normalize", true)?,
-                ..EmbedRequest::new(texts, state.deadline())
-            };
-            routed.embed(request).await?.vectors
-        }
-        ModelKind::Reranker | ModelKind::Classifier => {
-            let pairs = inputs.get_mut(1).and_then(Option::take);
-            let request = ClassifyRequest {
-                inputs: bytes_tensor::classify_inputs(texts, pairs)?,
-                truncation,
-                deadline: state.deadline(),
-                priority: Priority::Interactive,
-            };
-            routed.classify(request).await?.logits
-        }
-    };
+    let rows = routed
+        .rows(TensorInputs {
+            texts,
+            pairs: inputs.get_mut(1).and_then(Option::take),
+            truncation,
+            normalize: flag("normalize", true)?,
+            deadline: state.deadline(),
+        })
+        .await?;
     let model = &routed.handle;
     let width = model.info.dimensions;
     let flat: Vec<f32> = rows.into_iter().flatten().collect();
