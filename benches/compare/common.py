@@ -93,6 +93,17 @@ def is_busy(b):
     return b["cpu_busy_pct"] > 10 or b["compilers_running"] > 0
 
 
+def wait_idle(max_wait):
+    """busy_report() once the machine is idle, or after about `max_wait` seconds of waiting."""
+    busy, waited = busy_report(), 0.0
+    while is_busy(busy) and waited < max_wait:
+        log(f"waiting for an idle machine: {busy}")
+        time.sleep(4)
+        waited += 5
+        busy = busy_report()
+    return busy
+
+
 def machine_info():
     info = {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     try:
