@@ -358,7 +358,7 @@ def main():
     ap.add_argument("--port", type=int, default=18434)
     ap.add_argument("--inferd-args", default="", help="extra flags for `inferd serve`")
     ap.add_argument("--ready-timeout", type=float, default=180)
-    ap.add_argument("--wait-idle", type=float, default=0, metavar="S", help="wait up to S seconds for an idle machine first")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="S", help="wait up to S seconds for a machine idle for 30 s")
     ap.add_argument("--no-build", action="store_true", help="don't run cargo build")
     ap.add_argument("--inferd-bin", default=str(ROOT / "target" / "release" / "inferd"))
     ap.add_argument("--out", default=str(OUT / "rerank.json"))
@@ -379,7 +379,7 @@ def main():
         ensure_built(args, ["inferd"])
         if not pathlib.Path(args.inferd_bin).exists():
             raise SystemExit(f"{args.inferd_bin} missing: cargo build --release --bin inferd")
-    busy = wait_idle(args.wait_idle)
+    busy = wait_idle(args.wait_idle, settle=30 if args.wait_idle else 0)
     if is_busy(busy):
         log(f"WARNING: machine busy ({busy}): numbers will be low and noisy; not for publishing")
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
