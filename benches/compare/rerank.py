@@ -292,7 +292,7 @@ def combine(rows):
         row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rs)
         row["others_cores"] = max(r["others_cores"] for r in rs)
         row["errors"] = sum(r.get("errors", 0) for r in rs)
-        row["rounds_pairs_per_s"] = [r["pairs_per_s"] for r in rs]
+        row["rounds_pairs_per_s"], row["n_rounds"] = [r["pairs_per_s"] for r in rs], len(rs)
         row["round_ratios"] = {}
         for p in PEERS if key[0] in DTYPE else ():
             peer = {r["round"]: r for r in groups.get((p, key[1], key[2]), [])}
@@ -307,15 +307,15 @@ def table(combined, plan):
     from report import fmt, median
 
     peers = [p for p in PEERS if any(k[0] == p for k in combined)]
-    lines = ["| system | docs | clients | pairs/s | p50 ms | p99 ms | peak RSS MB |" + "".join(f" ÷ {PEERS[p]} |" for p in peers),
-             "|---|---|---|--:|--:|--:|--:|" + "--:|" * len(peers)]
+    lines = ["| system | docs | clients | rounds | pairs/s | p50 ms | p99 ms | peak RSS MB |" + "".join(f" ÷ {PEERS[p]} |" for p in peers),
+             "|---|---|---|--:|--:|--:|--:|--:|" + "--:|" * len(peers)]
     for cfg in plan:
         for s in SYSTEMS:
             r = combined.get((s, cfg["set"], cfg["clients"]))
             if not r:
                 continue
             mark = (f" ({r['errors']} errors)" if r.get("errors") else "") + (" †" if r["others_cores"] > DISTURBED else "")
-            line = (f"| {NAMES[s]} | {cfg['set']} | {cfg['clients']} | {fmt(r['pairs_per_s'])}{mark} | "
+            line = (f"| {NAMES[s]} | {cfg['set']} | {cfg['clients']} | {r['n_rounds']} | {fmt(r['pairs_per_s'])}{mark} | "
                     f"{fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} | {fmt(r['peak_rss_mb'], 0)} |")
             for p in peers:
                 rat = r["round_ratios"].get(p)
@@ -323,6 +323,12 @@ def table(combined, plan):
                     f" {rat[0]:.2f}× |" if rat else " |")
             lines.append(line)
     return "\n".join(lines)
+
+
+def idle_table(rows, plan):
+    """The table over the rounds in which other processes used <= DISTURBED cores (a ratio
+    only over rounds where both systems were undisturbed)."""
+    return table(combine([r for r in rows if r["others_cores"] <= DISTURBED]), plan)
 
 
 def venv_python(args):
@@ -362,7 +368,13 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="don't run cargo build")
     ap.add_argument("--inferd-bin", default=str(ROOT / "target" / "release" / "inferd"))
     ap.add_argument("--out", default=str(OUT / "rerank.json"))
+    ap.add_argument("--idle-from", nargs="+", metavar="JSON", help="measure nothing: the idle-rounds table of earlier runs")
     args = ap.parse_args()
+    if args.idle_from:  # rounds of several runs on a shared machine, paired within each run
+        rows = [dict(r, round=(i, r["round"])) for i, f in enumerate(args.idle_from)
+                for r in json.loads(pathlib.Path(f).read_text())["per_round"]]
+        plan = [{"set": s, "clients": c} for s, c in dict.fromkeys((r["set"], r["clients"]) for r in rows)]
+        return print(idle_table(rows, plan))
     venv_python(args)
 
     systems = [s for s in SYSTEMS if s in args.only.split(",")]
@@ -419,6 +431,8 @@ def main():
     md = table(combined, plan)
     if any(r["others_cores"] > DISTURBED for r in combined.values()):
         check_line += f"\n\n† = other processes used > {DISTURBED} cores in at least one round of that row."
+    if any(r["others_cores"] > DISTURBED for r in rows):
+        md += f"\n\nRounds in which other processes used <= {DISTURBED} cores only:\n\n{idle_table(rows, plan)}"
     print(f"\n{header}\n\n{md}\n\n{check_line}")
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
