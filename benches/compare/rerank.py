@@ -3,8 +3,8 @@
 over HTTP against sentence-transformers' `CrossEncoder.predict` in-process (f32 and bf16), same
 pairs, same run (issue #16).
 
-    benches/compare/rerank.py --rounds 3     # what the README shows (~7 min on 2 cores)
-    benches/compare/rerank.py --quick        # smoke run (~2 min)
+    benches/compare/rerank.py --rounds 3     # what the README shows (~9 min on 2 cores)
+    benches/compare/rerank.py --quick        # smoke run (~3 min)
     benches/compare/rerank.py --no-build --inferd-bin PATH
 
 This file owns: the reranker checkpoint (`make-model`: all-MiniLM-L6-v2's encoder loaded as a
