@@ -93,6 +93,20 @@ def is_busy(b):
     return b["cpu_busy_pct"] > 10 or b["compilers_running"] > 0
 
 
+def wait_idle(max_wait, settle=0):
+    """busy_report() once the machine is idle (for `settle` seconds in a row: a compile pauses
+    between crates), or after about `max_wait` seconds of waiting."""
+    busy, waited, idle_since = busy_report(), 0.0, 0.0
+    while waited < max_wait and (is_busy(busy) or waited - idle_since < settle):
+        if is_busy(busy):
+            log(f"waiting for an idle machine: {busy}")
+            idle_since = waited + 5
+        time.sleep(4)
+        waited += 5
+        busy = busy_report()
+    return busy
+
+
 def machine_info():
     info = {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     try:

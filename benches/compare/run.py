@@ -27,7 +27,7 @@ import time
 
 from common import (
     DEFAULT_MODEL, DISTURBED, HERE, OUT, REFERENCE, ROOT, SETS, SYSTEMS, NAMES,
-    busy_report, git_rev, is_busy, log, machine_info, versions,
+    busy_report, git_rev, is_busy, log, machine_info, versions, wait_idle,
 )
 from inferd_http import bench_inferd, check_inferd
 from report import combine, ratios, table
@@ -212,13 +212,7 @@ def main():
     ]
     t_start = time.time()
     results = []
-    busy = busy_report()
-    waited = 0.0
-    while is_busy(busy) and waited < args.wait_idle:
-        log(f"waiting for an idle machine: {busy}")
-        time.sleep(4)
-        waited += 5
-        busy = busy_report()
+    busy = wait_idle(args.wait_idle)
     if is_busy(busy):
         log(
             f"WARNING: machine busy ({busy['cpu_busy_pct']}% CPU in use by others, load {busy['load1']}, "
