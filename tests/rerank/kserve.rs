@@ -43,6 +43,14 @@ fn worst(answer: &Value, cases: &[&Case], labels: usize) -> f32 {
         .fold(0f32, f32::max)
 }
 
+/// The first and second texts of the pairs.
+fn pair_texts(pairs: &[Case]) -> (Vec<&str>, Vec<&str>) {
+    pairs
+        .iter()
+        .map(|c| (c.first.as_str(), c.second.as_deref().unwrap()))
+        .unzip()
+}
+
 async fn infer(server: &TestServer, model: &str, body: Value) -> (u16, Value) {
     server
         .post_json(&format!("/v2/models/{model}/infer"), body)
@@ -75,12 +83,7 @@ async fn assert_rest(name: &str) {
     let singles: Vec<&Case> = reference.texts.iter().collect();
     let mut diff = worst(&answer, &singles, labels);
 
-    let firsts: Vec<&str> = reference.pairs.iter().map(|c| c.first.as_str()).collect();
-    let seconds: Vec<&str> = reference
-        .pairs
-        .iter()
-        .map(|c| c.second.as_deref().unwrap())
-        .collect();
+    let (firsts, seconds) = pair_texts(&reference.pairs);
     let pairs: Vec<&Case> = reference.pairs.iter().collect();
     let body = json!({
         "inputs": [tensor("text", &firsts), tensor("text_pair", &seconds)],
@@ -195,12 +198,7 @@ async fn grpc_model_infer_scores_pairs_on_a_classifier() {
     assert_eq!(inputs, ["text", "text_pair"]);
     assert_eq!(meta.outputs[0].shape, vec![-1, labels as i64]);
 
-    let firsts: Vec<&str> = reference.pairs.iter().map(|c| c.first.as_str()).collect();
-    let seconds: Vec<&str> = reference
-        .pairs
-        .iter()
-        .map(|c| c.second.as_deref().unwrap())
-        .collect();
+    let (firsts, seconds) = pair_texts(&reference.pairs);
     let input = |name: &str, n: usize| InferInputTensor {
         name: name.into(),
         datatype: "BYTES".into(),

@@ -180,6 +180,7 @@ fn flag(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::heads::ModelKind;
 
     fn request(
         raw: Option<Vec<u8>>,
