@@ -10,9 +10,9 @@ use std::{
 };
 
 use serde_json::json;
-use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinSet};
+use tokio::{net::TcpStream, task::JoinSet};
 
-use super::{connect, read_head, BOUND};
+use super::{fresh, kept_alive, BOUND};
 use crate::common::spawn_tiny_with;
 
 const SOCKETS: usize = 20_000;
@@ -135,16 +135,7 @@ async fn twenty_thousand_idle_sockets_do_not_lock_out_probes_or_clients() {
     // being full may close the idle sockets.
     let server = spawn_tiny_with(&["--max-connections", "256"]).await;
     // Idle keep-alives first, each served once, then sockets that never say anything.
-    let mut kept = Vec::new();
-    for _ in 0..64 {
-        let mut stream = connect(&server).await;
-        stream
-            .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        assert!(read_head(&mut stream).await.starts_with("HTTP/1.1 200"));
-        kept.push(stream);
-    }
+    let kept = kept_alive(&server, 64).await;
     let started = std::time::Instant::now();
     let silent = flood(server.addr, here - kept.len()).await;
     let addr = server.addr;
@@ -159,13 +150,6 @@ async fn twenty_thousand_idle_sockets_do_not_lock_out_probes_or_clients() {
         "only {open} of {SOCKETS} sockets connected: the flood did not happen"
     );
 
-    let fresh = || {
-        reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap()
-    };
     let deadline = tokio::time::Instant::now() + BOUND;
     let mut tries = 0;
     let ready = loop {

@@ -60,6 +60,30 @@ async fn connect(server: &TestServer) -> TcpStream {
     TcpStream::connect(server.addr).await.unwrap()
 }
 
+/// `n` keep-alive connections, each served one `/livez`, left idle.
+async fn kept_alive(server: &TestServer, n: usize) -> Vec<TcpStream> {
+    let mut kept = Vec::new();
+    for _ in 0..n {
+        let mut stream = connect(server).await;
+        stream
+            .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(read_head(&mut stream).await.starts_with("HTTP/1.1 200"));
+        kept.push(stream);
+    }
+    kept
+}
+
+/// A client without a connection pool: every call opens a new connection.
+fn fresh() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn headers_that_never_finish_are_cut_off() {
     let server = spawn_tiny_with(&["--header-read-timeout", "1s"]).await;
@@ -185,23 +209,8 @@ async fn idle_connections_are_closed() {
 async fn a_full_listener_still_answers_probes_and_recovers() {
     let server = spawn_tiny_with(&["--max-connections", "4"]).await;
     // Four kept-alive connections, each served once, so all four hold their place.
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        let mut stream = connect(&server).await;
-        stream
-            .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        assert!(read_head(&mut stream).await.starts_with("HTTP/1.1 200"));
-        held.push(stream);
-    }
+    let held = kept_alive(&server, 4).await;
     // A fresh client per call: each call is a new connection, beyond the limit.
-    let fresh = || {
-        reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap()
-    };
     let ready = fresh().get(server.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "probes must answer over the limit");
     let refused = fresh()

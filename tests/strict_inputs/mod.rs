@@ -77,15 +77,7 @@ async fn bad_urls_on_the_serving_listener_are_json() {
 #[tokio::test]
 async fn an_undecodable_path_parameter_is_json_on_every_route() {
     let server = spawn_tiny().await;
-    let doc: Value = server
-        .client
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, doc) = server.get_json("/openapi.json").await;
     let mut checked = 0;
     for (template, operations) in doc["paths"].as_object().unwrap() {
         if !template.contains('{') {
