@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Contract tests: drives a spawned inferd with the real `openai`, `huggingface_hub`,
-# `langchain-openai` and `tritonclient[http]` packages, validates /openapi.json with
+# `langchain-openai`, LlamaIndex, Haystack, `openapi-python-client` and `tritonclient[http]` packages, validates /openapi.json with
 # `openapi-spec-validator` and the Batch API's webhooks with `standardwebhooks`
 # (tests/contract/, pytest), then runs schemathesis against its /openapi.json (no 5xx, responses
 # match the schema). Exits non-zero on any failure.
