@@ -2,8 +2,8 @@
 
 use clap::Parser;
 use inferd::{
-    app::{batch_cli, commands},
-    cli::{Cli, Command, IndexCommand, ModelsCommand},
+    app::{batch_cli, commands, drift},
+    cli::{Cli, Command, DriftCommand, IndexCommand, ModelsCommand},
 };
 
 #[global_allocator]
@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
         Command::Index(IndexCommand::Build(config)) => commands::build_index(*config),
         Command::Batch(command) => batch_cli::batch(command),
         Command::Embed(config) => batch_cli::embed(*config),
+        Command::Drift(DriftCommand::Profile(config)) => drift::profile(*config),
         Command::Models(ModelsCommand::Verify {
             manifest_dir,
             require_local,

@@ -19,6 +19,7 @@ mod grpc;
 mod index_graph;
 mod lifecycle;
 mod loading;
+mod monitoring;
 mod pgvector;
 mod real_model;
 mod recommend;

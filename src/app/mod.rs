@@ -10,12 +10,14 @@
 //! - [`listener`]: every listener's accept loop, connection limit, timeouts and drain;
 //! - [`batch_cli`]: `inferd batch …` (a Batch API client) and `inferd embed` (local batches);
 //! - [`indexes`]: `--index` at start-up, and `index build`;
+//! - [`drift`]: `inferd drift profile`, a drift reference from a file of texts;
 //! - [`shutdown`]: SIGTERM and SIGINT, and the lame-duck delay before the listeners close;
 //! - [`secrets`]: API keys, admin tokens and TLS files re-read on SIGHUP and on file change.
 
 pub mod admin;
 pub mod batch_cli;
 pub mod commands;
+pub mod drift;
 pub mod grpc;
 pub mod indexes;
 pub mod listener;
@@ -71,7 +73,7 @@ pub async fn serve(
         .map(Arc::new);
     let policy = Arc::new(wiring::policy(&config));
     let registry = Arc::new(Registry::new(Arc::clone(&policy), audit.clone()));
-    let handle_config = wiring::handle_config(&config);
+    let handle_config = wiring::handle_config(&config)?;
     let lifecycle = Arc::new(Lifecycle::new(
         Arc::clone(&registry),
         audit,

@@ -1,5 +1,5 @@
 //! Serve flags → the settings each layer takes: the deployment [`Policy`], the per-version
-//! [`HandleConfig`], the HTTP [`RequestLimits`], the index [`Tuning`] and [`PgSettings`], and the
+//! [`HandleConfig`] (with the input policy and drift settings), the HTTP [`RequestLimits`], the index [`Tuning`] and [`PgSettings`], and the
 //! Batch API's [`JobsConfig`]. Built once; the boot version and every version the admin API loads
 //! share the same settings (and the same response cache).
 
@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use crate::{
     auth::tls::{ServerTls, TlsFiles},
-    cli::{JobsArgs, ListenArgs, OfflineArgs, OpenAiTokenIds, ServeConfig},
+    cli::{
+        InputPolicyMode, JobsArgs, ListenArgs, MonitorArgs, OfflineArgs, OpenAiTokenIds,
+        ServeConfig,
+    },
     deploy::{rollback::CanaryLimits, Policy},
     http::{
         openai::{EmbeddingsLines, OpenAiOptions, TokenIds},
@@ -18,7 +21,12 @@ use crate::{
         webhook::{Secret, WebhookConfig},
         Endpoints, JobsConfig,
     },
-    serving::{cache::EmbeddingCache, HandleConfig},
+    serving::{
+        cache::EmbeddingCache,
+        drift::{DriftConfig, Profile},
+        policy::{InputPolicy, PolicyMode},
+        HandleConfig,
+    },
 };
 
 pub fn policy(config: &ServeConfig) -> Policy {
@@ -37,21 +45,48 @@ pub fn policy(config: &ServeConfig) -> Policy {
     }
 }
 
-/// Queue, batching, tokenizer threads, response cache and fault injection of `serve`.
-pub fn handle_config(config: &ServeConfig) -> HandleConfig {
-    HandleConfig {
+/// Queue, batching, tokenizer threads, response cache, input policy, drift monitoring (reading
+/// `--drift-reference`) and fault injection of `serve`.
+pub fn handle_config(config: &ServeConfig) -> anyhow::Result<HandleConfig> {
+    Ok(HandleConfig {
         background_budget: config.jobs.batch_background_budget,
         debug_delay: config.debug_batch_delay,
         debug_panic_on: config.debug_panic_on.clone(),
         cache: EmbeddingCache::new(config.cache_capacity),
         max_request_tokens: config.max_client_tokens,
+        input_policy: input_policy(&config.monitor),
+        drift: drift(&config.monitor)?,
         ..HandleConfig::new(
             config.max_queue_requests,
             config.max_batch_tokens,
             config.max_batch_requests,
             config.tokenizer_workers,
         )
+    })
+}
+
+fn input_policy(monitor: &MonitorArgs) -> InputPolicy {
+    InputPolicy {
+        mode: match monitor.input_policy {
+            InputPolicyMode::Off => PolicyMode::Off,
+            InputPolicyMode::Warn => PolicyMode::Warn,
+            InputPolicyMode::Enforce => PolicyMode::Enforce,
+        },
+        max_chars: monitor.input_max_chars,
+        max_unknown_ratio: monitor.input_max_unknown_ratio,
+        max_replacement_ratio: monitor.input_max_replacement_ratio,
     }
+}
+
+fn drift(monitor: &MonitorArgs) -> anyhow::Result<DriftConfig> {
+    let reference = match &monitor.drift_reference {
+        Some(path) if monitor.drift_window > 0 => Some(Profile::read(path)?),
+        _ => None,
+    };
+    Ok(DriftConfig {
+        window: monitor.drift_window,
+        reference,
+    })
 }
 
 /// `index build`'s and `embed`'s: a deep queue (several chunks in flight), no cache, no faults.

@@ -10,6 +10,7 @@ mod batch;
 mod index;
 mod jobs;
 mod listen;
+mod monitor;
 mod parse;
 mod serve;
 mod traces;
@@ -24,6 +25,7 @@ pub use batch::{BatchCommand, EmbedConfig, OutputArgs, ServerArgs, SubmitArgs};
 pub use index::IndexBuildConfig;
 pub use jobs::JobsArgs;
 pub use listen::ListenArgs;
+pub use monitor::{DriftCommand, DriftProfileConfig, InputPolicyMode, MonitorArgs};
 pub use parse::{parse_duration, IndexLocation, IndexSpec};
 pub use serve::{GrpcListen, OpenAiTokenIds, ServeConfig};
 pub use traces::TraceArgs;
@@ -51,6 +53,9 @@ pub enum Command {
     Batch(BatchCommand),
     /// Run a batch input file through a local model (no server), with a progress bar.
     Embed(Box<EmbedConfig>),
+    /// Input drift references.
+    #[command(subcommand)]
+    Drift(DriftCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, ValueEnum};
 
-use super::{parse_duration, IndexSpec, JobsArgs, ListenArgs, LogFormat, ModelArgs, TraceArgs};
+use super::{
+    parse_duration, IndexSpec, JobsArgs, ListenArgs, LogFormat, ModelArgs, MonitorArgs, TraceArgs,
+};
 
 /// Options of `inferd serve`, in `--help` order: serving, batching, limits, gateway,
 /// lifecycle, index, observability, then the Batch API.
@@ -313,6 +315,10 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub jobs: JobsArgs,
 
+    /// Input policy and drift monitoring (`--input-policy` … `--drift-reference`).
+    #[command(flatten)]
+    pub monitor: MonitorArgs,
+
     /// Connection hygiene and the lame-duck drain (`--header-read-timeout` … `--drain-delay`).
     #[command(flatten)]
     pub conn: ListenArgs,
@@ -376,6 +382,7 @@ impl ServeConfig {
         }
         self.jobs.validate(self.state_dir.as_deref())?;
         self.conn.validate()?;
+        self.monitor.validate()?;
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((flag, _)) => Err(format!("{flag} must be at least 1")),
             None if self.threads == Some(0) => Err("--threads must be at least 1".into()),

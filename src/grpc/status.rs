@@ -3,7 +3,7 @@
 //!
 //! | domain error | code |
 //! |---|---|
-//! | invalid input, invalid parameter, input too long, too many tokens | `INVALID_ARGUMENT` |
+//! | invalid input, invalid parameter, input too long, too many tokens, refused by the input policy | `INVALID_ARGUMENT` |
 //! | overloaded, rate limited (with `retry-after` metadata, seconds) | `RESOURCE_EXHAUSTED` |
 //! | not ready, draining | `UNAVAILABLE` |
 //! | deadline exceeded | `DEADLINE_EXCEEDED` |
@@ -61,6 +61,7 @@ impl From<CallError> for Status {
                 EmbedError::InputTooLong { .. }
                 | EmbedError::TooManyTokens { .. }
                 | EmbedError::InvalidParameter { .. }
+                | EmbedError::InputFlagged { .. }
                 | EmbedError::InvalidInput(_) => (Code::InvalidArgument, None),
                 EmbedError::WrongModelKind(_) => (Code::FailedPrecondition, None),
                 EmbedError::Internal(detail) => return internal(&detail),

@@ -53,6 +53,9 @@ pub enum ApiError {
         tokens: usize,
         limit: usize,
     },
+    /// An input the input policy refused (`--input-policy enforce`): 422 with the reason's code.
+    #[error("{message}")]
+    InputFlagged { code: &'static str, message: String },
     /// The route needs another kind of model than the one it reached (embeddings from a
     /// reranker, `/predict` on an embedding model).
     #[error("{0}")]
@@ -147,7 +150,7 @@ impl ApiError {
             | Self::ResponseTooLarge { .. }
             | Self::InputTooLong { .. }
             | Self::TooManyTokens { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::InvalidInput(_) | Self::InvalidParameter { .. } => {
+            Self::InvalidInput(_) | Self::InvalidParameter { .. } | Self::InputFlagged { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -185,6 +188,7 @@ impl ApiError {
             Self::InvalidInput(_) | Self::InvalidParameter { .. } => "invalid_input",
             Self::UnsupportedParameter { .. } => "unsupported_parameter",
             Self::InputTooLong { .. } => "input_too_long",
+            Self::InputFlagged { code, .. } => code,
             Self::WrongModelKind(_) => "wrong_model_kind",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
@@ -222,6 +226,10 @@ impl ApiError {
         "invalid_input",
         "unsupported_parameter",
         "input_too_long",
+        "input_too_many_chars",
+        "input_empty",
+        "input_invalid_text",
+        "input_unknown_tokens",
         "wrong_model_kind",
         "too_many_tokens",
         "unauthorized",
@@ -325,6 +333,10 @@ impl From<EmbedError> for ApiError {
             }
             EmbedError::TooManyTokens { tokens, limit } => Self::TooManyTokens { tokens, limit },
             EmbedError::InvalidInput(msg) => Self::InvalidInput(msg),
+            err @ EmbedError::InputFlagged { reason, .. } => Self::InputFlagged {
+                code: reason.code(),
+                message: err.to_string(),
+            },
             EmbedError::WrongModelKind(msg) => Self::WrongModelKind(msg),
             EmbedError::Internal(detail) => Self::Internal(detail),
         }

@@ -9,12 +9,19 @@
 use std::path::Path;
 
 use anyhow::Context;
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-/// One tokenized input: what the model worker needs and nothing more.
+/// One tokenized input: the ids the model worker needs, and what the input policy and drift
+/// monitor read of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tokens {
     pub ids: Vec<u32>,
+    /// Whether truncation cut the input.
+    pub truncated: bool,
+    /// Tokens that are the tokenizer's unknown token.
+    pub unknown: usize,
+    /// Tokens the text gave (special tokens not counted).
+    pub content: usize,
 }
 
 impl Tokens {
@@ -74,6 +81,8 @@ pub struct TextTokenizer {
     truncating_left: Tokenizer,
     full: Tokenizer,
     max_length: usize,
+    /// The unknown token's id; `None` for byte-level tokenizers, which have none.
+    unk_id: Option<u32>,
 }
 
 impl TextTokenizer {
@@ -104,11 +113,13 @@ impl TextTokenizer {
         let mut truncating_left = tokenizer.clone();
         truncate(&mut truncating_left, TruncationDirection::Left)?;
         truncate(&mut tokenizer, TruncationDirection::Right)?;
+        let unk_id = unknown_token_id(&tokenizer);
         Ok(Self {
             truncating: tokenizer,
             truncating_left,
             full,
             max_length,
+            unk_id,
         })
     }
 
@@ -138,9 +149,27 @@ impl TextTokenizer {
                 limit: self.max_length,
             });
         }
-        Ok(Tokens {
-            ids: encoding.get_ids().to_vec(),
-        })
+        Ok(self.tokens(&encoding, Some(text), truncation))
+    }
+
+    /// `encoding`'s ids and counts; `text` is the one text it came from (`None` for a pair).
+    fn tokens(&self, encoding: &Encoding, text: Option<&str>, truncation: Truncation) -> Tokens {
+        let ids = encoding.get_ids().to_vec();
+        let unknown = match self.unk_id {
+            Some(unk) => ids.iter().filter(|&&id| id == unk).count(),
+            None => 0,
+        };
+        let special = encoding
+            .get_special_tokens_mask()
+            .iter()
+            .filter(|&&m| m != 0)
+            .count();
+        Tokens {
+            truncated: self.was_cut(encoding, text, truncation),
+            unknown,
+            content: ids.len().saturating_sub(special),
+            ids,
+        }
     }
 
     /// Tokenizes a (query, text) pair as one sequence, the way the tokenizer's pair template
@@ -174,8 +203,30 @@ impl TextTokenizer {
                 "the tokenizer's pair template gives token types other than 0 then 1".into(),
             ));
         }
-        let ids = encoding.get_ids().to_vec();
-        Ok((Tokens { ids }, start))
+        Ok((self.tokens(&encoding, None, truncation), start))
+    }
+
+    /// Whether truncation cut the input: the encoding is at the limit and text remains beyond
+    /// its last (or, cutting from the left, before its first) token. A pair (`text` `None`) at
+    /// the limit counts as cut.
+    fn was_cut(&self, encoding: &Encoding, text: Option<&str>, truncation: Truncation) -> bool {
+        if truncation == Truncation::Refuse || encoding.len() < self.max_length {
+            return false;
+        }
+        let Some(text) = text else {
+            return true;
+        };
+        let spans = encoding
+            .get_offsets()
+            .iter()
+            .zip(encoding.get_special_tokens_mask())
+            .filter(|(_, &special)| special == 0)
+            .map(|(span, _)| *span);
+        let rest = match truncation {
+            Truncation::Left => spans.map(|s| s.0).min().and_then(|start| text.get(..start)),
+            _ => spans.map(|s| s.1).max().and_then(|end| text.get(end..)),
+        };
+        rest.is_some_and(|rest| !rest.trim().is_empty())
     }
 
     /// `text` up to the end of its `max_tokens`-th token (special tokens not counted): a
@@ -238,6 +289,17 @@ impl TextTokenizer {
     }
 }
 
+/// The model's unknown token, read from its serialized form: WordPiece and WordLevel name it
+/// `unk_token`, BPE may (`null` when byte-level), Unigram gives `unk_id`.
+fn unknown_token_id(tokenizer: &Tokenizer) -> Option<u32> {
+    let model = serde_json::to_value(tokenizer.get_model()).ok()?;
+    if let Some(id) = model.get("unk_id").and_then(|v| v.as_u64()) {
+        return u32::try_from(id).ok();
+    }
+    let token = model.get("unk_token")?.as_str()?;
+    tokenizer.token_to_id(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,7 +336,17 @@ mod tests {
     #[test]
     fn truncates_to_max_length() {
         let tok = TextTokenizer::new(padded_tokenizer(), 3).unwrap();
-        assert_eq!(tok.encode("a b c a b", true).unwrap().ids, vec![1, 2, 3]);
+        let cut = tok.encode("a b c a b", true).unwrap();
+        assert_eq!((cut.ids, cut.truncated), (vec![1, 2, 3], true));
+        assert!(!tok.encode("a b c", true).unwrap().truncated);
+    }
+
+    #[test]
+    fn unknown_tokens_are_counted() {
+        let tok = TextTokenizer::new(padded_tokenizer(), 8).unwrap();
+        let tokens = tok.encode("a zz b yy", true).unwrap();
+        assert_eq!(tokens.ids, vec![1, 0, 2, 0]);
+        assert_eq!((tokens.unknown, tokens.content), (2, 4));
     }
 
     #[test]
@@ -294,7 +366,12 @@ mod tests {
     fn truncates_from_either_side() {
         let tok = TextTokenizer::new(padded_tokenizer(), 3).unwrap();
         let left = tok.encode_with("a b c a b", Truncation::Left).unwrap();
-        assert_eq!(left.ids, vec![3, 1, 2]);
+        assert_eq!((left.ids, left.truncated), (vec![3, 1, 2], true));
+        assert!(
+            !tok.encode_with(" a b c", Truncation::Left)
+                .unwrap()
+                .truncated
+        );
     }
 
     #[test]

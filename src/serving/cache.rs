@@ -173,6 +173,11 @@ impl EmbeddingCache {
                     tokens,
                     limit,
                 },
+                EmbedError::InputFlagged { index, reason, why } => EmbedError::InputFlagged {
+                    index: missed.get(index).map_or(index, |(i, _)| *i),
+                    reason,
+                    why,
+                },
                 other => other,
             })?;
             prompt_tokens = computed.prompt_tokens;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
-use super::{batch_error, EmbedError, ModelHandle};
+use super::{batch_error, inspect::TokenStats, EmbedError, ModelHandle};
 use crate::{
     batching::Sequence,
     model::{
@@ -37,6 +37,21 @@ impl ClassifyInput {
             Self::Single(a) => a.len(),
             Self::Pair(a, b) => a.len() + b.len(),
         }
+    }
+
+    /// The text drift reads: the input, or a pair's second text (the document).
+    fn scored_text(&self) -> &String {
+        match self {
+            Self::Single(a) | Self::Pair(_, a) => a,
+        }
+    }
+
+    fn texts(&self) -> impl Iterator<Item = &str> {
+        let (a, b) = match self {
+            Self::Single(a) => (a.as_str(), None),
+            Self::Pair(a, b) => (a.as_str(), Some(b.as_str())),
+        };
+        std::iter::once(a).chain(b)
     }
 }
 
@@ -83,6 +98,7 @@ impl ModelHandle {
             &[ModelKind::Reranker, ModelKind::Classifier],
             "scoring with a classification head",
         )?;
+        self.check_inputs(&req.inputs)?;
         let permit = self.admit(req.priority)?;
         let ClassifyRequest {
             inputs,
@@ -92,11 +108,14 @@ impl ModelHandle {
         } = req;
         let budget = deadline.budget();
         let run = async {
+            let text_stats = self.text_stats(inputs.iter().map(ClassifyInput::scored_text));
             let tokenize = tracing::info_span!("tokenize", texts = inputs.len() as i64);
-            let sequences = self
+            let (sequences, token_stats) = self
                 .tokenize_inputs(inputs, truncation)
                 .instrument(tokenize)
                 .await?;
+            let model = &self.info.name;
+            self.config.input_policy.check_tokens(model, &token_stats)?;
             let prompt_tokens = sequences.iter().map(|s| s.ids.len()).sum();
             if prompt_tokens > self.config.max_request_tokens {
                 return Err(EmbedError::TooManyTokens {
@@ -112,6 +131,9 @@ impl ModelHandle {
                 Ok(Err(err)) => return Err(batch_error(err, budget)),
                 Err(_) => return Err(batch_error(crate::batching::BatchError::WorkerGone, budget)),
             };
+            if let Some(drift) = &self.drift {
+                drift.record(&text_stats, &token_stats, &[]);
+            }
             Ok(Classified {
                 logits,
                 prompt_tokens,
@@ -122,12 +144,21 @@ impl ModelHandle {
             .unwrap_or(Err(EmbedError::DeadlineExceeded(budget)))
     }
 
+    /// The input policy's text checks on every text of every input (a pair's both).
+    fn check_inputs(&self, inputs: &[ClassifyInput]) -> Result<(), EmbedError> {
+        let texts = inputs
+            .iter()
+            .enumerate()
+            .flat_map(|(index, input)| input.texts().map(move |text| (index, text)));
+        self.config.input_policy.check_texts(&self.info.name, texts)
+    }
+
     /// Tokenizes texts and pairs, small requests in place and larger ones on the pool.
     async fn tokenize_inputs(
         &self,
         inputs: Vec<ClassifyInput>,
         truncation: Truncation,
-    ) -> Result<Vec<Sequence>, EmbedError> {
+    ) -> Result<(Vec<Sequence>, Vec<TokenStats>), EmbedError> {
         let bytes: usize = inputs.iter().map(ClassifyInput::bytes).sum();
         let encode = move |tokenizer: &TextTokenizer| {
             inputs
@@ -143,7 +174,7 @@ impl ModelHandle {
         } else {
             self.with_tokenizer(encode).await?
         };
-        result.map_err(|(index, err)| match err {
+        let encoded = result.map_err(|(index, err)| match err {
             TokenizeError::TooLong { tokens, limit } => EmbedError::InputTooLong {
                 index,
                 tokens,
@@ -152,7 +183,8 @@ impl ModelHandle {
             TokenizeError::Failed(msg) => {
                 EmbedError::InvalidInput(format!("input {index} could not be tokenized: {msg}"))
             }
-        })
+        })?;
+        Ok(encoded.into_iter().unzip())
     }
 }
 
@@ -160,18 +192,21 @@ fn encode_input(
     tokenizer: &TextTokenizer,
     input: &ClassifyInput,
     truncation: Truncation,
-) -> Result<Sequence, TokenizeError> {
+) -> Result<(Sequence, TokenStats), TokenizeError> {
     match input {
         ClassifyInput::Single(text) => {
             let tokens = tokenizer.encode_with(text, truncation)?;
-            Ok(Sequence::from(Arc::<[u32]>::from(tokens.ids)))
+            let stats = TokenStats::of(&tokens);
+            Ok((Sequence::from(Arc::<[u32]>::from(tokens.ids)), stats))
         }
         ClassifyInput::Pair(first, second) => {
             let (tokens, start) = tokenizer.encode_pair(first, second, truncation)?;
-            Ok(Sequence {
+            let stats = TokenStats::of(&tokens);
+            let sequence = Sequence {
                 ids: tokens.ids.into(),
                 second: start,
-            })
+            };
+            Ok((sequence, stats))
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::policy::FlagReason;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbedError {
     /// The version's queue is full; the request was refused before any work.
@@ -31,6 +33,13 @@ pub enum EmbedError {
     /// embedding model, ...).
     #[error("{0}")]
     WrongModelKind(String),
+    /// An input the input policy (`--input-policy enforce`) refused, and why.
+    #[error("input {index} was refused by the input policy ({}): {why}", reason.code())]
+    InputFlagged {
+        index: usize,
+        reason: FlagReason,
+        why: String,
+    },
     /// A text the tokenizer refused.
     #[error("{0}")]
     InvalidInput(String),

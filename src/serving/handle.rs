@@ -14,15 +14,21 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::{cache::EmbeddingCache, EmbedError, EmbedRequest, Embedded, ModelRef};
+use super::{
+    cache::EmbeddingCache,
+    drift::{DriftConfig, DriftMonitor},
+    inspect::{TextStats, TokenStats},
+    policy::InputPolicy,
+    EmbedError, EmbedRequest, Embedded, ModelRef,
+};
 use crate::{
     batching::{
         BatchError, BatchLimits, Batcher, ModelLabels, Permit, Priority, Sequence, WorkerConfig,
     },
     model::{
         heads::ModelKind,
-        pooling::truncate_dimensions,
-        tokenizer::{TextTokenizer, TokenizeError, Truncation},
+        pooling::{l2_normalize, truncate_dimensions},
+        tokenizer::{TextTokenizer, TokenizeError, Tokens, Truncation},
         LoadedModel, ModelInfo,
     },
 };
@@ -49,6 +55,10 @@ pub struct HandleConfig {
     pub cache: Option<Arc<EmbeddingCache>>,
     /// Model tokens one request may carry in all its (uncached) inputs (`--max-client-tokens`).
     pub max_request_tokens: usize,
+    /// Checks on each input (`--input-policy`).
+    pub input_policy: InputPolicy,
+    /// Drift monitoring (`--drift-window`, `--drift-reference`).
+    pub drift: DriftConfig,
 }
 
 impl HandleConfig {
@@ -74,6 +84,8 @@ impl HandleConfig {
             debug_panic_on: None,
             cache: None,
             max_request_tokens: usize::MAX,
+            input_policy: InputPolicy::default(),
+            drift: DriftConfig::default(),
         }
     }
 }
@@ -86,6 +98,7 @@ pub struct ModelHandle {
     pool: rayon::ThreadPool,
     pub(super) batcher: Batcher,
     pub(super) retry_after: Duration,
+    pub(super) drift: Option<DriftMonitor>,
 }
 
 impl ModelHandle {
@@ -121,12 +134,15 @@ impl ModelHandle {
             .num_threads(config.tokenizer_workers)
             .thread_name(|i| format!("inferd-tokenize-{i}"))
             .build()?;
+        config.input_policy.register(&info.name);
+        let drift = DriftMonitor::new(&info.name, &info.version, info.dimensions, &config.drift);
         Ok(Self {
             info,
             tokenizer: Arc::new(tokenizer),
             pool,
             batcher,
             retry_after: Duration::from_secs(1),
+            drift,
             config,
         })
     }
@@ -143,6 +159,10 @@ impl ModelHandle {
     pub async fn embed(&self, mut req: EmbedRequest) -> Result<Embedded, EmbedError> {
         self.expect_kind(&[ModelKind::Embedding], "an embedding route")?;
         let dimensions = self.checked_dimensions(req.dimensions)?;
+        let texts = req.texts.iter().map(String::as_str).enumerate();
+        self.config
+            .input_policy
+            .check_texts(&self.info.name, texts)?;
         req.texts = self.prompted(req.prompt_name.as_deref(), std::mem::take(&mut req.texts))?;
         let normalize = req.normalize;
         let mut embedded = self.embed_prompted(req).await?;
@@ -212,7 +232,8 @@ impl ModelHandle {
             .await
     }
 
-    /// Embeds `req.texts` through the queue, or fails fast when the queue is full.
+    /// Embeds `req.texts` through the queue, or fails fast when the queue is full. With drift on,
+    /// the worker returns raw vectors: their norms feed the monitor before they are normalised.
     async fn embed_uncached(&self, req: EmbedRequest) -> Result<Embedded, EmbedError> {
         let permit = self.admit(req.priority)?;
         let EmbedRequest {
@@ -225,27 +246,45 @@ impl ModelHandle {
         } = req;
         let budget = deadline.budget();
         let run = async {
+            let text_stats = self.text_stats(&texts);
             let tokenize = tracing::info_span!("tokenize", texts = texts.len() as i64);
-            let sequences = self
+            let tokens = self
                 .tokenize(texts, truncation)
                 .instrument(tokenize)
                 .await?;
-            let prompt_tokens = sequences.iter().map(|s| s.len()).sum();
+            let token_stats: Vec<TokenStats> = tokens.iter().map(TokenStats::of).collect();
+            let model = &self.info.name;
+            self.config.input_policy.check_tokens(model, &token_stats)?;
+            let prompt_tokens = tokens.iter().map(Tokens::len).sum();
             if prompt_tokens > self.config.max_request_tokens {
                 return Err(EmbedError::TooManyTokens {
                     tokens: prompt_tokens,
                     limit: self.config.max_request_tokens,
                 });
             }
-            let sequences = sequences.into_iter().map(Sequence::from).collect();
-            let rx = self
-                .batcher
-                .submit(permit, sequences, normalize, deadline.at(), priority);
-            let vectors = match rx.await {
+            let sequences = tokens
+                .into_iter()
+                .map(|t| Sequence::from(Arc::<[u32]>::from(t.ids)))
+                .collect();
+            let normalize_in_worker = normalize && self.drift.is_none();
+            let rx = self.batcher.submit(
+                permit,
+                sequences,
+                normalize_in_worker,
+                deadline.at(),
+                priority,
+            );
+            let mut vectors = match rx.await {
                 Ok(Ok(vectors)) => vectors,
                 Ok(Err(err)) => return Err(batch_error(err, budget)),
                 Err(_) => return Err(batch_error(BatchError::WorkerGone, budget)),
             };
+            if let Some(drift) = &self.drift {
+                drift.record(&text_stats, &token_stats, &vectors);
+                if normalize {
+                    vectors.iter_mut().for_each(|v| l2_normalize(v));
+                }
+            }
             Ok(Embedded {
                 vectors,
                 prompt_tokens,
@@ -254,6 +293,27 @@ impl ModelHandle {
         tokio::time::timeout_at(deadline.at().into(), run)
             .await
             .unwrap_or(Err(EmbedError::DeadlineExceeded(budget)))
+    }
+
+    /// Each text's character counts, when the drift monitor reads them.
+    pub(super) fn text_stats<'a>(
+        &self,
+        texts: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<TextStats> {
+        match &self.drift {
+            Some(_) => texts.into_iter().map(|t| TextStats::of(t)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `GET /drift`'s view of this version; `None` when drift is off.
+    pub fn drift_report(&self) -> Option<super::drift::DriftReport> {
+        self.drift.as_ref().map(DriftMonitor::report)
+    }
+
+    /// The drift reference taken so far (`drift profile`); `None` when drift is off.
+    pub fn drift_profile(&self) -> Option<super::drift::Profile> {
+        self.drift.as_ref().map(DriftMonitor::profile)
     }
 
     /// Takes a queue slot (its own `admission` span), or fails fast when the queue is full.
@@ -272,7 +332,7 @@ impl ModelHandle {
         &self,
         texts: Vec<String>,
         truncation: Truncation,
-    ) -> Result<Vec<Arc<[u32]>>, EmbedError> {
+    ) -> Result<Vec<Tokens>, EmbedError> {
         let texts_bytes: usize = texts.iter().map(String::len).sum();
         let encode = move |tokenizer: &TextTokenizer| {
             texts
@@ -281,7 +341,6 @@ impl ModelHandle {
                 .map(|(index, text)| {
                     tokenizer
                         .encode_with(text, truncation)
-                        .map(|t| Arc::from(t.ids))
                         .map_err(|e| (index, e))
                 })
                 .collect::<Result<Vec<_>, _>>()

@@ -6,6 +6,8 @@
 //!   Matryoshka dimensions) and [`Embedded`];
 //! - [`classify`]: [`ClassifyRequest`], texts and (query, text) pairs through a reranker's or
 //!   classifier's head on the same queue and batcher, and [`Classified`] logits;
+//! - [`inspect`], [`policy`], [`drift`]: what each input looks like, the input policy that may
+//!   refuse it, and the drift monitor that compares recent inputs with a reference;
 //! - [`cache`]: the LRU response cache consulted inside [`ModelHandle::embed`];
 //! - [`model_ref`]: [`ModelRef`], the one parser and formatter of `name@version`;
 //! - [`bytes_tensor`]: KServe's binary BYTES elements, for the REST and gRPC dialects;
@@ -17,10 +19,13 @@
 pub mod bytes_tensor;
 pub mod cache;
 pub mod classify;
+pub mod drift;
 pub mod error;
 pub mod handle;
+pub mod inspect;
 mod metrics;
 pub mod model_ref;
+pub mod policy;
 pub mod request;
 
 pub use classify::{Classified, ClassifyInput, ClassifyRequest};

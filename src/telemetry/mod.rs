@@ -67,6 +67,8 @@ pub const BATCH_REQUESTS: &str = "inferd_batch_requests_total";
 pub const WEBHOOK_ATTEMPTS: &str = "inferd_webhook_attempts_total";
 pub const WEBHOOK_DELIVERIES: &str = "inferd_webhook_deliveries_total";
 
+pub const DRIFT: &str = "inferd_drift";
+pub const INPUTS_FLAGGED: &str = "inferd_inputs_flagged_total";
 pub const TRACE_SPANS_EXPORTED: &str = "inferd_trace_spans_exported_total";
 pub const TRACE_SPANS_DROPPED: &str = "inferd_trace_spans_dropped_total";
 
@@ -233,6 +235,16 @@ fn describe_all() {
         TRACE_SPANS_DROPPED,
         "Finished spans not exported, by reason (queue_full: the bounded export queue was full; \
          export_failed: the collector did not accept them; shut_down: ended after the export stopped)."
+    );
+    describe_gauge!(
+        DRIFT,
+        "How far recent inputs of a model version are from its reference, per signal \
+         (token_length: PSI; unknown_tokens, truncation, script: rate differences; embedding: \
+         1 - cosine to the reference centroid; embedding_norm: relative mean-norm change); 0 = alike."
+    );
+    describe_counter!(
+        INPUTS_FLAGGED,
+        "Inputs the input policy flagged, by reason (--input-policy; refused under enforce)."
     );
     describe_counter!(
         WEBHOOK_DELIVERIES,

@@ -1,6 +1,7 @@
 //! The error codes, statuses and bodies, and the redaction of server paths.
 
 use super::*;
+use crate::serving::policy::FlagReason;
 
 fn all_variants() -> Vec<ApiError> {
     vec![
@@ -25,6 +26,13 @@ fn all_variants() -> Vec<ApiError> {
         },
         ApiError::WrongModelKind("x".into()),
         ApiError::Unauthorized("x"),
+    ]
+    .into_iter()
+    .chain(FlagReason::ALL.map(|reason| ApiError::InputFlagged {
+        code: reason.code(),
+        message: "x".into(),
+    }))
+    .chain([
         ApiError::Forbidden("x"),
         ApiError::RateLimited {
             retry_after: Duration::from_secs(1),
@@ -58,7 +66,8 @@ fn all_variants() -> Vec<ApiError> {
         ApiError::BatchApiDisabled("x".into()),
         ApiError::ResourceNotFound("x".into()),
         ApiError::Internal("boom".into()),
-    ]
+    ])
+    .collect()
 }
 
 #[test]

@@ -159,9 +159,7 @@ fn version_info(state: &AppState, handle: &ModelHandle) -> VersionInfo {
         .registry
         .deployment(&handle.info.name)
         .map(|d| d.table());
-    let role = table
-        .as_ref()
-        .map_or(Role::Standby, |t| t.role_of(&handle.info.version));
+    let role = role_of(state, handle);
     let canary_weight = table
         .as_ref()
         .and_then(|t| t.canary.as_ref())
@@ -172,4 +170,12 @@ fn version_info(state: &AppState, handle: &ModelHandle) -> VersionInfo {
         role,
         canary_weight,
     }
+}
+
+/// `handle`'s role in its model's deployment (`standby` outside one).
+pub(super) fn role_of(state: &AppState, handle: &ModelHandle) -> Role {
+    state
+        .registry
+        .deployment(&handle.info.name)
+        .map_or(Role::Standby, |d| d.table().role_of(&handle.info.version))
 }

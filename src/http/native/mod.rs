@@ -1,6 +1,7 @@
-//! inferd's own routes: `POST /infer`, `GET /info` and the probes (`/livez`, `/readyz`,
+//! inferd's own routes: `POST /infer`, `GET /info`, `GET /drift` and the probes (`/livez`, `/readyz`,
 //! `/health`, `/metrics`), with their OpenAPI fragment (tags `inferd` and `probes`).
 
+pub mod drift;
 pub mod infer;
 pub mod info;
 pub mod probes;
@@ -18,11 +19,12 @@ struct NativeApi;
 #[openapi(tags((name = "probes", description = "health and metrics")))]
 struct ProbesApi;
 
-/// `/infer` and `/info`: model routes (behind the API key when keys are configured).
+/// `/infer`, `/info` and `/drift`: model routes (behind the API key when keys are configured).
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(NativeApi::openapi())
         .merge(infer::routes())
         .merge(info::routes())
+        .merge(drift::routes())
 }
 
 /// The probes' and `/metrics`' paths: still answered on a connection over the listener's
