@@ -106,9 +106,21 @@ async fn every_metric_used_by_deploy_artefacts_is_exported() {
 
     // A state dir turns the Batch API on, and the gRPC listener (on by default in production) its
     // series: the dashboards and alerts query both. One gRPC call makes its histogram appear.
+    // The input policy registers its counters; a one-input drift window has signals from the
+    // second input on.
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().to_str().unwrap();
-    let server = spawn_tiny_with(&["--state-dir", state_dir, "--grpc-listen", "127.0.0.1:0"]).await;
+    let server = spawn_tiny_with(&[
+        "--state-dir",
+        state_dir,
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--input-policy",
+        "warn",
+        "--drift-window",
+        "1",
+    ])
+    .await;
     let channel = crate::grpc::connect(server.grpc_addr().await).await;
     EmbedClient::new(channel)
         .embed(EmbedRequest {
