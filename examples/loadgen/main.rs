@@ -9,6 +9,10 @@
 //!
 //! `{"requests":..,"errors":..,"rps":..,"p50_ms":..,"p99_ms":..,...}`
 //!
+//! With `--openai MODEL`, the body is OpenAI's embeddings request instead,
+//! `{"model": "MODEL", "input": "<text>"}` (for `POST /embeddings` of other servers, e.g.
+//! Infinity), and the first answer's check reads `data[0].embedding`.
+//!
 //! With `--grpc`, `--url` is the gRPC listener (`http://127.0.0.1:8081`) and the clients share
 //! one HTTP/2 channel ([`grpc`]); `error_statuses` then holds gRPC codes instead of HTTP ones.
 //!
@@ -30,6 +34,7 @@ const USAGE: &str = "usage: loadgen --url http://127.0.0.1:PORT/infer --texts FI
 [--concurrency N (1)] [--requests M] [--duration SECONDS] [--warmup SECONDS (2)] \
 [--warmup-requests N] [--timeout SECONDS (30)] [--max-seconds SECONDS (600)] [--threads N (1)]
 [--grpc unary|stream (--url is then the gRPC listener, http://127.0.0.1:PORT)]
+[--openai MODEL (OpenAI-style body {\"model\": MODEL, \"input\": TEXT}, for POST /embeddings)]
 At least one of --requests / --duration; with neither, --duration 10.";
 
 struct Args {
@@ -44,6 +49,7 @@ struct Args {
     max_seconds: f64,
     threads: usize,
     grpc: Option<grpc::Mode>,
+    openai: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -59,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         max_seconds: 600.0,
         threads: 1,
         grpc: None,
+        openai: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -83,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
             "--max-seconds" => a.max_seconds = num(&val)?,
             "--threads" => a.threads = num(&val)? as usize,
             "--grpc" => a.grpc = Some(grpc::Mode::parse(&val)?),
+            "--openai" => a.openai = Some(val),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -361,7 +369,7 @@ async fn http_clients(a: &Args, texts: &[&str]) -> Result<(Clients, usize), Stri
             .iter()
             .map(|t| {
                 &*Box::leak(
-                    serde_json::json!({ "inputs": t })
+                    request_body(a.openai.as_deref(), t)
                         .to_string()
                         .into_boxed_str(),
                 )
@@ -396,9 +404,9 @@ async fn http_clients(a: &Args, texts: &[&str]) -> Result<(Clients, usize), Stri
     }
     let v: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| format!("first response is not JSON: {e}"))?;
-    let dims = match v.get("embeddings").and_then(|e| e.as_array()) {
-        Some(e) if e.len() == 1 => e[0].as_array().map(|x| x.len()).unwrap_or(0),
-        _ => return Err(format!("first response has no single embedding: {v:.200}")),
+    let dims = match single_embedding(&v) {
+        Some(e) => e.as_array().map(|x| x.len()).unwrap_or(0),
+        None => return Err(format!("first response has no single embedding: {v:.200}")),
     };
     let clients = move || Conn::Http {
         client: client.clone(),
@@ -406,6 +414,26 @@ async fn http_clients(a: &Args, texts: &[&str]) -> Result<(Clients, usize), Stri
         bodies: bodies.clone(),
     };
     Ok((Box::new(clients), dims))
+}
+
+/// One request's JSON: `{"inputs": text}` (inferd's `/infer`), or OpenAI's embeddings request
+/// `{"model": model, "input": text}` with `--openai MODEL`.
+fn request_body(openai_model: Option<&str>, text: &str) -> serde_json::Value {
+    match openai_model {
+        None => serde_json::json!({ "inputs": text }),
+        Some(model) => serde_json::json!({ "model": model, "input": text }),
+    }
+}
+
+/// The one embedding of an answer: `embeddings[0]` (inferd) or `data[0].embedding` (OpenAI).
+fn single_embedding(v: &serde_json::Value) -> Option<&serde_json::Value> {
+    if let Some(e) = v.get("embeddings").and_then(|e| e.as_array()) {
+        return if e.len() == 1 { Some(&e[0]) } else { None };
+    }
+    match v.get("data").and_then(|d| d.as_array()) {
+        Some(d) if d.len() == 1 => d[0].get("embedding"),
+        _ => None,
+    }
 }
 
 /// The gRPC clients on one channel, after one checked call, and the embedding's length.
