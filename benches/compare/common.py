@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = ROOT / "benches" / "compare"
 OUT = ROOT / "target" / "compare"
 SETS = {"short": ROOT / "benches" / "data" / "short.txt", "long": ROOT / "benches" / "data" / "long.txt"}
-SYSTEMS = ["inferd", "base", "st", "st-bf16", "ort", "ov"]
+SYSTEMS = ["inferd", "base", "st", "st-bf16", "ort", "ov", "infinity"]
 NAMES = {
     "inferd": "inferd (HTTP)",
     "base": "inferd baseline (HTTP)",
@@ -19,9 +19,10 @@ NAMES = {
     "st-bf16": "sentence-transformers bf16",
     "ort": "ONNX Runtime",
     "ov": "OpenVINO",
+    "infinity": "Infinity (HTTP)",
 }
 # What inferd's throughput is divided by, in table order, with the column label.
-BASELINES = {"base": "baseline", "st": "ST", "st-bf16": "ST bf16", "ort": "ORT", "ov": "OV"}
+BASELINES = {"base": "baseline", "st": "ST", "st-bf16": "ST bf16", "ort": "ORT", "ov": "OV", "infinity": "Infinity"}
 DEFAULT_MODEL = ROOT / "models" / "all-MiniLM-L6-v2"
 DISTURBED = 0.2  # cores used by other processes during a row above which it is marked †
 REFERENCE = ROOT / "tests" / "fixtures" / "reference.jsonl"  # a copy of the shared reference set

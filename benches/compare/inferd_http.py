@@ -40,40 +40,60 @@ def http(url, body=None, timeout=30):
 
 
 class Server:
+    """`inferd serve`; a subclass starts another HTTP server (infinity_http.InfinityServer)."""
+
+    name = "inferd"
+    ready_path = "/readyz"
+    info_path = "/info"
+    embed_path = "/infer"
+    loadgen_args = ()
+
     def __init__(self, args, model, port, binary=None):
-        self.bin = pathlib.Path(binary or args.inferd_bin)
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
-        cmd = [str(self.bin), "serve", "--model", str(model), "--listen", f"127.0.0.1:{port}"]
-        cmd += shlex.split(args.inferd_args)
+        cmd = self.command(args, pathlib.Path(model), port, binary)
         OUT.mkdir(parents=True, exist_ok=True)
-        self.log_path = OUT / "inferd.log"
+        self.log_path = OUT / f"{self.name}.log"
         self.logf = open(self.log_path, "w")
         log(f"starting: {' '.join(cmd)} (log: {self.log_path.relative_to(ROOT)})")
-        env = dict(os.environ)
+        env = self.environ(args)
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         self.cmd = cmd
+
+    def command(self, args, model, port, binary):
+        self.bin = pathlib.Path(binary or args.inferd_bin)
+        cmd = [str(self.bin), "serve", "--model", str(model), "--listen", f"127.0.0.1:{port}"]
+        return cmd + shlex.split(args.inferd_args)
+
+    def environ(self, args):
+        return dict(os.environ)
+
+    def embed(self, texts):
+        status, body = http(self.base + "/infer", {"inputs": texts})
+        if status != 200:
+            raise SystemExit(f"inferd /infer HTTP {status}: {body[:300]!r}")
+        return json.loads(body)["embeddings"]
 
     def wait_ready(self, timeout):
         t0 = time.time()
         while time.time() - t0 < timeout:
             if self.proc.poll() is not None:
                 tail = self.log_path.read_text()[-3000:]
-                raise SystemExit(f"inferd exited with {self.proc.returncode} before ready:\n{tail}")
+                raise SystemExit(f"{self.name} exited with {self.proc.returncode} before ready:\n{tail}")
             try:
-                status, _ = http(self.base + "/readyz", timeout=2)
+                status, _ = http(self.base + self.ready_path, timeout=2)
                 if status == 200:
-                    log(f"inferd ready after {time.time() - t0:.1f}s")
+                    log(f"{self.name} ready after {time.time() - t0:.1f}s")
                     return time.time() - t0
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
             time.sleep(0.2)
         self.stop()
-        raise SystemExit(f"inferd not ready within {timeout}s; see {self.log_path}")
+        raise SystemExit(f"{self.name} not ready within {timeout}s; see {self.log_path}")
 
     def info(self):
         try:
-            status, body = http(self.base + "/info", timeout=5)
+            status, body = http(self.base + self.info_path, timeout=5)
             return json.loads(body) if status == 200 else None
         except (OSError, ValueError):
             return None
@@ -113,20 +133,21 @@ def run_loadgen(loadgen, url, texts, concurrency, duration, warmup, extra=()):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def bench_inferd(args, model, plan, system="inferd", binary=None):
-    """Rows for `system` (`inferd`, or `base`: the same measurement of another binary)."""
+def bench_server(args, model, plan, system="inferd", binary=None, server=Server):
+    """Rows for `system` (`inferd`; `base`: the same measurement of another binary; `infinity`
+    with server=InfinityServer)."""
     port = free_port(args.port)
-    srv = Server(args, model, port, binary)
+    srv = server(args, model, port, binary)
     rows = []
     try:
         ready_s = srv.wait_ready(args.ready_timeout)
         info = srv.info()
         hwm0, rss0 = srv.mem()
-        log(f"inferd idle RSS {rss0:.0f} MB")
+        log(f"{system} idle RSS {rss0:.0f} MB")
         for cfg in plan:
             cpu0, child0, t0 = srv.cpu(), resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
             all0 = busy_cpu_s()
-            lg = run_loadgen(args.loadgen_bin, srv.base + "/infer", cfg["texts"], cfg["concurrency"], cfg["duration"], cfg["warmup"])
+            lg = run_loadgen(args.loadgen_bin, srv.base + srv.embed_path, cfg["texts"], cfg["concurrency"], cfg["duration"], cfg["warmup"], srv.loadgen_args)
             hwm, rss = srv.mem()
             wall = time.time() - t0
             child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -157,9 +178,9 @@ def bench_inferd(args, model, plan, system="inferd", binary=None):
                 "loadgen": lg,
             }
             if lg["errors"]:
-                log(f"inferd {cfg['set']} c{cfg['concurrency']}: {lg['errors']} errors, e.g. {lg.get('first_error')}")
+                log(f"{system} {cfg['set']} c{cfg['concurrency']}: {lg['errors']} errors, e.g. {lg.get('first_error')}")
             log(
-                f"inferd {cfg['set']} c{cfg['concurrency']}: {lg['rps']:.1f} texts/s p50 {lg['p50_ms']:.2f} ms "
+                f"{system} {cfg['set']} c{cfg['concurrency']}: {lg['rps']:.1f} texts/s p50 {lg['p50_ms']:.2f} ms "
                 f"p99 {lg['p99_ms']:.2f} ms peak RSS {hwm:.0f} MB (server {row['server_cores']} cores, "
                 f"loadgen {row['client_cores']}, others {row['others_cores']} cores busy)"
             )
@@ -176,32 +197,26 @@ def cosine(a, b):
     return dot / (na * nb)
 
 
-def check_inferd(args, model, reference, threshold):
+def check_server(args, model, reference, threshold, system="inferd", server=Server):
     rows = [json.loads(l) for l in pathlib.Path(reference).read_text().splitlines() if l.strip()]
     port = free_port(args.port)
-    srv = Server(args, model, port)
+    srv = server(args, model, port)
     try:
         srv.wait_ready(args.ready_timeout)
         single = []
         for r in rows:
-            status, body = http(srv.base + "/infer", {"inputs": r["text"]})
-            if status != 200:
-                raise SystemExit(f"inferd /infer HTTP {status}: {body[:300]!r}")
-            single.append(cosine(json.loads(body)["embeddings"][0], r["embedding"]))
+            single.append(cosine(srv.embed([r["text"]])[0], r["embedding"]))
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["text"]), reverse=True)
         batched = [None] * len(rows)
         for s in range(0, len(order), 32):
             idx = order[s : s + 32]
-            status, body = http(srv.base + "/infer", {"inputs": [rows[i]["text"] for i in idx]})
-            if status != 200:
-                raise SystemExit(f"inferd /infer (batch) HTTP {status}: {body[:300]!r}")
-            for i, e in zip(idx, json.loads(body)["embeddings"]):
+            for i, e in zip(idx, srv.embed([rows[i]["text"] for i in idx])):
                 batched[i] = cosine(e, rows[i]["embedding"])
     finally:
         srv.stop()
     worst = min(range(len(rows)), key=lambda i: min(single[i], batched[i]))
     return {
-        "system": "inferd",
+        "system": system,
         "texts": len(rows),
         "min_cos_single": min(single),
         "mean_cos_single": sum(single) / len(single),

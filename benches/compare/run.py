@@ -29,7 +29,8 @@ from common import (
     DEFAULT_MODEL, DISTURBED, HERE, OUT, REFERENCE, ROOT, SETS, SYSTEMS, NAMES,
     busy_report, git_rev, is_busy, log, machine_info, versions, wait_idle,
 )
-from inferd_http import bench_inferd, check_inferd
+import infinity_http
+from inferd_http import Server, bench_server, check_server
 from report import combine, ratios, table
 
 
@@ -109,8 +110,8 @@ def run_check(args, model, systems):
     results = []
     exported = export_onnx(model, args.threads) if {"ort", "ov"} & set(systems) else {}
     for s in systems:
-        if s == "inferd":
-            r = check_inferd(args, model, reference, args.threshold)
+        if s in ("inferd", "infinity"):
+            r = check_server(args, model, reference, args.threshold, s, SERVERS[s])
         else:
             extra = ["--reference", str(reference), "--threshold", str(args.threshold)]
             p = subprocess.run(peer_cmd("check", s, model, onnx_for(s, exported), args.threads, extra), capture_output=True, text=True, env=peer_env(args.threads))
@@ -133,6 +134,14 @@ def run_check(args, model, systems):
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+SERVERS = {"inferd": Server, "infinity": infinity_http.InfinityServer}
+
+
+def default_systems():
+    """inferd,st,ort, and infinity when its venv exists (`setup.sh --infinity`)."""
+    return "inferd,st,ort" + (",infinity" if infinity_http.available() else "")
 
 
 def ensure_built(args, systems):
@@ -160,7 +169,7 @@ def ensure_model(model):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.environ.get("INFERD_BENCH_MODEL", str(DEFAULT_MODEL)))
-    ap.add_argument("--only", default="inferd,st,ort", help="comma list of inferd,base,st,st-bf16,ort,ov")
+    ap.add_argument("--only", default=default_systems(), help="comma list of inferd,base,st,st-bf16,ort,ov,infinity (default: %(default)s; infinity only when .venv-infinity exists)")
     ap.add_argument("--baseline-bin", help="another inferd binary measured as system `base` (e.g. main's, for before/after)")
     ap.add_argument("--sets", default="short,long")
     ap.add_argument("--concurrency", default="1,32")
@@ -170,6 +179,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch / ORT intra-op threads")
     ap.add_argument("--port", type=int, default=18431)
     ap.add_argument("--inferd-args", default="", help="extra flags for `inferd serve`, e.g. '--threads 2'")
+    ap.add_argument("--infinity-args", default="", help="extra flags for `infinity_emb v2` (after the harness' own)")
     ap.add_argument("--ready-timeout", type=float, default=180)
     ap.add_argument("--no-build", action="store_true", help="don't run cargo build")
     ap.add_argument("--inferd-bin", default=str(ROOT / "target" / "release" / "inferd"))
@@ -196,6 +206,8 @@ def main():
             for b in (pathlib.Path(args.inferd_bin), pathlib.Path(args.loadgen_bin)):
                 if not b.exists():
                     raise SystemExit(f"{b} missing: cargo build --release --bin inferd --example loadgen")
+        if s == "infinity" and not infinity_http.available():
+            raise SystemExit(f"system `infinity` needs {infinity_http.BIN}: run benches/compare/setup.sh --infinity")
         if s == "base" and not (args.baseline_bin and pathlib.Path(args.baseline_bin).exists()):
             raise SystemExit("system `base` needs --baseline-bin PATH (an inferd binary to compare with)")
 
@@ -240,9 +252,11 @@ def main():
             k = rnd % len(systems)
             for s in systems[k:] + systems[:k]:
                 if s == "inferd":
-                    rows, meta["inferd"] = bench_inferd(args, model, [cfg])
+                    rows, meta["inferd"] = bench_server(args, model, [cfg])
                 elif s == "base":
-                    rows, meta["base"] = bench_inferd(args, model, [cfg], "base", args.baseline_bin)
+                    rows, meta["base"] = bench_server(args, model, [cfg], "base", args.baseline_bin)
+                elif s == "infinity":
+                    rows, meta["infinity"] = bench_server(args, model, [cfg], s, server=SERVERS[s])
                 else:
                     rows = bench_peer(s, model, onnx_for(s, meta.get("onnx", {})), args.threads, [cfg])
                 for r in rows:
