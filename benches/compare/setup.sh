@@ -4,6 +4,7 @@
 # Idempotent: re-running only installs what is missing. Needs python3 >= 3.10 with venv.
 #
 #   benches/compare/setup.sh            # create/update the venv
+#   benches/compare/setup.sh --infinity # also .venv-infinity/ (the Infinity server, system `infinity`)
 #   PYTHON=python3.12 benches/compare/setup.sh
 set -euo pipefail
 
@@ -47,3 +48,31 @@ import importlib
 for m in ["torch", "sentence_transformers", "transformers", "onnxruntime", "onnx", "openvino"]:
     print(f"setup: {m} {importlib.import_module(m).__version__}")
 EOF
+
+# Infinity (infinity-emb) pins numpy<2, sentence-transformers<4 and so transformers 4.x: it gets
+# its own venv, only when asked. 0.0.78 is the newest release; these are the versions pip
+# resolved for it on Python 3.11 (torch the same as the bench venv's).
+[ "${1:-}" = "--infinity" ] || exit 0
+IVENV="${VENV_INFINITY:-$ROOT/.venv-infinity}"
+IPINS=(
+  "infinity-emb[server,torch,optimum]==0.0.78"
+  "torch==2.15.0"
+  "sentence-transformers==3.4.1"
+  "transformers==4.57.6"
+  "optimum==2.1.0"
+  "optimum-onnx==0.1.0"
+  "onnxruntime==1.32.0"
+  "numpy==1.26.4"
+  "fastapi==0.165.0"
+  "uvicorn==0.32.1"
+)
+[ -x "$IVENV/bin/python" ] || "$PYTHON" -m venv "$IVENV"
+ISTAMP="$IVENV/.pins"
+IWANT="$(printf '%s\n' "${IPINS[@]}")"
+if [ -f "$ISTAMP" ] && [ "$(cat "$ISTAMP")" = "$IWANT" ]; then
+  echo "setup: $IVENV is up to date" >&2
+else
+  "$IVENV/bin/python" -m pip install --disable-pip-version-check -q "${IPINS[@]}" >&2
+  printf '%s\n' "$IWANT" > "$ISTAMP"
+fi
+"$IVENV/bin/python" -c 'import importlib.metadata as m; print("setup: infinity-emb", m.version("infinity-emb"), "torch", m.version("torch"))' >&2
