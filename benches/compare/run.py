@@ -179,7 +179,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch / ORT intra-op threads")
     ap.add_argument("--port", type=int, default=18431)
     ap.add_argument("--inferd-args", default="", help="extra flags for `inferd serve`, e.g. '--threads 2'")
-    ap.add_argument("--infinity-args", default="", help="extra flags for `infinity_emb v2` (after the harness' own)")
+    ap.add_argument("--infinity-args", default="", help="flags for `infinity_emb v2` replacing the harness' engine/dtype/batch flags (infinity_http.FLAGS)")
     ap.add_argument("--ready-timeout", type=float, default=180)
     ap.add_argument("--no-build", action="store_true", help="don't run cargo build")
     ap.add_argument("--inferd-bin", default=str(ROOT / "target" / "release" / "inferd"))
