@@ -114,8 +114,9 @@ impl ModelHandle {
                 .tokenize_inputs(inputs, truncation)
                 .instrument(tokenize)
                 .await?;
-            let model = &self.info.name;
-            self.config.input_policy.check_tokens(model, &token_stats)?;
+            self.config
+                .input_policy
+                .check_tokens(self.counted(), &token_stats)?;
             let prompt_tokens = sequences.iter().map(|s| s.ids.len()).sum();
             if prompt_tokens > self.config.max_request_tokens {
                 return Err(EmbedError::TooManyTokens {
@@ -150,7 +151,7 @@ impl ModelHandle {
             .iter()
             .enumerate()
             .flat_map(|(index, input)| input.texts().map(move |text| (index, text)));
-        self.config.input_policy.check_texts(&self.info.name, texts)
+        self.config.input_policy.check_texts(self.counted(), texts)
     }
 
     /// Tokenizes texts and pairs, small requests in place and larger ones on the pool.

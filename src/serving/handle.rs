@@ -18,7 +18,7 @@ use super::{
     cache::EmbeddingCache,
     drift::{DriftConfig, DriftMonitor},
     inspect::{TextStats, TokenStats},
-    policy::InputPolicy,
+    policy::{Counted, InputPolicy},
     EmbedError, EmbedRequest, Embedded, ModelRef,
 };
 use crate::{
@@ -134,7 +134,10 @@ impl ModelHandle {
             .num_threads(config.tokenizer_workers)
             .thread_name(|i| format!("inferd-tokenize-{i}"))
             .build()?;
-        config.input_policy.register(&info.name);
+        config.input_policy.register(Counted {
+            model: &info.name,
+            version: &info.version,
+        });
         let drift = DriftMonitor::new(&info.name, &info.version, info.dimensions, &config.drift);
         Ok(Self {
             info,
@@ -145,6 +148,14 @@ impl ModelHandle {
             drift,
             config,
         })
+    }
+
+    /// This version, as its flagged inputs are counted.
+    pub(super) fn counted(&self) -> Counted<'_> {
+        Counted {
+            model: &self.info.name,
+            version: &self.info.version,
+        }
     }
 
     /// `name@version` of this version.
@@ -162,7 +173,7 @@ impl ModelHandle {
         let texts = req.texts.iter().map(String::as_str).enumerate();
         self.config
             .input_policy
-            .check_texts(&self.info.name, texts)?;
+            .check_texts(self.counted(), texts)?;
         req.texts = self.prompted(req.prompt_name.as_deref(), std::mem::take(&mut req.texts))?;
         let normalize = req.normalize;
         let mut embedded = self.embed_prompted(req).await?;
@@ -253,8 +264,9 @@ impl ModelHandle {
                 .instrument(tokenize)
                 .await?;
             let token_stats: Vec<TokenStats> = tokens.iter().map(TokenStats::of).collect();
-            let model = &self.info.name;
-            self.config.input_policy.check_tokens(model, &token_stats)?;
+            self.config
+                .input_policy
+                .check_tokens(self.counted(), &token_stats)?;
             let prompt_tokens = tokens.iter().map(Tokens::len).sum();
             if prompt_tokens > self.config.max_request_tokens {
                 return Err(EmbedError::TooManyTokens {

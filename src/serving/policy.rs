@@ -63,6 +63,13 @@ impl FlagReason {
     }
 }
 
+/// The version a flagged input is counted for.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    pub model: &'a str,
+    pub version: &'a str,
+}
+
 /// The checks and their bounds (`--input-policy`, `--input-max-chars`,
 /// `--input-max-unknown-ratio`, `--input-max-replacement-ratio`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,12 +96,11 @@ impl InputPolicy {
         self.mode != PolicyMode::Off
     }
 
-    /// Registers the flag counters at zero for `model` (when the policy is on).
-    pub fn register(&self, model: &str) {
+    /// Registers the flag counters of version `model` at zero (when the policy is on).
+    pub fn register(&self, model: Counted<'_>) {
         if self.is_on() {
             for reason in FlagReason::ALL {
-                counter!(telemetry::INPUTS_FLAGGED, "model" => model.to_string(), "reason" => reason.as_str())
-                    .absolute(0);
+                flagged_counter(model, reason).absolute(0);
             }
         }
     }
@@ -103,7 +109,7 @@ impl InputPolicy {
     /// refuses the request.
     pub fn check_texts<'a>(
         &self,
-        model: &str,
+        model: Counted<'_>,
         texts: impl IntoIterator<Item = (usize, &'a str)>,
     ) -> Result<(), EmbedError> {
         if !self.is_on() {
@@ -119,7 +125,11 @@ impl InputPolicy {
     }
 
     /// Checks each tokenized text's share of unknown tokens.
-    pub fn check_tokens(&self, model: &str, tokens: &[TokenStats]) -> Result<(), EmbedError> {
+    pub fn check_tokens(
+        &self,
+        model: Counted<'_>,
+        tokens: &[TokenStats],
+    ) -> Result<(), EmbedError> {
         if !self.is_on() {
             return Ok(());
         }
@@ -171,13 +181,12 @@ impl InputPolicy {
 
     fn flagged(
         &self,
-        model: &str,
+        model: Counted<'_>,
         index: usize,
         reason: FlagReason,
         why: String,
     ) -> Result<(), EmbedError> {
-        counter!(telemetry::INPUTS_FLAGGED, "model" => model.to_string(), "reason" => reason.as_str())
-            .increment(1);
+        flagged_counter(model, reason).increment(1);
         match self.mode {
             PolicyMode::Enforce => Err(EmbedError::InputFlagged { index, reason, why }),
             _ => Ok(()),
@@ -185,9 +194,20 @@ impl InputPolicy {
     }
 }
 
+/// Each version counts its own flagged inputs (a shadow candidate's copies included).
+fn flagged_counter(model: Counted<'_>, reason: FlagReason) -> metrics::Counter {
+    counter!(telemetry::INPUTS_FLAGGED, "model" => model.model.to_string(),
+        "version" => model.version.to_string(), "reason" => reason.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const M: Counted = Counted {
+        model: "m",
+        version: "1",
+    };
 
     fn enforce() -> InputPolicy {
         InputPolicy {
@@ -198,7 +218,7 @@ mod tests {
     }
 
     fn reason(texts: &[&str]) -> Option<FlagReason> {
-        match enforce().check_texts("m", texts.iter().copied().enumerate()) {
+        match enforce().check_texts(M, texts.iter().copied().enumerate()) {
             Ok(()) => None,
             Err(EmbedError::InputFlagged { reason, .. }) => Some(reason),
             Err(other) => panic!("{other}"),
@@ -229,7 +249,7 @@ mod tests {
             unknown: 3,
             truncated: false,
         };
-        let err = enforce().check_tokens("m", &[TokenStats::default(), mostly_unknown]);
+        let err = enforce().check_tokens(M, &[TokenStats::default(), mostly_unknown]);
         match err {
             Err(err @ EmbedError::InputFlagged { reason, index, .. }) => {
                 assert_eq!((reason, index), (FlagReason::UnknownTokens, 1));
@@ -242,7 +262,7 @@ mod tests {
             mode: PolicyMode::Warn,
             ..enforce()
         };
-        assert!(warn.check_tokens("m", &[mostly_unknown]).is_ok());
-        assert!(warn.check_texts("m", [(0, "\u{0}")]).is_ok());
+        assert!(warn.check_tokens(M, &[mostly_unknown]).is_ok());
+        assert!(warn.check_texts(M, [(0, "\u{0}")]).is_ok());
     }
 }
