@@ -226,3 +226,57 @@ fn a_profile_of_no_texts_or_a_missing_reference_is_a_clear_error() {
     );
     assert!(refused.contains("drift reference"), "{refused}");
 }
+
+#[tokio::test]
+async fn a_shadow_candidate_reports_its_own_drift() {
+    use crate::common::lifecycle::{self, TOKEN};
+    let dir = tempfile::tempdir().unwrap();
+    lifecycle::manifest(dir.path(), &[("v1", 1), ("v2", 2)], None);
+    let server = lifecycle::start(dir.path(), &["--drift-window", "10"]).await;
+    let load = json!({"model": "tiny", "version": "v2"});
+    let (code, body) = server.admin(Some(TOKEN), "/admin/load", Some(load)).await;
+    assert_eq!(code, 200, "{body}");
+    let shadow = json!({"model": "tiny@v2", "sample_rate": 1.0});
+    let (code, body) = server
+        .admin(Some(TOKEN), "/admin/shadow", Some(shadow))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    for i in 0..20 {
+        let (status, body) = server
+            .infer(json!({"inputs": format!("text number {i}")}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Shadow copies run after the answer: wait until the candidate has seen all 20.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let candidate = loop {
+        let (_, report) = server.get_json("/drift").await;
+        let models = report["models"].as_array().unwrap().clone();
+        let v2 = models.iter().find(|m| m["version"] == "v2").cloned();
+        let seen = |m: &Value| {
+            m["reference_texts"].as_u64().unwrap() + m["recent_texts"].as_u64().unwrap()
+        };
+        if let Some(v2) = v2.filter(|m| seen(m) >= 20) {
+            let v1 = models.iter().find(|m| m["version"] == "v1").unwrap();
+            assert_eq!(
+                (v1["role"].as_str(), seen(v1)),
+                (Some("promoted"), 20),
+                "{report}"
+            );
+            break v2;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shadow drift: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(candidate["role"], "shadow", "{candidate}");
+    assert_eq!(candidate["state"], "monitoring", "{candidate}");
+    assert!(candidate["signals"]["embedding"].is_number(), "{candidate}");
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("inferd_drift{model=\"tiny\",version=\"v2\""),
+        "{metrics}"
+    );
+}
