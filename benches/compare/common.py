@@ -1,5 +1,6 @@
 """Shared by the harness' modules: paths, the systems' names, and what the machine and its
 processes are doing (/proc). No third-party imports: runs on any Python 3.9+."""
+import statistics
 import os
 import pathlib
 import platform
@@ -151,3 +152,19 @@ def versions():
         pass
     return out
 
+
+
+def print_ratio_table(runs, names, levels, baseline, heading, digits=2):
+    """Markdown table of loadgen runs per (name, clients): medians over rounds, and each name's
+    median (and range) of per-round texts/s ratios to `baseline` measured seconds apart."""
+    med = statistics.median
+    print(f"| {heading} | clients | texts/s | p50 ms | p99 ms | texts/s ÷ {baseline} (range) |")
+    print("|---|---|---|---|---|---|")
+    for c in levels:
+        for n in names:
+            v = runs[(n, c)]
+            ratios = [a["rps"] / b["rps"] for a, b in zip(v, runs[(baseline, c)])]
+            ratio = ("—" if n == baseline else
+                     f"{med(ratios):.{digits}f}× ({min(ratios):.{digits}f}–{max(ratios):.{digits}f})")
+            print(f"| {n} | {c} | {med([x['rps'] for x in v]):.0f} | {med([x['p50_ms'] for x in v]):.2f} "
+                  f"| {med([x['p99_ms'] for x in v]):.2f} | {ratio} |")

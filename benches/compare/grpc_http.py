@@ -10,10 +10,9 @@ ratios to HTTP measured seconds apart. Stdlib only (plus the release binaries):
 """
 import argparse
 import json
-import statistics
 import sys
 
-from common import OUT, ROOT, SETS, busy_report, log
+from common import OUT, ROOT, SETS, busy_report, log, print_ratio_table
 from inferd_http import Server, free_port, run_loadgen
 
 TRANSPORTS = ["http", "grpc-unary", "grpc-stream"]
@@ -66,17 +65,8 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({f"{t}/{c}": v for (t, c), v in runs.items()}, f, indent=2)
-    med = lambda xs: statistics.median(xs)
     print(f"machine before the run: {busy}")
-    print("| transport | clients | texts/s | p50 ms | p99 ms | texts/s ÷ HTTP (range) |")
-    print("|---|---|---|---|---|---|")
-    for c in levels:
-        for t in TRANSPORTS:
-            v = runs[(t, c)]
-            ratios = [g["rps"] / h["rps"] for g, h in zip(v, runs[("http", c)])]
-            ratio = "—" if t == "http" else f"{med(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
-            print(f"| {t} | {c} | {med([x['rps'] for x in v]):.0f} | {med([x['p50_ms'] for x in v]):.2f} "
-                  f"| {med([x['p99_ms'] for x in v]):.2f} | {ratio} |")
+    print_ratio_table(runs, TRANSPORTS, levels, "http", "transport", digits=2)
     return 0
 
 

@@ -12,11 +12,10 @@ machine, so its CPU counts against "on".
 """
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 
-from common import OUT, ROOT, SETS, busy_report, log
+from common import OUT, ROOT, SETS, busy_report, log, print_ratio_table
 from inferd_http import Server, free_port, run_loadgen
 
 
@@ -85,17 +84,8 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({f"{n}/{c}": v for (n, c), v in runs.items()}, f, indent=2)
-    med = statistics.median
     print(f"machine before the run: {busy}")
-    print("| tracing + drift | clients | texts/s | p50 ms | p99 ms | texts/s ÷ off (range) |")
-    print("|---|---|---|---|---|---|")
-    for c in levels:
-        for n in names:
-            v = runs[(n, c)]
-            ratios = [a["rps"] / b["rps"] for a, b in zip(v, runs[("off", c)])]
-            ratio = "—" if n == "off" else f"{med(ratios):.3f}× ({min(ratios):.3f}–{max(ratios):.3f})"
-            print(f"| {n} | {c} | {med([x['rps'] for x in v]):.0f} | {med([x['p50_ms'] for x in v]):.2f} "
-                  f"| {med([x['p99_ms'] for x in v]):.2f} | {ratio} |")
+    print_ratio_table(runs, names, levels, "off", "tracing + drift", digits=3)
     return 0
 
 
