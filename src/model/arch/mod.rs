@@ -202,4 +202,6 @@ fn packed(
 }
 
 #[cfg(test)]
+mod test_weights;
+#[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use candle_transformers::models::bert::{BertModel, Config};
 
 use super::*;
@@ -72,7 +72,7 @@ fn tiny_weights(c: &Config, prefix: &str) -> Result<VarBuilder<'static>> {
     for (name, mut shape) in shapes {
         let is_norm_weight = name.ends_with("LayerNorm.weight");
         shape.retain(|&d| d > 0);
-        let t = Tensor::randn(0f32, 0.4, shape, &Device::Cpu)?;
+        let t = super::test_weights::normal(&name, 0.4, shape)?;
         let t = if is_norm_weight { (t + 1.0)? } else { t };
         map.insert(format!("{prefix}{name}"), t);
     }
@@ -174,7 +174,10 @@ fn bf16_projections_stay_close_to_the_reference() -> Result<()> {
         .map(|(g, w)| cosine(g, w))
         .fold(1.0, f64::min);
     eprintln!("bf16: worst token cosine {worst:.6}");
-    assert!(worst >= 0.999, "{worst}");
+    // bf16 keeps 8 significant bits; over two layers of wide random weights the worst of
+    // 53 tokens has come out at 0.9989 on AMX. A wrong tile, transpose or bias in a bf16
+    // kernel puts it below 0.9; the real-model test holds bf16 to the sentence bar.
+    assert!(worst >= 0.995, "{worst}");
     Ok(())
 }
 

@@ -159,7 +159,7 @@ fn random_weights(c: &reference::Config) -> candle_core::Result<VarBuilder<'stat
     let mut map = HashMap::new();
     for (name, shape) in shapes {
         let norm = shape.len() == 1;
-        let t = Tensor::randn(0f32, 0.3, shape, &Device::Cpu)?;
+        let t = crate::model::arch::test_weights::normal(&name, 0.3, shape)?;
         let t = if norm { (t + 1.0)? } else { t };
         map.insert(format!("model.{name}"), t);
     }

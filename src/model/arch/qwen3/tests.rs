@@ -164,7 +164,7 @@ fn random_weights(c: &reference::Config, bias: bool) -> candle_core::Result<VarB
     let mut map = HashMap::new();
     for (name, shape) in shapes {
         let norm = name.ends_with("norm.weight");
-        let t = Tensor::randn(0f32, 0.3, shape, &Device::Cpu)?;
+        let t = crate::model::arch::test_weights::normal(&name, 0.3, shape)?;
         let t = if norm { (t + 1.0)? } else { t };
         map.insert(format!("model.{name}"), t);
     }
