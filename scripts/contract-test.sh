@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Contract tests: drives a spawned inferd with the real `openai`, `huggingface_hub`,
-# `langchain-openai`, LlamaIndex, Haystack, `openapi-python-client` and `tritonclient[http]` packages, validates /openapi.json with
-# `openapi-spec-validator` and the Batch API's webhooks with `standardwebhooks`
-# (tests/contract/, pytest), then runs schemathesis against its /openapi.json (no 5xx, responses
-# match the schema). Exits non-zero on any failure.
+# `langchain-openai`, LlamaIndex, Haystack, `openapi-python-client` and `tritonclient[http]`
+# packages, validates /openapi.json with `openapi-spec-validator` and the Batch API's webhooks
+# with `standardwebhooks` (tests/contract/, pytest), runs LangChain's
+# `HuggingFaceEndpointEmbeddings` from a venv of its own (tests/contract-langchain-hf/), then
+# runs schemathesis against its /openapi.json (no 5xx, responses match the schema). Exits
+# non-zero on any failure.
 #
 #   scripts/contract-test.sh [MODEL_DIR] [INFERD_BINARY]
 #
 # MODEL_DIR defaults to models/all-MiniLM-L6-v2 (scripts/fetch-model.sh); without a binary the
-# debug build is (re)built the way the test suite builds it. The venv lives in .venv-contract/
-# (gitignored); INFERD_CONTRACT_VENV overrides it, INFERD_SCHEMATHESIS_EXAMPLES bounds the run.
+# debug build is (re)built the way the test suite builds it. The venvs live in .venv-contract/
+# and .venv-contract-langchain-hf/ (gitignored); INFERD_CONTRACT_VENV and
+# INFERD_CONTRACT_LANGCHAIN_HF_VENV override them, INFERD_SCHEMATHESIS_EXAMPLES bounds the run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 MODEL=${1:-models/all-MiniLM-L6-v2}
 BIN=${2:-}
 VENV=${INFERD_CONTRACT_VENV:-.venv-contract}
+LC_VENV=${INFERD_CONTRACT_LANGCHAIN_HF_VENV:-.venv-contract-langchain-hf}
 EXAMPLES=${INFERD_SCHEMATHESIS_EXAMPLES:-25}
 
 echo "== contract: python venv ($VENV)"
@@ -68,6 +72,12 @@ PY
 echo "== contract: client packages (pytest tests/contract)"
 # The crash test starts (and kill -9s) its own servers from the same binary and model.
 INFERD_URL="$URL" INFERD_BIN="$BIN" INFERD_MODEL="$MODEL" "$VENV/bin/python" -m pytest -q tests/contract
+
+echo "== contract: LangChain's HuggingFaceEndpointEmbeddings (tests/contract-langchain-hf, venv $LC_VENV)"
+# langchain-huggingface 0.3 needs langchain-core < 1, which langchain-openai 1.x above cannot share.
+[ -x "$LC_VENV/bin/python" ] || python3 -m venv "$LC_VENV"
+"$LC_VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/contract-langchain-hf/requirements.txt
+INFERD_URL="$URL" "$LC_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/contract-langchain-hf
 
 echo "== contract: schemathesis against $URL/openapi.json"
 # Path parameters get the served model's name and version so model routes are reached, not

@@ -17,32 +17,7 @@ from langchain_openai import OpenAIEmbeddings
 from llama_index.embeddings.openai import OpenAIEmbedding
 from openapi_spec_validator import validate
 
-from batch_support import reference
-
-# Words appended to texts already over the model's 256 tokens: cut off, like sentence-transformers.
-TAIL = " and then some more words that the model never sees" * 20
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return reference()
-
-
-@pytest.fixture(scope="module")
-def over_long(url, ref):
-    """Indices of reference texts over the model's token limit (sentence-transformers cut them)."""
-    texts, _ = ref
-    limit = httpx.get(url + "/info").json()["max_input_length"]
-    counts = httpx.post(url + "/tokenize", json={"inputs": texts}, timeout=60).json()
-    long = [i for i, tokens in enumerate(counts) if len(tokens) > limit]
-    assert long, "the reference set has texts over the model's limit"
-    return long
-
-
-def cosines(got, want):
-    got = np.asarray(got, dtype=np.float32)
-    got /= np.linalg.norm(got, axis=1, keepdims=True)
-    return np.sum(got * want, axis=1)
+from recipe_support import TAIL, cosines, over_long, ref  # noqa: F401 (fixtures)
 
 
 def test_langchain_openai_embeddings_with_defaults_match_sentence_transformers(url, ref, over_long):

@@ -15,7 +15,6 @@ import subprocess
 import sys
 
 import httpx
-import pytest
 from haystack import Document
 from haystack.components.embedders import OpenAIDocumentEmbedder, OpenAITextEmbedder
 from haystack.utils import Secret
@@ -25,17 +24,7 @@ from haystack_integrations.components.embedders.huggingface_api import (
 )
 from llama_index.embeddings.text_embeddings_inference import TextEmbeddingsInference
 
-from test_frameworks import TAIL, cosines, over_long, ref  # noqa: F401 (fixtures)
-
-
-def assert_matches(embed, texts, want, over_long, few=None):
-    """`embed(list of texts)` matches the reference on the texts (the first `few`), and over-long
-    ones are cut as sentence-transformers cuts them."""
-    worst = cosines(embed(texts[:few]), want[:few]).min()
-    assert worst >= 0.999, worst
-    longer = [texts[i] + TAIL for i in over_long]
-    worst = cosines(embed(longer), want[over_long]).min()
-    assert worst >= 0.999, worst
+from recipe_support import assert_matches, cosines, over_long, ref  # noqa: F401 (fixtures)
 
 
 def haystack_documents(embedder):

@@ -97,6 +97,11 @@ async fn mpnet_matches_sentence_transformers_with_auto_dtype() {
         "f32"
     };
     assert_eq!(info["dtype"], want);
+    if want == "f32" {
+        // The same kernels as the f32 test above, which checks every reference text: running
+        // all 290 through MPNet again would only add minutes on a 2-core CPU without AMX.
+        return;
+    }
     assert_fixture_parity(&server, "mpnet-reference.jsonl", 768).await;
 }
 
