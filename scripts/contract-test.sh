@@ -47,7 +47,10 @@ printf '%s' "$INFERD_WEBHOOK_SECRET" >"$STATE/webhook.secret"
 # The aliases are library default model names and the hub id (tests/contract/conftest.py's).
 # gRPC on its own free port: tests/contract/test_grpc.py reads INFERD_GRPC_ADDR.
 export INFERD_GRPC_ADDR; INFERD_GRPC_ADDR="127.0.0.1:$(free_port)"
+# --request-timeout 120s: LangChain and Chroma send every reference text in one request; on a slow
+# 2-core CPU without AVX-512 that took longer than the default 30 s and got 504.
 "$BIN" serve --model "$MODEL" --listen "127.0.0.1:$PORT" --log-format json \
+  --request-timeout 120s \
   --grpc-listen "$INFERD_GRPC_ADDR" \
   --model-alias text-embedding-ada-002,text-embedding-3-small,sentence-transformers/all-MiniLM-L6-v2 \
   --state-dir "$STATE" --admin-listen 127.0.0.1:0 \
