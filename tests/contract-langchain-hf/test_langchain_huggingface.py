@@ -6,7 +6,7 @@ import asyncio
 
 from langchain_huggingface import HuggingFaceEndpointEmbeddings
 
-from recipe_support import TAIL, assert_matches, cosines, over_long, ref  # noqa: F401 (fixtures)
+from recipe_support import assert_matches, cosines, over_long, ref  # noqa: F401 (fixtures)
 
 
 def test_huggingface_endpoint_embeddings_match_sentence_transformers(url, ref, over_long):
@@ -19,11 +19,9 @@ def test_huggingface_endpoint_embeddings_match_sentence_transformers(url, ref, o
 def test_its_async_client_matches_too(url, ref, over_long):
     texts, want = ref
     embeddings = HuggingFaceEndpointEmbeddings(model=url)
-    longer = [texts[i] + TAIL for i in over_long]
-
-    async def both():  # one event loop: the async client keeps its session across calls
-        return await embeddings.aembed_documents(texts[:16]), await embeddings.aembed_documents(longer)
-
-    short, long = asyncio.run(both())
-    assert cosines(short, want[:16]).min() >= 0.999
-    assert cosines(long, want[over_long]).min() >= 0.999
+    loop = asyncio.new_event_loop()  # one loop: the async client keeps its session across calls
+    try:
+        assert_matches(lambda batch: loop.run_until_complete(embeddings.aembed_documents(batch)),
+                       texts, want, over_long, few=16)
+    finally:
+        loop.close()
